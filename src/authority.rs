@@ -1,0 +1,764 @@
+//! The credential authority: mint -> sign -> store -> event.
+//!
+//! Business rules for keys, roles and revocation live here, free of gRPC and of any particular
+//! store. Each operation takes the authenticated [`Caller`], checks what it may do (management
+//! permissions and the delegation subset test), validates its input, and calls the store.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use crate::clock::Clock;
+use crate::convert::Invalid;
+use crate::credential::{self, Authority as Grants, Claims, CredentialError};
+use crate::keyring::KeyRing;
+use crate::permissions::{self, system, Action, Denial, PermissionSet, Resource};
+use crate::store::{KeyRecord, RoleRecord, Store, StoreError};
+use crate::verifier::{Principal, Verifier};
+use crate::view::Event;
+
+/// Errors of the authority, each with the meaning the API reports (mapped to gRPC status codes
+/// in one place, `server::status`).
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{0}")]
+    Unauthenticated(#[from] CredentialError),
+    #[error("{0}")]
+    PermissionDenied(String),
+    #[error("{0}")]
+    Invalid(#[from] Invalid),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    AlreadyExists(String),
+    #[error("{0}")]
+    FailedPrecondition(String),
+    #[error("{message}")]
+    ResourceExhausted {
+        message: String,
+        retry_after_secs: u64,
+    },
+    #[error("{0}")]
+    Unavailable(String),
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl From<StoreError> for Error {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::NotFound(m) => Error::NotFound(m),
+            StoreError::AlreadyExists(m) => Error::AlreadyExists(m),
+            StoreError::FailedPrecondition(m) => Error::FailedPrecondition(m),
+            StoreError::Unavailable(m) => Error::Unavailable(format!(
+                "state store unavailable, nothing was changed: {m}"
+            )),
+        }
+    }
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Longest key or role description.
+pub const MAX_DESCRIPTION_LEN: usize = 256;
+/// Longest role or account name.
+pub const MAX_NAME_LEN: usize = 64;
+/// Largest page of a key listing.
+pub const MAX_PAGE: u32 = 100;
+
+/// An authenticated caller of a management API.
+#[derive(Clone, Debug)]
+pub struct Caller {
+    pub principal: Principal,
+    pub peer: Option<IpAddr>,
+}
+
+impl Caller {
+    pub fn account(&self) -> &str {
+        &self.principal.credential.account
+    }
+    pub fn key_id(&self) -> &str {
+        &self.principal.credential.id
+    }
+    pub fn permissions(&self) -> &PermissionSet {
+        &self.principal.permissions
+    }
+}
+
+/// When a new key expires.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Expiry {
+    Never,
+    At(u64),
+}
+
+/// How a role is presented in listings.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RoleView {
+    pub role_id: String,
+    pub name: String,
+    pub description: String,
+    pub permissions: PermissionSet,
+    pub system: bool,
+    pub created_at: u64,
+    pub updated_at: u64,
+}
+
+/// A key's status at a point in time.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KeyStatus {
+    Active,
+    Expired,
+    Revoked,
+}
+
+/// One page of keys.
+#[derive(Clone, Debug)]
+pub struct KeyPage {
+    pub keys: Vec<(KeyRecord, KeyStatus)>,
+    pub next_token: Option<String>,
+}
+
+/// Changes to a role; `None` leaves a field as it is.
+#[derive(Clone, Debug, Default)]
+pub struct RoleUpdate {
+    pub name: Option<String>,
+    pub description: Option<String>,
+    pub permissions: Option<PermissionSet>,
+}
+
+/// The authority's configuration and collaborators.
+pub struct Authority {
+    store: Arc<dyn Store>,
+    verifier: Verifier,
+    keyring: Arc<KeyRing>,
+    clock: Arc<dyn Clock>,
+    cell: String,
+    endpoint: String,
+}
+
+impl Authority {
+    pub fn new(
+        store: Arc<dyn Store>,
+        verifier: Verifier,
+        keyring: Arc<KeyRing>,
+        cell: String,
+        endpoint: String,
+    ) -> Self {
+        let clock = verifier.clock().clone();
+        Authority {
+            store,
+            verifier,
+            keyring,
+            clock,
+            cell,
+            endpoint,
+        }
+    }
+
+    pub fn verifier(&self) -> &Verifier {
+        &self.verifier
+    }
+
+    pub fn endpoint(&self) -> &str {
+        &self.endpoint
+    }
+
+    pub fn cell(&self) -> &str {
+        &self.cell
+    }
+
+    pub fn now(&self) -> u64 {
+        self.clock.now()
+    }
+
+    /// Authenticates a management caller. Disposable tokens are refused here: they are for the
+    /// data plane only.
+    pub fn caller(&self, token: &str, peer: Option<IpAddr>) -> Result<Caller> {
+        let principal = self.verifier.authenticate(token)?;
+        if principal.credential.disposable {
+            return Err(CredentialError::DisposableNotAllowed.into());
+        }
+        Ok(Caller { principal, peer })
+    }
+
+    /// Requires a management permission of the caller.
+    pub fn require(&self, caller: &Caller, action: Action) -> Result<()> {
+        permissions::evaluate(caller.permissions(), action, &Resource::default(), caller.peer)
+            .map_err(|denial| match denial {
+                Denial::Permission => Error::PermissionDenied(format!(
+                    "the calling key's permissions do not include {}",
+                    permission_name(action)
+                )),
+                Denial::IpNotAllowed => Error::PermissionDenied(
+                    "the calling key's ip_filter does not allow this peer address".into(),
+                ),
+            })
+    }
+
+    fn require_delegable(&self, caller: &Caller, what: &str, set: &PermissionSet) -> Result<()> {
+        permissions::check_delegation(caller.permissions(), set).map_err(|e| {
+            Error::PermissionDenied(format!(
+                "{what} can do more than the calling key: {e}"
+            ))
+        })
+    }
+
+    /// Resolves a role id (system or the caller's custom role) to its permissions.
+    async fn role_permissions(&self, account: &str, role_id: &str) -> Result<PermissionSet> {
+        if role_id.is_empty() {
+            return Err(Invalid::new("role_id", "required").into());
+        }
+        if let Some(set) = system::permissions(role_id) {
+            return Ok(set);
+        }
+        match self.store.get_role(account, role_id).await? {
+            Some(role) => Ok(role.permissions),
+            None => Err(Error::NotFound(format!(
+                "role_id: no role {role_id:?} in this account"
+            ))),
+        }
+    }
+
+    fn sign(&self, claims: &Claims) -> Result<String> {
+        credential::sign(&self.keyring, claims)
+            .map_err(|e| Error::Internal(format!("signing failed: {e}")))
+    }
+
+    /// Mints a role-bound v2 API key and stores its metadata. Returns the key (shown once).
+    async fn mint_role_key(
+        &self,
+        account: &str,
+        role_id: &str,
+        description: String,
+        expires_at: Option<u64>,
+        created_by: String,
+    ) -> Result<(String, KeyRecord)> {
+        let now = self.clock.now();
+        let key_id = uuid::Uuid::now_v7().to_string();
+        let claims = Claims {
+            t: credential::TYPE_API_KEY.into(),
+            jti: key_id.clone(),
+            sub: account.to_owned(),
+            role: Some(role_id.to_owned()),
+            p: None,
+            ipf: Vec::new(),
+            anc: Vec::new(),
+            tid: None,
+            cell: None,
+            iat: now,
+            oiat: None,
+            exp: expires_at,
+        };
+        let token = self.sign(&claims)?;
+        let record = KeyRecord {
+            key_id,
+            account: account.to_owned(),
+            description,
+            role_id: Some(role_id.to_owned()),
+            inline: None,
+            token_id: None,
+            created_by,
+            issued_at: now,
+            expires_at,
+            revoked_at: None,
+        };
+        self.store.insert_key(record.clone()).await?;
+        Ok((token, record))
+    }
+
+    /// GenerateGlobalApiKey: a key bound to a role the caller could itself delegate.
+    pub async fn generate_key(
+        &self,
+        caller: &Caller,
+        role_id: &str,
+        description: &str,
+        expiry: Option<Expiry>,
+    ) -> Result<(String, KeyRecord)> {
+        self.require(caller, Action::AuthWrite)?;
+        let description = validate_description("description", description)?;
+        let expires_at = match expiry {
+            None => {
+                return Err(Invalid::new(
+                    "expiry",
+                    "required: set never, or expires with expiration_epoch_seconds",
+                )
+                .into())
+            }
+            Some(Expiry::Never) => None,
+            Some(Expiry::At(at)) => {
+                if at <= self.clock.now() {
+                    return Err(Invalid::new(
+                        "expires.expiration_epoch_seconds",
+                        "must be in the future",
+                    )
+                    .into());
+                }
+                Some(at)
+            }
+        };
+        let role = self.role_permissions(caller.account(), role_id).await?;
+        self.require_delegable(caller, &format!("role {role_id:?}"), &role)?;
+        self.mint_role_key(
+            caller.account(),
+            role_id,
+            description,
+            expires_at,
+            caller.key_id().to_owned(),
+        )
+        .await
+    }
+
+    /// The status of a key now.
+    pub fn key_status(&self, key: &KeyRecord) -> KeyStatus {
+        let now = self.clock.now();
+        let below_watermark = self
+            .verifier_view_watermark(&key.account)
+            .is_some_and(|mark| key.issued_at < mark);
+        if key.revoked_at.is_some() || below_watermark {
+            KeyStatus::Revoked
+        } else if key.expires_at.is_some_and(|exp| exp <= now) {
+            KeyStatus::Expired
+        } else {
+            KeyStatus::Active
+        }
+    }
+
+    fn verifier_view_watermark(&self, account: &str) -> Option<u64> {
+        self.verifier.view().watermark(account)
+    }
+
+    /// All live keys of the caller's account (ListGlobalApiKeys).
+    pub async fn live_keys(&self, caller: &Caller) -> Result<Vec<KeyRecord>> {
+        self.require(caller, Action::AuthList)?;
+        let mut out = Vec::new();
+        let mut after: Option<String> = None;
+        loop {
+            let batch = self
+                .store
+                .list_keys(caller.account(), after.as_deref(), MAX_PAGE as usize)
+                .await?;
+            let done = batch.len() < MAX_PAGE as usize;
+            after = batch.last().map(|k| k.key_id.clone());
+            out.extend(
+                batch
+                    .into_iter()
+                    .filter(|k| self.key_status(k) == KeyStatus::Active),
+            );
+            if done {
+                return Ok(out);
+            }
+        }
+    }
+
+    /// ListApiKeys: one page, in key-id (creation) order.
+    pub async fn list_keys(
+        &self,
+        caller: &Caller,
+        limit: u32,
+        next_token: &str,
+        include_inactive: bool,
+    ) -> Result<KeyPage> {
+        self.require(caller, Action::AuthList)?;
+        let limit = match limit {
+            0 => MAX_PAGE,
+            1..=MAX_PAGE => limit,
+            _ => {
+                return Err(Invalid::new("limit", format!("must be between 1 and {MAX_PAGE}")).into())
+            }
+        } as usize;
+        let mut after = decode_page_token(next_token)?;
+        let mut keys = Vec::with_capacity(limit);
+        loop {
+            // Ask for one more than needed, to know whether another page exists.
+            let want = limit + 1 - keys.len();
+            let batch = self
+                .store
+                .list_keys(caller.account(), after.as_deref(), want)
+                .await?;
+            let exhausted = batch.len() < want;
+            after = batch.last().map(|k| k.key_id.clone()).or(after);
+            for key in batch {
+                let status = self.key_status(&key);
+                if include_inactive || status == KeyStatus::Active {
+                    keys.push((key, status));
+                }
+            }
+            if keys.len() > limit {
+                keys.truncate(limit);
+                let last = keys.last().map(|(k, _)| k.key_id.clone());
+                return Ok(KeyPage {
+                    keys,
+                    next_token: last.map(|id| encode_page_token(&id)),
+                });
+            }
+            if exhausted {
+                return Ok(KeyPage {
+                    keys,
+                    next_token: None,
+                });
+            }
+        }
+    }
+
+    /// DescribeApiKey.
+    pub async fn describe_key(&self, caller: &Caller, key_id: &str) -> Result<(KeyRecord, KeyStatus)> {
+        self.require(caller, Action::AuthRead)?;
+        validate_key_id(key_id)?;
+        match self.store.get_key(caller.account(), key_id).await? {
+            Some(key) => {
+                let status = self.key_status(&key);
+                Ok((key, status))
+            }
+            None => Err(not_found_key(key_id)),
+        }
+    }
+
+    /// RevokeGlobalApiKey: the next call made with the key, on any RPC, is refused.
+    pub async fn revoke_key(&self, caller: &Caller, key_id: &str) -> Result<KeyRecord> {
+        self.require(caller, Action::AuthWrite)?;
+        validate_key_id(key_id)?;
+        let key = self
+            .store
+            .get_key(caller.account(), key_id)
+            .await?
+            .ok_or_else(|| not_found_key(key_id))?;
+        // Revoking is also a power over the key: an operator cannot revoke an owner's key.
+        if key.key_id != caller.key_id() {
+            let target = match (&key.role_id, &key.inline) {
+                (_, Some(inline)) => Some(inline.clone()),
+                (Some(role_id), None) => self.role_permissions(caller.account(), role_id).await.ok(),
+                (None, None) => None,
+            };
+            if let Some(target) = target {
+                self.require_delegable(caller, &format!("key {key_id}"), &target)?;
+            }
+        }
+        Ok(self.store.revoke_key(caller.account(), key_id, self.clock.now()).await?)
+    }
+
+    /// RevokeToken: one disposable token, by its id (jti) or caller-chosen token id.
+    pub async fn revoke_token(&self, caller: &Caller, token: TokenRef) -> Result<()> {
+        self.require(caller, Action::AuthWrite)?;
+        let event = match token {
+            TokenRef::Id(id) => {
+                validate_key_id(&id).map_err(|_| Invalid::new("id", "not a token id (a UUID)"))?;
+                Event::CredentialRevoked { id }
+            }
+            TokenRef::TokenId(token_id) => {
+                validate_token_id("token_id", &token_id)?;
+                if token_id.is_empty() {
+                    return Err(Invalid::new("token_id", "must not be empty").into());
+                }
+                Event::TokenIdRevoked {
+                    account: caller.account().to_owned(),
+                    token_id,
+                }
+            }
+        };
+        Ok(self.store.revoke(event).await?)
+    }
+
+    /// RevokeIssuedBefore: every credential of the account issued before `before` (0 = now).
+    /// Owner only: it also revokes owner keys.
+    pub async fn revoke_issued_before(&self, caller: &Caller, before: u64) -> Result<u64> {
+        self.require(caller, Action::AuthWrite)?;
+        if !caller.permissions().is_super_user() {
+            return Err(Error::PermissionDenied(
+                "revoking every credential of the account needs an owner key".into(),
+            ));
+        }
+        let now = self.clock.now();
+        let before = if before == 0 { now } else { before };
+        if before > now {
+            return Err(Invalid::new(
+                "issued_before_epoch_seconds",
+                "must not be in the future",
+            )
+            .into());
+        }
+        self.store
+            .revoke(Event::IssuedBefore {
+                account: caller.account().to_owned(),
+                before,
+            })
+            .await?;
+        Ok(before)
+    }
+
+    /// System roles, then the account's custom roles.
+    pub async fn list_roles(&self, caller: &Caller) -> Result<Vec<RoleView>> {
+        self.require(caller, Action::AuthList)?;
+        let mut roles: Vec<RoleView> = system::ALL
+            .iter()
+            .filter_map(|id| {
+                system::permissions(id).map(|permissions| RoleView {
+                    role_id: (*id).to_owned(),
+                    name: system::name(id).to_owned(),
+                    description: format!("System role: {}", system::name(id)),
+                    permissions,
+                    system: true,
+                    created_at: 0,
+                    updated_at: 0,
+                })
+            })
+            .collect();
+        roles.extend(
+            self.store
+                .list_roles(caller.account())
+                .await?
+                .into_iter()
+                .map(role_view),
+        );
+        Ok(roles)
+    }
+
+    /// CreateRole: explicit rules only, unique name, no more than the caller can do.
+    pub async fn create_role(
+        &self,
+        caller: &Caller,
+        name: &str,
+        description: &str,
+        permissions: PermissionSet,
+    ) -> Result<RoleView> {
+        self.require(caller, Action::AuthWrite)?;
+        let name = validate_role_name(name)?;
+        let description = validate_optional_description("description", description)?;
+        self.require_delegable(caller, "the role", &permissions)?;
+        let now = self.clock.now();
+        let role = RoleRecord {
+            role_id: uuid::Uuid::now_v7().to_string(),
+            account: caller.account().to_owned(),
+            name,
+            description,
+            permissions,
+            created_at: now,
+            updated_at: now,
+        };
+        self.store.create_role(role.clone()).await?;
+        Ok(role_view(role))
+    }
+
+    /// UpdateRole: every key bound to the role follows on its next check.
+    pub async fn update_role(
+        &self,
+        caller: &Caller,
+        role_id: &str,
+        update: RoleUpdate,
+    ) -> Result<RoleView> {
+        self.require(caller, Action::AuthWrite)?;
+        let mut role = self.custom_role(caller, role_id).await?;
+        self.require_delegable(caller, "the role", &role.permissions)?;
+        if let Some(name) = update.name {
+            role.name = validate_role_name(&name)?;
+        }
+        if let Some(description) = update.description {
+            role.description = validate_optional_description("description", &description)?;
+        }
+        if let Some(permissions) = update.permissions {
+            self.require_delegable(caller, "the new permissions", &permissions)?;
+            role.permissions = permissions;
+        }
+        role.updated_at = self.clock.now();
+        self.store.update_role(role.clone()).await?;
+        Ok(role_view(role))
+    }
+
+    /// DeleteRole: refused while live keys use the role.
+    pub async fn delete_role(&self, caller: &Caller, role_id: &str) -> Result<()> {
+        self.require(caller, Action::AuthWrite)?;
+        let role = self.custom_role(caller, role_id).await?;
+        self.require_delegable(caller, "the role", &role.permissions)?;
+        Ok(self
+            .store
+            .delete_role(caller.account(), role_id, self.clock.now())
+            .await?)
+    }
+
+    async fn custom_role(&self, caller: &Caller, role_id: &str) -> Result<RoleRecord> {
+        if role_id.is_empty() {
+            return Err(Invalid::new("role_id", "required").into());
+        }
+        if system::permissions(role_id).is_some() {
+            return Err(Error::FailedPrecondition(format!(
+                "role_id: {role_id:?} is a system role and cannot be changed or deleted"
+            )));
+        }
+        self.store
+            .get_role(caller.account(), role_id)
+            .await?
+            .ok_or_else(|| Error::NotFound(format!("role_id: no role {role_id:?} in this account")))
+    }
+
+    /// Creates `account` (if new) and its first owner key. Refuses if the account already has
+    /// live keys, unless `force`.
+    pub async fn bootstrap(&self, account: &str, force: bool) -> Result<(String, KeyRecord)> {
+        validate_account_name(account)?;
+        let now = self.clock.now();
+        self.store.ensure_account(account, now).await?;
+        let live = self.store.count_live_keys(account, now).await?;
+        if live > 0 && !force {
+            return Err(Error::FailedPrecondition(format!(
+                "account {account:?} already has {live} live key(s); use --force to add another owner key"
+            )));
+        }
+        self.mint_role_key(
+            account,
+            system::OWNER,
+            "bootstrap owner key".into(),
+            None,
+            "bootstrap".into(),
+        )
+        .await
+    }
+
+    /// The key ring (for minting in sibling modules).
+    pub(crate) fn keyring(&self) -> &Arc<KeyRing> {
+        &self.keyring
+    }
+
+    pub(crate) fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    pub(crate) fn sign_claims(&self, claims: &Claims) -> Result<String> {
+        self.sign(claims)
+    }
+
+    /// The permissions a caller's credential grants inline, or via its role.
+    pub fn grants_of(caller: &Caller) -> &Grants {
+        &caller.principal.credential.authority
+    }
+}
+
+/// Which disposable token to revoke.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TokenRef {
+    Id(String),
+    TokenId(String),
+}
+
+fn role_view(role: RoleRecord) -> RoleView {
+    RoleView {
+        role_id: role.role_id,
+        name: role.name,
+        description: role.description,
+        permissions: role.permissions,
+        system: false,
+        created_at: role.created_at,
+        updated_at: role.updated_at,
+    }
+}
+
+fn not_found_key(key_id: &str) -> Error {
+    Error::NotFound(format!("key_id: no key {key_id} in this account"))
+}
+
+fn permission_name(action: Action) -> &'static str {
+    match action {
+        Action::AuthRead => "AuthRead",
+        Action::AuthWrite => "AuthWrite",
+        Action::AuthList => "AuthList",
+        Action::AccountRead => "AccountRead",
+        Action::AccountWrite => "AccountWrite",
+        Action::AccountList => "AccountList",
+        Action::ResourceRead => "ResourceRead",
+        Action::ResourceWrite => "ResourceWrite",
+        Action::ResourceList => "ResourceList",
+        _ => "the data permission",
+    }
+}
+
+fn validate_text(field: &str, value: &str, max: usize) -> Result<String, Invalid> {
+    if value.chars().count() > max {
+        return Err(Invalid::new(field, format!("at most {max} characters")));
+    }
+    if value.chars().any(char::is_control) {
+        return Err(Invalid::new(field, "must not contain control characters"));
+    }
+    Ok(value.to_owned())
+}
+
+fn validate_description(field: &str, value: &str) -> Result<String, Invalid> {
+    if value.trim().is_empty() {
+        return Err(Invalid::new(field, "required: say what the key is for"));
+    }
+    validate_text(field, value, MAX_DESCRIPTION_LEN)
+}
+
+fn validate_optional_description(field: &str, value: &str) -> Result<String, Invalid> {
+    validate_text(field, value, MAX_DESCRIPTION_LEN)
+}
+
+fn validate_role_name(name: &str) -> Result<String, Invalid> {
+    if name.is_empty() || name.len() > MAX_NAME_LEN {
+        return Err(Invalid::new("name", format!("1 to {MAX_NAME_LEN} characters")));
+    }
+    if !name
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
+    {
+        return Err(Invalid::new("name", "only letters, digits, '_', '-' and '.'"));
+    }
+    if system::ALL.iter().any(|s| s.eq_ignore_ascii_case(name)) {
+        return Err(Invalid::new("name", "system role names (owner, operator, viewer) are reserved"));
+    }
+    Ok(name.to_owned())
+}
+
+fn validate_account_name(name: &str) -> Result<(), Invalid> {
+    if name.is_empty() || name.len() > MAX_NAME_LEN {
+        return Err(Invalid::new("account", format!("1 to {MAX_NAME_LEN} characters")));
+    }
+    if !name
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
+    {
+        return Err(Invalid::new("account", "only letters, digits, '_', '-' and '.'"));
+    }
+    Ok(())
+}
+
+fn validate_key_id(key_id: &str) -> Result<(), Invalid> {
+    if key_id.is_empty() {
+        return Err(Invalid::new("key_id", "required"));
+    }
+    if uuid::Uuid::try_parse(key_id).is_err() {
+        return Err(Invalid::new("key_id", "not a key id (a UUID)"));
+    }
+    Ok(())
+}
+
+/// Longest caller-chosen token id.
+pub const MAX_TOKEN_ID_LEN: usize = 64;
+
+pub(crate) fn validate_token_id(field: &str, token_id: &str) -> Result<(), Invalid> {
+    if token_id.chars().count() > MAX_TOKEN_ID_LEN {
+        return Err(Invalid::new(field, format!("at most {MAX_TOKEN_ID_LEN} characters")));
+    }
+    if token_id.chars().any(char::is_control) {
+        return Err(Invalid::new(field, "must not contain control characters"));
+    }
+    Ok(())
+}
+
+const PAGE_TOKEN_PREFIX: &str = "k1:";
+
+fn encode_page_token(last_key_id: &str) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("{PAGE_TOKEN_PREFIX}{last_key_id}"))
+}
+
+fn decode_page_token(token: &str) -> Result<Option<String>, Invalid> {
+    use base64::Engine;
+    if token.is_empty() {
+        return Ok(None);
+    }
+    let bad = || Invalid::new("next_token", "not a next_token returned by a previous page");
+    let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(token)
+        .map_err(|_| bad())?;
+    let text = String::from_utf8(raw).map_err(|_| bad())?;
+    let key_id = text.strip_prefix(PAGE_TOKEN_PREFIX).ok_or_else(bad)?;
+    uuid::Uuid::try_parse(key_id).map_err(|_| bad())?;
+    Ok(Some(key_id.to_owned()))
+}

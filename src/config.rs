@@ -1,0 +1,90 @@
+//! Command line and environment configuration (clap): every flag also reads an `AUTHCELL_*`
+//! environment variable.
+
+use std::net::SocketAddr;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+#[derive(Debug, Parser)]
+#[command(name = "authcell", version, about = "Credential authority: API keys, roles, disposable tokens, revocation")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the gRPC server. With no store configured, state lives in memory (embedded mode).
+    Serve(ServeArgs),
+    /// Create an account and its first owner key in the configured store; prints the key once.
+    Bootstrap(BootstrapArgs),
+    /// Print a new Ed25519 signing key (PKCS#8 PEM) to stdout.
+    Keygen(KeygenArgs),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Human,
+    Json,
+}
+
+/// Options shared by every command that opens the key ring and the store.
+#[derive(Debug, Clone, Args)]
+pub struct CommonArgs {
+    /// PKCS#8 PEM file holding the Ed25519 signing key. Without it, an ephemeral key is
+    /// generated (embedded mode only).
+    #[arg(long, env = "AUTHCELL_SIGNING_KEY_FILE")]
+    pub signing_key_file: Option<String>,
+
+    /// SPKI PEM files of extra verification keys (keys being rotated in or out). Repeatable;
+    /// comma-separated in the environment.
+    #[arg(long, env = "AUTHCELL_VERIFICATION_KEY_FILES", value_delimiter = ',')]
+    pub verification_key_file: Vec<String>,
+
+    /// Name of this regional cell.
+    #[arg(long, env = "AUTHCELL_CELL", default_value = "local")]
+    pub cell: String,
+
+    /// Log format.
+    #[arg(long, env = "AUTHCELL_LOG_FORMAT", value_enum, default_value_t = LogFormat::Human)]
+    pub log_format: LogFormat,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, env = "AUTHCELL_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+
+    /// This cell's public endpoint, returned with minted tokens. Defaults to the listen address.
+    #[arg(long, env = "AUTHCELL_ENDPOINT")]
+    pub endpoint: Option<String>,
+
+    /// Account created with an owner key in embedded mode.
+    #[arg(long, env = "AUTHCELL_DEV_ACCOUNT", default_value = "dev")]
+    pub dev_account: String,
+
+    #[command(flatten)]
+    pub common: CommonArgs,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct BootstrapArgs {
+    /// The account to create.
+    #[arg(long)]
+    pub account: String,
+
+    /// Add another owner key even if the account already has keys.
+    #[arg(long)]
+    pub force: bool,
+
+    #[command(flatten)]
+    pub common: CommonArgs,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct KeygenArgs {
+    /// Print the public key (SPKI PEM) of the private key read from stdin instead.
+    #[arg(long)]
+    pub public: bool,
+}

@@ -1,0 +1,740 @@
+//! Conversion between protobuf permission messages and the domain model, in one place.
+//!
+//! Everything a caller sends is validated here, and every refusal is an [`Invalid`] naming the
+//! field (as a path into the request) and the rule it broke. Handlers never look inside
+//! permission messages themselves.
+
+use ipnet::IpNet;
+
+use crate::permissions::{BytesSel, Condition, Grant, NameSel, Ops, PermissionSet, Rule, TextSel};
+use crate::proto::permission_messages as pm;
+use crate::proto::permission_rules as pr;
+
+/// A request field that breaks a rule. Rendered as `field: rule`.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: {rule}")]
+pub struct Invalid {
+    pub field: String,
+    pub rule: String,
+}
+
+impl Invalid {
+    pub fn new(field: impl Into<String>, rule: impl Into<String>) -> Self {
+        Invalid {
+            field: field.into(),
+            rule: rule.into(),
+        }
+    }
+}
+
+/// Longest cache, store, topic or function name accepted in a selector.
+pub const MAX_NAME_LEN: usize = 255;
+/// Longest key or key prefix accepted in a selector, in bytes.
+pub const MAX_KEY_LEN: usize = 1024;
+/// Most rules in one role's permission set.
+pub const MAX_RULES: usize = 100;
+/// Most CIDR ranges in one ip_filter.
+pub const MAX_CIDR_RANGES: usize = 64;
+/// Most statements in one disposable token or SDK-made key.
+pub const MAX_STATEMENTS: usize = 20;
+
+// ---------------------------------------------------------------------------------------------
+// permission_rules.PermissionSet (roles) <-> domain
+// ---------------------------------------------------------------------------------------------
+
+/// Converts a role permission set. `allow_super_user` is false for custom roles.
+pub fn permission_set_from_proto(
+    field: &str,
+    set: Option<&pr::PermissionSet>,
+    allow_super_user: bool,
+) -> Result<PermissionSet, Invalid> {
+    let set = set.ok_or_else(|| Invalid::new(field, "required"))?;
+    let grant = match &set.kind {
+        None => {
+            return Err(Invalid::new(
+                format!("{field}.kind"),
+                "set super_user or explicit",
+            ))
+        }
+        Some(pr::permission_set::Kind::SuperUser(value)) => {
+            if pr::SuperUserPermissions::try_from(*value).is_err() {
+                return Err(Invalid::new(
+                    format!("{field}.super_user"),
+                    format!("unknown value {value}"),
+                ));
+            }
+            if !allow_super_user {
+                return Err(Invalid::new(
+                    format!("{field}.super_user"),
+                    "custom roles take explicit rules only; super-user is the owner role",
+                ));
+            }
+            Grant::SuperUser
+        }
+        Some(pr::permission_set::Kind::Explicit(explicit)) => {
+            let field = format!("{field}.explicit.rules");
+            if explicit.rules.is_empty() {
+                return Err(Invalid::new(field, "at least one rule is required"));
+            }
+            if explicit.rules.len() > MAX_RULES {
+                return Err(Invalid::new(
+                    field,
+                    format!("at most {MAX_RULES} rules are allowed"),
+                ));
+            }
+            let rules = explicit
+                .rules
+                .iter()
+                .enumerate()
+                .map(|(i, rule)| rule_from_proto(&format!("{field}[{i}]"), rule))
+                .collect::<Result<Vec<_>, _>>()?;
+            Grant::Rules(rules)
+        }
+    };
+    let conditions = set
+        .conditions
+        .iter()
+        .enumerate()
+        .map(|(i, c)| condition_from_proto(&format!("{field}.conditions[{i}]"), c))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(PermissionSet { grant, conditions })
+}
+
+fn rule_from_proto(field: &str, rule: &pr::Rule) -> Result<Rule, Invalid> {
+    use pr::rule::Kind;
+    let kind = rule.kind.as_ref().ok_or_else(|| {
+        Invalid::new(
+            format!("{field}.kind"),
+            "unknown or missing rule type (account_management_rule, auth_management_rule, \
+             resource_management_rule, cache_rule, topic_rule, storage_rule, function_rule)",
+        )
+    })?;
+    Ok(match kind {
+        Kind::AccountManagementRule(r) => {
+            let f = format!("{field}.account_management_rule.permissions");
+            Rule::Account(ops_from(&f, &r.permissions, |v| {
+                pr::AccountManagementPermissions::try_from(v)
+                    .ok()
+                    .map(|p| match p {
+                        pr::AccountManagementPermissions::AccountRead => Ops::READ,
+                        pr::AccountManagementPermissions::AccountWrite => Ops::WRITE,
+                        pr::AccountManagementPermissions::AccountList => Ops::LIST,
+                    })
+            })?)
+        }
+        Kind::AuthManagementRule(r) => {
+            let f = format!("{field}.auth_management_rule.permissions");
+            Rule::Auth(ops_from(&f, &r.permissions, |v| {
+                pr::AuthManagementPermissions::try_from(v)
+                    .ok()
+                    .map(|p| match p {
+                        pr::AuthManagementPermissions::AuthRead => Ops::READ,
+                        pr::AuthManagementPermissions::AuthWrite => Ops::WRITE,
+                        pr::AuthManagementPermissions::AuthList => Ops::LIST,
+                    })
+            })?)
+        }
+        Kind::ResourceManagementRule(r) => {
+            let f = format!("{field}.resource_management_rule.permissions");
+            Rule::Resource(ops_from(&f, &r.permissions, |v| {
+                pr::ResourceManagementPermissions::try_from(v)
+                    .ok()
+                    .map(|p| match p {
+                        pr::ResourceManagementPermissions::ResourceRead => Ops::READ,
+                        pr::ResourceManagementPermissions::ResourceWrite => Ops::WRITE,
+                        pr::ResourceManagementPermissions::ResourceList => Ops::LIST,
+                    })
+            })?)
+        }
+        Kind::CacheRule(r) => {
+            let f = format!("{field}.cache_rule");
+            let ops = ops_from(&format!("{f}.permissions"), &r.permissions, |v| {
+                pr::CacheApiPermissions::try_from(v).ok().map(|p| match p {
+                    pr::CacheApiPermissions::CacheList => Ops::LIST,
+                    pr::CacheApiPermissions::CacheRead => Ops::READ,
+                    pr::CacheApiPermissions::CacheWrite => Ops::WRITE,
+                })
+            })?;
+            use pr::rule::cache_rule::{Cache, CacheItem};
+            let cache = match &r.cache {
+                None => return Err(Invalid::new(format!("{f}.cache"), "set all_caches or cache_selector")),
+                Some(Cache::AllCaches(_)) => NameSel::All,
+                Some(Cache::CacheSelector(s)) => match &s.kind {
+                    None => return Err(Invalid::new(format!("{f}.cache_selector"), "empty selector: set cache_name")),
+                    Some(pr::cache_selector::Kind::CacheName(n)) => {
+                        NameSel::Name(name(&format!("{f}.cache_selector.cache_name"), n)?)
+                    }
+                },
+            };
+            let item = match &r.cache_item {
+                None => return Err(Invalid::new(format!("{f}.cache_item"), "set all_items or item_selector")),
+                Some(CacheItem::AllItems(_)) => BytesSel::All,
+                Some(CacheItem::ItemSelector(s)) => match &s.kind {
+                    None => return Err(Invalid::new(format!("{f}.item_selector"), "empty selector: set key or key_prefix")),
+                    Some(pr::cache_item_selector::Kind::Key(k)) => BytesSel::Key(key(&format!("{f}.item_selector.key"), k)?),
+                    Some(pr::cache_item_selector::Kind::KeyPrefix(k)) => {
+                        BytesSel::Prefix(key(&format!("{f}.item_selector.key_prefix"), k)?)
+                    }
+                },
+            };
+            list_needs_all(&f, ops, cache == NameSel::All && item == BytesSel::All)?;
+            Rule::Cache { ops, cache, item }
+        }
+        Kind::TopicRule(r) => {
+            let f = format!("{field}.topic_rule");
+            let ops = ops_from(&format!("{f}.permissions"), &r.permissions, |v| {
+                pr::TopicApiPermissions::try_from(v).ok().map(|p| match p {
+                    pr::TopicApiPermissions::TopicList => Ops::LIST,
+                    pr::TopicApiPermissions::TopicRead => Ops::READ,
+                    pr::TopicApiPermissions::TopicWrite => Ops::WRITE,
+                })
+            })?;
+            use pr::rule::topic_rule::{Cache, Topic};
+            let cache = match &r.cache {
+                None => return Err(Invalid::new(format!("{f}.cache"), "set all_caches or cache_selector")),
+                Some(Cache::AllCaches(_)) => NameSel::All,
+                Some(Cache::CacheSelector(s)) => match &s.kind {
+                    None => return Err(Invalid::new(format!("{f}.cache_selector"), "empty selector: set cache_name")),
+                    Some(pr::cache_selector::Kind::CacheName(n)) => {
+                        NameSel::Name(name(&format!("{f}.cache_selector.cache_name"), n)?)
+                    }
+                },
+            };
+            let topic = match &r.topic {
+                None => return Err(Invalid::new(format!("{f}.topic"), "set all_topics or topic_selector")),
+                Some(Topic::AllTopics(_)) => TextSel::All,
+                Some(Topic::TopicSelector(s)) => match &s.kind {
+                    None => return Err(Invalid::new(format!("{f}.topic_selector"), "empty selector: set topic_name or topic_name_prefix")),
+                    Some(pr::topic_selector::Kind::TopicName(n)) => {
+                        TextSel::Name(name(&format!("{f}.topic_selector.topic_name"), n)?)
+                    }
+                    Some(pr::topic_selector::Kind::TopicNamePrefix(n)) => {
+                        TextSel::Prefix(name(&format!("{f}.topic_selector.topic_name_prefix"), n)?)
+                    }
+                },
+            };
+            list_needs_all(&f, ops, cache == NameSel::All && topic == TextSel::All)?;
+            Rule::Topic { ops, cache, topic }
+        }
+        Kind::StorageRule(r) => {
+            let f = format!("{field}.storage_rule");
+            let ops = ops_from(&format!("{f}.permissions"), &r.permissions, |v| {
+                pr::StoreApiPermissions::try_from(v).ok().map(|p| match p {
+                    pr::StoreApiPermissions::StoreList => Ops::LIST,
+                    pr::StoreApiPermissions::StoreRead => Ops::READ,
+                    pr::StoreApiPermissions::StoreWrite => Ops::WRITE,
+                })
+            })?;
+            use pr::rule::store_rule::{Store, StoreItem};
+            let store = match &r.store {
+                None => return Err(Invalid::new(format!("{f}.store"), "set all_stores or store_selector")),
+                Some(Store::AllStores(_)) => NameSel::All,
+                Some(Store::StoreSelector(s)) => match &s.kind {
+                    None => return Err(Invalid::new(format!("{f}.store_selector"), "empty selector: set store_name")),
+                    Some(pr::store_selector::Kind::StoreName(n)) => {
+                        NameSel::Name(name(&format!("{f}.store_selector.store_name"), n)?)
+                    }
+                },
+            };
+            let item = match &r.store_item {
+                None => return Err(Invalid::new(format!("{f}.store_item"), "set all_items or item_selector")),
+                Some(StoreItem::AllItems(_)) => BytesSel::All,
+                Some(StoreItem::ItemSelector(s)) => match &s.kind {
+                    None => return Err(Invalid::new(format!("{f}.item_selector"), "empty selector: set key or key_prefix")),
+                    Some(pr::store_item_selector::Kind::Key(k)) => BytesSel::Key(key(&format!("{f}.item_selector.key"), k)?),
+                    Some(pr::store_item_selector::Kind::KeyPrefix(k)) => {
+                        BytesSel::Prefix(key(&format!("{f}.item_selector.key_prefix"), k)?)
+                    }
+                },
+            };
+            list_needs_all(&f, ops, store == NameSel::All && item == BytesSel::All)?;
+            Rule::Store { ops, store, item }
+        }
+        Kind::FunctionRule(r) => {
+            let f = format!("{field}.function_rule");
+            let ops = ops_from(&format!("{f}.permissions"), &r.permissions, |v| {
+                pr::FunctionApiPermissions::try_from(v)
+                    .ok()
+                    .map(|pr::FunctionApiPermissions::FunctionInvoke| Ops::INVOKE)
+            })?;
+            use pr::rule::function_rule::{Cache, Function};
+            let cache = match &r.cache {
+                None => return Err(Invalid::new(format!("{f}.cache"), "set all_caches or cache_selector")),
+                Some(Cache::AllCaches(_)) => NameSel::All,
+                Some(Cache::CacheSelector(s)) => match &s.kind {
+                    None => return Err(Invalid::new(format!("{f}.cache_selector"), "empty selector: set cache_name")),
+                    Some(pr::cache_selector::Kind::CacheName(n)) => {
+                        NameSel::Name(name(&format!("{f}.cache_selector.cache_name"), n)?)
+                    }
+                },
+            };
+            let function = match &r.function {
+                None => return Err(Invalid::new(format!("{f}.function"), "set all_functions or function_selector")),
+                Some(Function::AllFunctions(_)) => TextSel::All,
+                Some(Function::FunctionSelector(s)) => match &s.kind {
+                    None => return Err(Invalid::new(format!("{f}.function_selector"), "empty selector: set function_name or function_prefix")),
+                    Some(pr::function_selector::Kind::FunctionName(n)) => {
+                        TextSel::Name(name(&format!("{f}.function_selector.function_name"), n)?)
+                    }
+                    Some(pr::function_selector::Kind::FunctionPrefix(n)) => {
+                        TextSel::Prefix(name(&format!("{f}.function_selector.function_prefix"), n)?)
+                    }
+                },
+            };
+            Rule::Function { ops, cache, function }
+        }
+    })
+}
+
+/// Collects enum values into an operation set, refusing unknown values and empty lists.
+fn ops_from(field: &str, values: &[i32], map: impl Fn(i32) -> Option<Ops>) -> Result<Ops, Invalid> {
+    if values.is_empty() {
+        return Err(Invalid::new(field, "at least one permission is required"));
+    }
+    values.iter().enumerate().try_fold(Ops::empty(), |acc, (i, v)| {
+        map(*v)
+            .map(|op| acc.union(op))
+            .ok_or_else(|| Invalid::new(format!("{field}[{i}]"), format!("unknown permission value {v}")))
+    })
+}
+
+/// A list permission cannot be restricted by a selector (upstream contract), so a rule that
+/// lists must select everything; refusing it beats silently widening it.
+fn list_needs_all(field: &str, ops: Ops, selects_all: bool) -> Result<(), Invalid> {
+    if ops.contains(Ops::LIST) && !selects_all {
+        return Err(Invalid::new(
+            format!("{field}.permissions"),
+            "a list permission cannot be restricted by a selector: use all selectors, or put the list permission in a rule of its own",
+        ));
+    }
+    Ok(())
+}
+
+fn name(field: &str, value: &str) -> Result<String, Invalid> {
+    if value.is_empty() {
+        return Err(Invalid::new(field, "must not be empty"));
+    }
+    if value.len() > MAX_NAME_LEN {
+        return Err(Invalid::new(field, format!("at most {MAX_NAME_LEN} bytes")));
+    }
+    if value.chars().any(char::is_control) {
+        return Err(Invalid::new(field, "must not contain control characters"));
+    }
+    Ok(value.to_owned())
+}
+
+fn key(field: &str, value: &[u8]) -> Result<Vec<u8>, Invalid> {
+    if value.is_empty() {
+        return Err(Invalid::new(field, "must not be empty (use all_items for every item)"));
+    }
+    if value.len() > MAX_KEY_LEN {
+        return Err(Invalid::new(field, format!("at most {MAX_KEY_LEN} bytes")));
+    }
+    Ok(value.to_vec())
+}
+
+fn condition_from_proto(field: &str, c: &pr::Condition) -> Result<Condition, Invalid> {
+    match &c.condition {
+        None => Err(Invalid::new(
+            format!("{field}.condition"),
+            "unknown or missing condition type (ip_filter)",
+        )),
+        Some(pr::condition::Condition::IpFilter(filter)) => {
+            let f = format!("{field}.ip_filter.allowed_cidr_ranges");
+            if filter.allowed_cidr_ranges.is_empty() {
+                return Err(Invalid::new(f, "at least one range is required"));
+            }
+            if filter.allowed_cidr_ranges.len() > MAX_CIDR_RANGES {
+                return Err(Invalid::new(f, format!("at most {MAX_CIDR_RANGES} ranges")));
+            }
+            let ranges = filter
+                .allowed_cidr_ranges
+                .iter()
+                .enumerate()
+                .map(|(i, r)| cidr_from_proto(&format!("{f}[{i}]"), r))
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(Condition::IpFilter(ranges))
+        }
+    }
+}
+
+fn cidr_from_proto(field: &str, r: &pr::ip_filter::CidrRange) -> Result<IpNet, Invalid> {
+    use pr::ip_filter::cidr_range::Range;
+    match &r.range {
+        None => Err(Invalid::new(format!("{field}.range"), "set ipv4 or ipv6")),
+        Some(Range::Ipv4(s)) => match parse_cidr(s) {
+            Some(net @ IpNet::V4(_)) => Ok(net),
+            _ => Err(Invalid::new(
+                format!("{field}.ipv4"),
+                "not an IPv4 CIDR range (like 10.0.0.0/8)",
+            )),
+        },
+        Some(Range::Ipv6(s)) => match parse_cidr(s) {
+            Some(net @ IpNet::V6(_)) => Ok(net),
+            _ => Err(Invalid::new(
+                format!("{field}.ipv6"),
+                "not an IPv6 CIDR range (like 2001:db8::/32)",
+            )),
+        },
+    }
+}
+
+/// Parses `a.b.c.d/n`, `x::y/n`, or a bare address (a single host). Host bits are cleared so
+/// `10.1.2.3/8` means `10.0.0.0/8`.
+fn parse_cidr(s: &str) -> Option<IpNet> {
+    let s = s.trim();
+    if let Ok(net) = s.parse::<IpNet>() {
+        return Some(net.trunc());
+    }
+    s.parse::<std::net::IpAddr>().ok().map(IpNet::from)
+}
+
+/// Converts a domain permission set back to its protobuf form (for listing roles).
+pub fn permission_set_to_proto(set: &PermissionSet) -> pr::PermissionSet {
+    let kind = match &set.grant {
+        Grant::SuperUser => {
+            pr::permission_set::Kind::SuperUser(pr::SuperUserPermissions::SuperUser as i32)
+        }
+        Grant::Rules(rules) => pr::permission_set::Kind::Explicit(pr::ExplicitPermissions {
+            rules: rules.iter().map(rule_to_proto).collect(),
+        }),
+    };
+    pr::PermissionSet {
+        kind: Some(kind),
+        conditions: set
+            .conditions
+            .iter()
+            .map(|Condition::IpFilter(ranges)| pr::Condition {
+                condition: Some(pr::condition::Condition::IpFilter(pr::IpFilter {
+                    allowed_cidr_ranges: ranges
+                        .iter()
+                        .map(|net| pr::ip_filter::CidrRange {
+                            range: Some(match net {
+                                IpNet::V4(_) => pr::ip_filter::cidr_range::Range::Ipv4(net.to_string()),
+                                IpNet::V6(_) => pr::ip_filter::cidr_range::Range::Ipv6(net.to_string()),
+                            }),
+                        })
+                        .collect(),
+                })),
+            })
+            .collect(),
+    }
+}
+
+fn ops_to(ops: Ops, read: i32, write: i32, list: i32) -> Vec<i32> {
+    ops.iter()
+        .filter_map(|op| match op {
+            Ops::READ => Some(read),
+            Ops::WRITE => Some(write),
+            Ops::LIST => Some(list),
+            _ => None,
+        })
+        .collect()
+}
+
+fn all() -> pr::All {
+    pr::All {}
+}
+
+fn cache_sel_to(sel: &NameSel) -> Option<pr::CacheSelector> {
+    match sel {
+        NameSel::All => None,
+        NameSel::Name(n) => Some(pr::CacheSelector {
+            kind: Some(pr::cache_selector::Kind::CacheName(n.clone())),
+        }),
+    }
+}
+
+fn rule_to_proto(rule: &Rule) -> pr::Rule {
+    use pr::rule::Kind;
+    let kind = match rule {
+        Rule::Account(ops) => Kind::AccountManagementRule(pr::rule::AccountManagementRule {
+            permissions: ops_to(
+                *ops,
+                pr::AccountManagementPermissions::AccountRead as i32,
+                pr::AccountManagementPermissions::AccountWrite as i32,
+                pr::AccountManagementPermissions::AccountList as i32,
+            ),
+        }),
+        Rule::Auth(ops) => Kind::AuthManagementRule(pr::rule::AuthManagementRule {
+            permissions: ops_to(
+                *ops,
+                pr::AuthManagementPermissions::AuthRead as i32,
+                pr::AuthManagementPermissions::AuthWrite as i32,
+                pr::AuthManagementPermissions::AuthList as i32,
+            ),
+            auth_items: Some(pr::rule::auth_management_rule::AuthItems::AllItems(all())),
+        }),
+        Rule::Resource(ops) => Kind::ResourceManagementRule(pr::rule::ResourceManagementRule {
+            permissions: ops_to(
+                *ops,
+                pr::ResourceManagementPermissions::ResourceRead as i32,
+                pr::ResourceManagementPermissions::ResourceWrite as i32,
+                pr::ResourceManagementPermissions::ResourceList as i32,
+            ),
+            resources: Some(pr::rule::resource_management_rule::Resources::AllResources(all())),
+        }),
+        Rule::Cache { ops, cache, item } => {
+            use pr::rule::cache_rule::{Cache, CacheItem};
+            Kind::CacheRule(pr::rule::CacheRule {
+                permissions: ops_to(
+                    *ops,
+                    pr::CacheApiPermissions::CacheRead as i32,
+                    pr::CacheApiPermissions::CacheWrite as i32,
+                    pr::CacheApiPermissions::CacheList as i32,
+                ),
+                cache: Some(match cache_sel_to(cache) {
+                    None => Cache::AllCaches(all()),
+                    Some(s) => Cache::CacheSelector(s),
+                }),
+                cache_item: Some(match item {
+                    BytesSel::All => CacheItem::AllItems(all()),
+                    BytesSel::Key(k) => CacheItem::ItemSelector(pr::CacheItemSelector {
+                        kind: Some(pr::cache_item_selector::Kind::Key(k.clone())),
+                    }),
+                    BytesSel::Prefix(k) => CacheItem::ItemSelector(pr::CacheItemSelector {
+                        kind: Some(pr::cache_item_selector::Kind::KeyPrefix(k.clone())),
+                    }),
+                }),
+            })
+        }
+        Rule::Topic { ops, cache, topic } => {
+            use pr::rule::topic_rule::{Cache, Topic};
+            Kind::TopicRule(pr::rule::TopicRule {
+                permissions: ops_to(
+                    *ops,
+                    pr::TopicApiPermissions::TopicRead as i32,
+                    pr::TopicApiPermissions::TopicWrite as i32,
+                    pr::TopicApiPermissions::TopicList as i32,
+                ),
+                cache: Some(match cache_sel_to(cache) {
+                    None => Cache::AllCaches(all()),
+                    Some(s) => Cache::CacheSelector(s),
+                }),
+                topic: Some(match topic {
+                    TextSel::All => Topic::AllTopics(all()),
+                    TextSel::Name(n) => Topic::TopicSelector(pr::TopicSelector {
+                        kind: Some(pr::topic_selector::Kind::TopicName(n.clone())),
+                    }),
+                    TextSel::Prefix(n) => Topic::TopicSelector(pr::TopicSelector {
+                        kind: Some(pr::topic_selector::Kind::TopicNamePrefix(n.clone())),
+                    }),
+                }),
+            })
+        }
+        Rule::Store { ops, store, item } => {
+            use pr::rule::store_rule::{Store, StoreItem};
+            Kind::StorageRule(pr::rule::StoreRule {
+                permissions: ops_to(
+                    *ops,
+                    pr::StoreApiPermissions::StoreRead as i32,
+                    pr::StoreApiPermissions::StoreWrite as i32,
+                    pr::StoreApiPermissions::StoreList as i32,
+                ),
+                store: Some(match store {
+                    NameSel::All => Store::AllStores(all()),
+                    NameSel::Name(n) => Store::StoreSelector(pr::StoreSelector {
+                        kind: Some(pr::store_selector::Kind::StoreName(n.clone())),
+                    }),
+                }),
+                store_item: Some(match item {
+                    BytesSel::All => StoreItem::AllItems(all()),
+                    BytesSel::Key(k) => StoreItem::ItemSelector(pr::StoreItemSelector {
+                        kind: Some(pr::store_item_selector::Kind::Key(k.clone())),
+                    }),
+                    BytesSel::Prefix(k) => StoreItem::ItemSelector(pr::StoreItemSelector {
+                        kind: Some(pr::store_item_selector::Kind::KeyPrefix(k.clone())),
+                    }),
+                }),
+            })
+        }
+        Rule::Function { cache, function, .. } => {
+            use pr::rule::function_rule::{Cache, Function};
+            Kind::FunctionRule(pr::rule::FunctionRule {
+                permissions: vec![pr::FunctionApiPermissions::FunctionInvoke as i32],
+                cache: Some(match cache_sel_to(cache) {
+                    None => Cache::AllCaches(all()),
+                    Some(s) => Cache::CacheSelector(s),
+                }),
+                function: Some(match function {
+                    TextSel::All => Function::AllFunctions(all()),
+                    TextSel::Name(n) => Function::FunctionSelector(pr::FunctionSelector {
+                        kind: Some(pr::function_selector::Kind::FunctionName(n.clone())),
+                    }),
+                    TextSel::Prefix(n) => Function::FunctionSelector(pr::FunctionSelector {
+                        kind: Some(pr::function_selector::Kind::FunctionPrefix(n.clone())),
+                    }),
+                }),
+            })
+        }
+    };
+    pr::Rule { kind: Some(kind) }
+}
+
+// ---------------------------------------------------------------------------------------------
+// permission_messages.Permissions (disposable tokens, SDK-made keys) -> domain
+// ---------------------------------------------------------------------------------------------
+
+/// Converts the statements of a token or SDK-made key request.
+///
+/// Role mapping (documented in the README):
+/// * cache `CacheReadWrite` -> read + write (so conditional writes, ACTION_CACHE_READ_WRITE);
+///   `CacheReadOnly` -> read; `CacheWriteOnly` -> write only (no conditional writes).
+/// * topic `TopicReadWrite` -> subscribe + publish; `TopicReadOnly` -> subscribe;
+///   `TopicWriteOnly` -> publish.
+/// * function `FunctionInvoke` -> invoke.
+pub fn statements_from_proto(
+    field: &str,
+    permissions: Option<&pm::Permissions>,
+) -> Result<Vec<Rule>, Invalid> {
+    let permissions = permissions.ok_or_else(|| Invalid::new(field, "required"))?;
+    let explicit = match &permissions.kind {
+        None => return Err(Invalid::new(format!("{field}.kind"), "set explicit permissions")),
+        Some(pm::permissions::Kind::SuperUser(_)) => {
+            return Err(Invalid::new(
+                format!("{field}.super_user"),
+                "super-user cannot be delegated: list explicit permissions",
+            ))
+        }
+        Some(pm::permissions::Kind::Explicit(e)) => e,
+    };
+    let field = format!("{field}.explicit.permissions");
+    if explicit.permissions.is_empty() {
+        return Err(Invalid::new(field, "at least one permission statement is required"));
+    }
+    if explicit.permissions.len() > MAX_STATEMENTS {
+        return Err(Invalid::new(
+            field,
+            format!("at most {MAX_STATEMENTS} permission statements are allowed"),
+        ));
+    }
+    explicit
+        .permissions
+        .iter()
+        .enumerate()
+        .map(|(i, s)| statement_from_proto(&format!("{field}[{i}]"), s))
+        .collect()
+}
+
+fn statement_from_proto(field: &str, s: &pm::PermissionsType) -> Result<Rule, Invalid> {
+    use pm::permissions_type as pt;
+    let kind = s.kind.as_ref().ok_or_else(|| {
+        Invalid::new(
+            format!("{field}.kind"),
+            "unknown or missing statement type (cache_permissions, topic_permissions, function_permissions)",
+        )
+    })?;
+    let cache_of = |f: &str, sel: Option<&pt::CacheSelector>, all: bool| -> Result<NameSel, Invalid> {
+        match (all, sel) {
+            (true, _) => Ok(NameSel::All),
+            (false, None) => Err(Invalid::new(format!("{f}.cache"), "set all_caches or cache_selector")),
+            (false, Some(sel)) => match &sel.kind {
+                None => Err(Invalid::new(format!("{f}.cache_selector"), "empty selector: set cache_name")),
+                Some(pt::cache_selector::Kind::CacheName(n)) => {
+                    Ok(NameSel::Name(name(&format!("{f}.cache_selector.cache_name"), n)?))
+                }
+            },
+        }
+    };
+    Ok(match kind {
+        pt::Kind::CachePermissions(c) => {
+            let f = format!("{field}.cache_permissions");
+            let ops = match pm::CacheRole::try_from(c.role) {
+                Ok(pm::CacheRole::CacheReadWrite) => Ops::READ.union(Ops::WRITE),
+                Ok(pm::CacheRole::CacheReadOnly) => Ops::READ,
+                Ok(pm::CacheRole::CacheWriteOnly) => Ops::WRITE,
+                Ok(pm::CacheRole::CachePermitNone) | Err(_) => {
+                    return Err(Invalid::new(
+                        format!("{f}.role"),
+                        "set CacheReadWrite, CacheReadOnly or CacheWriteOnly",
+                    ))
+                }
+            };
+            use pt::cache_permissions::{Cache, CacheItem};
+            let cache = match &c.cache {
+                Some(Cache::AllCaches(_)) => cache_of(&f, None, true)?,
+                Some(Cache::CacheSelector(sel)) => cache_of(&f, Some(sel), false)?,
+                None => cache_of(&f, None, false)?,
+            };
+            let item = match &c.cache_item {
+                None => return Err(Invalid::new(format!("{f}.cache_item"), "set all_items or item_selector")),
+                Some(CacheItem::AllItems(_)) => BytesSel::All,
+                Some(CacheItem::ItemSelector(sel)) => match &sel.kind {
+                    None => return Err(Invalid::new(format!("{f}.item_selector"), "empty selector: set key or key_prefix")),
+                    Some(pt::cache_item_selector::Kind::Key(k)) => BytesSel::Key(key(&format!("{f}.item_selector.key"), k)?),
+                    Some(pt::cache_item_selector::Kind::KeyPrefix(k)) => {
+                        BytesSel::Prefix(key(&format!("{f}.item_selector.key_prefix"), k)?)
+                    }
+                },
+            };
+            Rule::Cache { ops, cache, item }
+        }
+        pt::Kind::TopicPermissions(t) => {
+            let f = format!("{field}.topic_permissions");
+            let ops = match pm::TopicRole::try_from(t.role) {
+                Ok(pm::TopicRole::TopicReadWrite) => Ops::READ.union(Ops::WRITE),
+                Ok(pm::TopicRole::TopicReadOnly) => Ops::READ,
+                Ok(pm::TopicRole::TopicWriteOnly) => Ops::WRITE,
+                Ok(pm::TopicRole::TopicPermitNone) | Err(_) => {
+                    return Err(Invalid::new(
+                        format!("{f}.role"),
+                        "set TopicReadWrite, TopicReadOnly or TopicWriteOnly",
+                    ))
+                }
+            };
+            use pt::topic_permissions::{Cache, Topic};
+            let cache = match &t.cache {
+                Some(Cache::AllCaches(_)) => cache_of(&f, None, true)?,
+                Some(Cache::CacheSelector(sel)) => cache_of(&f, Some(sel), false)?,
+                None => cache_of(&f, None, false)?,
+            };
+            let topic = match &t.topic {
+                None => return Err(Invalid::new(format!("{f}.topic"), "set all_topics or topic_selector")),
+                Some(Topic::AllTopics(_)) => TextSel::All,
+                Some(Topic::TopicSelector(sel)) => match &sel.kind {
+                    None => return Err(Invalid::new(format!("{f}.topic_selector"), "empty selector: set topic_name or topic_name_prefix")),
+                    Some(pt::topic_selector::Kind::TopicName(n)) => {
+                        TextSel::Name(name(&format!("{f}.topic_selector.topic_name"), n)?)
+                    }
+                    Some(pt::topic_selector::Kind::TopicNamePrefix(n)) => {
+                        TextSel::Prefix(name(&format!("{f}.topic_selector.topic_name_prefix"), n)?)
+                    }
+                },
+            };
+            Rule::Topic { ops, cache, topic }
+        }
+        pt::Kind::FunctionPermissions(p) => {
+            let f = format!("{field}.function_permissions");
+            match pm::FunctionRole::try_from(p.role) {
+                Ok(pm::FunctionRole::FunctionInvoke) => {}
+                Ok(pm::FunctionRole::FunctionPermitNone) | Err(_) => {
+                    return Err(Invalid::new(format!("{f}.role"), "set FunctionInvoke"))
+                }
+            }
+            use pt::function_permissions::{Cache, Function};
+            let cache = match &p.cache {
+                Some(Cache::AllCaches(_)) => cache_of(&f, None, true)?,
+                Some(Cache::CacheSelector(sel)) => cache_of(&f, Some(sel), false)?,
+                None => cache_of(&f, None, false)?,
+            };
+            let function = match &p.function {
+                None => return Err(Invalid::new(format!("{f}.function"), "set all_functions or function_selector")),
+                Some(Function::AllFunctions(_)) => TextSel::All,
+                Some(Function::FunctionSelector(sel)) => match &sel.kind {
+                    None => return Err(Invalid::new(format!("{f}.function_selector"), "empty selector: set function_name or function_name_prefix")),
+                    Some(pt::function_selector::Kind::FunctionName(n)) => {
+                        TextSel::Name(name(&format!("{f}.function_selector.function_name"), n)?)
+                    }
+                    Some(pt::function_selector::Kind::FunctionNamePrefix(n)) => {
+                        TextSel::Prefix(name(&format!("{f}.function_selector.function_name_prefix"), n)?)
+                    }
+                },
+            };
+            Rule::Function {
+                ops: Ops::INVOKE,
+                cache,
+                function,
+            }
+        }
+    })
+}

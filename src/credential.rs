@@ -1,0 +1,414 @@
+//! Credential formats: compact JWS (EdDSA) tokens signed by authcell.
+//!
+//! * v2 API key: `t = "g"` (the official SDKs recognise a v2 key by it), `jti` = key id,
+//!   `sub` = account, either `role` (role-bound key: permissions are the role's at check time)
+//!   or inline `p` rules (SDK-made key), `iat`, optional `exp`.
+//! * disposable token: `t = "d"`, fresh `jti`, `sub`, ancestors `anc` (the credential that
+//!   minted it, and that one's ancestors: revoking any of them kills the token), optional
+//!   `tid` (caller-chosen token id), `cell`, `iat`, `exp` (always), inline `p`.
+//!
+//! This module only signs and checks signatures and structure. Time, revocation and role checks
+//! happen in [`crate::verifier`], with the clock and live state passed in.
+
+use std::sync::Arc;
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use ipnet::IpNet;
+use jsonwebtoken::{Algorithm, Header, Validation};
+use serde::{Deserialize, Serialize};
+
+use crate::keyring::KeyRing;
+use crate::permissions::{BytesSel, Condition, Grant, NameSel, Ops, PermissionSet, Rule, TextSel};
+
+/// Largest credential accepted, in bytes; larger ones are refused before any parsing.
+pub const MAX_CREDENTIAL_LEN: usize = 8 * 1024;
+
+/// The `t` claim of a v2 API key.
+pub const TYPE_API_KEY: &str = "g";
+/// The `t` claim of a disposable token.
+pub const TYPE_DISPOSABLE: &str = "d";
+
+/// The claims authcell signs.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Claims {
+    pub t: String,
+    pub jti: String,
+    pub sub: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role: Option<String>,
+    /// Inline rules, compactly encoded (see [`encode_rule`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub p: Option<Vec<String>>,
+    /// Inline ip_filter conditions: each a list of CIDR ranges.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ipf: Vec<Vec<String>>,
+    /// Ancestor credential ids, nearest first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub anc: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tid: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cell: Option<String>,
+    pub iat: u64,
+    /// Issue time of the oldest ancestor, when it has ancestors: an issued-before watermark
+    /// that revokes an ancestor revokes this credential too.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub oiat: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exp: Option<u64>,
+}
+
+/// What a credential grants: its role (looked up at check time) or its inline set.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Authority {
+    Role(String),
+    Inline(Arc<PermissionSet>),
+}
+
+/// A credential whose signature and structure are valid (not yet checked against time or
+/// revocation).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Credential {
+    pub disposable: bool,
+    pub id: String,
+    pub account: String,
+    pub authority: Authority,
+    pub ancestors: Vec<String>,
+    pub token_id: Option<String>,
+    pub cell: Option<String>,
+    pub issued_at: u64,
+    /// The earliest issue time along the chain of ancestors (itself included).
+    pub origin_issued_at: u64,
+    pub expires_at: Option<u64>,
+}
+
+/// Why a credential does not verify. Messages never include the credential.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum CredentialError {
+    #[error("missing credential: send the API key in the authorization metadata")]
+    Missing,
+    #[error("credential is larger than {MAX_CREDENTIAL_LEN} bytes")]
+    TooLarge,
+    #[error("credential is not a JWT issued by authcell")]
+    Malformed,
+    #[error("credential uses an algorithm authcell does not accept (only EdDSA)")]
+    WrongAlgorithm,
+    #[error("credential was signed by an unknown key id")]
+    UnknownKeyId,
+    #[error("credential signature is not valid")]
+    BadSignature,
+    #[error("credential has expired")]
+    Expired,
+    #[error("credential is not valid yet")]
+    NotYetValid,
+    #[error("credential has been revoked")]
+    Revoked,
+    #[error("credential's role no longer exists")]
+    RoleNotFound,
+    #[error("a disposable token cannot be used here: use an API key")]
+    DisposableNotAllowed,
+}
+
+/// Signs claims with the ring's active key.
+pub fn sign(ring: &KeyRing, claims: &Claims) -> Result<String, jsonwebtoken::errors::Error> {
+    let mut header = Header::new(Algorithm::EdDSA);
+    header.kid = Some(ring.active_kid().to_owned());
+    jsonwebtoken::encode(&header, claims, ring.signer())
+}
+
+#[derive(Deserialize)]
+struct RawHeader {
+    alg: Option<String>,
+    kid: Option<String>,
+}
+
+/// Checks size, structure, algorithm, key id and signature, and decodes the claims.
+pub fn decode(ring: &KeyRing, token: &str) -> Result<Credential, CredentialError> {
+    if token.is_empty() {
+        return Err(CredentialError::Missing);
+    }
+    if token.len() > MAX_CREDENTIAL_LEN {
+        return Err(CredentialError::TooLarge);
+    }
+    let mut parts = token.split('.');
+    let (Some(header_b64), Some(_), Some(_), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return Err(CredentialError::Malformed);
+    };
+    // Read the header ourselves first: the algorithm is pinned to EdDSA and the key chosen
+    // strictly by kid, so "alg: none" or an HMAC signed with a public key never gets further.
+    let header_json = URL_SAFE_NO_PAD
+        .decode(header_b64)
+        .map_err(|_| CredentialError::Malformed)?;
+    let header: RawHeader =
+        serde_json::from_slice(&header_json).map_err(|_| CredentialError::Malformed)?;
+    if header.alg.as_deref() != Some("EdDSA") {
+        return Err(CredentialError::WrongAlgorithm);
+    }
+    let key = header
+        .kid
+        .as_deref()
+        .and_then(|kid| ring.verification_key(kid))
+        .ok_or(CredentialError::UnknownKeyId)?;
+    let mut validation = Validation::new(Algorithm::EdDSA);
+    // Time is checked by the verifier against its injected clock.
+    validation.required_spec_claims.clear();
+    validation.validate_exp = false;
+    validation.validate_nbf = false;
+    validation.validate_aud = false;
+    let data = jsonwebtoken::decode::<Claims>(token, &key.decoding, &validation).map_err(|e| {
+        match e.kind() {
+            jsonwebtoken::errors::ErrorKind::InvalidSignature => CredentialError::BadSignature,
+            jsonwebtoken::errors::ErrorKind::InvalidAlgorithm
+            | jsonwebtoken::errors::ErrorKind::InvalidAlgorithmName => {
+                CredentialError::WrongAlgorithm
+            }
+            _ => CredentialError::Malformed,
+        }
+    })?;
+    credential_from_claims(data.claims)
+}
+
+fn credential_from_claims(c: Claims) -> Result<Credential, CredentialError> {
+    let disposable = match c.t.as_str() {
+        TYPE_API_KEY => false,
+        TYPE_DISPOSABLE => true,
+        _ => return Err(CredentialError::Malformed),
+    };
+    let authority = match (c.role, c.p) {
+        (Some(role), None) if !disposable => Authority::Role(role),
+        (None, Some(rules)) => {
+            let rules = rules
+                .iter()
+                .map(|r| decode_rule(r))
+                .collect::<Option<Vec<_>>>()
+                .ok_or(CredentialError::Malformed)?;
+            let conditions = c
+                .ipf
+                .iter()
+                .map(|ranges| {
+                    ranges
+                        .iter()
+                        .map(|r| r.parse::<IpNet>().ok())
+                        .collect::<Option<Vec<_>>>()
+                        .filter(|v| !v.is_empty())
+                        .map(Condition::IpFilter)
+                })
+                .collect::<Option<Vec<_>>>()
+                .ok_or(CredentialError::Malformed)?;
+            Authority::Inline(Arc::new(PermissionSet {
+                grant: Grant::Rules(rules),
+                conditions,
+            }))
+        }
+        _ => return Err(CredentialError::Malformed),
+    };
+    if disposable && c.exp.is_none() {
+        return Err(CredentialError::Malformed);
+    }
+    Ok(Credential {
+        disposable,
+        id: c.jti,
+        account: c.sub,
+        authority,
+        ancestors: c.anc,
+        token_id: c.tid,
+        cell: c.cell,
+        issued_at: c.iat,
+        origin_issued_at: c.oiat.map_or(c.iat, |o| o.min(c.iat)),
+        expires_at: c.exp,
+    })
+}
+
+/// Encodes inline conditions for the `ipf` claim.
+pub fn encode_conditions(conditions: &[Condition]) -> Vec<Vec<String>> {
+    conditions
+        .iter()
+        .map(|Condition::IpFilter(ranges)| ranges.iter().map(|r| r.to_string()).collect())
+        .collect()
+}
+
+// Compact rule encoding: `<family><ops hex>;<selector>;<selector>` where a selector is `*`
+// (all), `=<base64url>` (exact name or key) or `^<base64url>` (prefix). Families: a account,
+// u auth, r resource, c cache, t topic, s store, f function. Names are base64url so any byte
+// survives and the separator never needs escaping.
+
+fn sel_str(kind: char, bytes: &[u8]) -> String {
+    format!("{kind}{}", URL_SAFE_NO_PAD.encode(bytes))
+}
+
+fn name_sel(s: &NameSel) -> String {
+    match s {
+        NameSel::All => "*".into(),
+        NameSel::Name(n) => sel_str('=', n.as_bytes()),
+    }
+}
+
+fn bytes_sel(s: &BytesSel) -> String {
+    match s {
+        BytesSel::All => "*".into(),
+        BytesSel::Key(k) => sel_str('=', k),
+        BytesSel::Prefix(k) => sel_str('^', k),
+    }
+}
+
+fn text_sel(s: &TextSel) -> String {
+    match s {
+        TextSel::All => "*".into(),
+        TextSel::Name(n) => sel_str('=', n.as_bytes()),
+        TextSel::Prefix(n) => sel_str('^', n.as_bytes()),
+    }
+}
+
+/// Encodes one rule compactly.
+pub fn encode_rule(rule: &Rule) -> String {
+    let ops = rule.ops().bits();
+    match rule {
+        Rule::Account(_) => format!("a{ops:x}"),
+        Rule::Auth(_) => format!("u{ops:x}"),
+        Rule::Resource(_) => format!("r{ops:x}"),
+        Rule::Cache { cache, item, .. } => format!("c{ops:x};{};{}", name_sel(cache), bytes_sel(item)),
+        Rule::Topic { cache, topic, .. } => format!("t{ops:x};{};{}", name_sel(cache), text_sel(topic)),
+        Rule::Store { store, item, .. } => format!("s{ops:x};{};{}", name_sel(store), bytes_sel(item)),
+        Rule::Function {
+            cache, function, ..
+        } => format!("f{ops:x};{};{}", name_sel(cache), text_sel(function)),
+    }
+}
+
+enum Sel {
+    All,
+    Exact(Vec<u8>),
+    Prefix(Vec<u8>),
+}
+
+fn parse_sel(s: &str) -> Option<Sel> {
+    if s == "*" {
+        return Some(Sel::All);
+    }
+    let (kind, rest) = s.split_at_checked(1)?;
+    let bytes = URL_SAFE_NO_PAD.decode(rest).ok()?;
+    match kind {
+        "=" => Some(Sel::Exact(bytes)),
+        "^" => Some(Sel::Prefix(bytes)),
+        _ => None,
+    }
+}
+
+fn to_name(sel: Sel) -> Option<NameSel> {
+    match sel {
+        Sel::All => Some(NameSel::All),
+        Sel::Exact(b) => String::from_utf8(b).ok().map(NameSel::Name),
+        Sel::Prefix(_) => None,
+    }
+}
+
+fn to_bytes(sel: Sel) -> BytesSel {
+    match sel {
+        Sel::All => BytesSel::All,
+        Sel::Exact(b) => BytesSel::Key(b),
+        Sel::Prefix(b) => BytesSel::Prefix(b),
+    }
+}
+
+fn to_text(sel: Sel) -> Option<TextSel> {
+    Some(match sel {
+        Sel::All => TextSel::All,
+        Sel::Exact(b) => TextSel::Name(String::from_utf8(b).ok()?),
+        Sel::Prefix(b) => TextSel::Prefix(String::from_utf8(b).ok()?),
+    })
+}
+
+/// Decodes one compactly encoded rule; `None` if it is not well formed.
+pub fn decode_rule(s: &str) -> Option<Rule> {
+    let mut parts = s.split(';');
+    let head = parts.next()?;
+    let (family, ops) = head.split_at_checked(1)?;
+    let ops = Ops::from_bits(u8::from_str_radix(ops, 16).ok()?)?;
+    let first = parts.next().map(parse_sel);
+    let second = parts.next().map(parse_sel);
+    if parts.next().is_some() {
+        return None;
+    }
+    let rule = match (family, first, second) {
+        ("a", None, None) => Rule::Account(ops),
+        ("u", None, None) => Rule::Auth(ops),
+        ("r", None, None) => Rule::Resource(ops),
+        ("c", Some(Some(a)), Some(Some(b))) => Rule::Cache {
+            ops,
+            cache: to_name(a)?,
+            item: to_bytes(b),
+        },
+        ("t", Some(Some(a)), Some(Some(b))) => Rule::Topic {
+            ops,
+            cache: to_name(a)?,
+            topic: to_text(b)?,
+        },
+        ("s", Some(Some(a)), Some(Some(b))) => Rule::Store {
+            ops,
+            store: to_name(a)?,
+            item: to_bytes(b),
+        },
+        ("f", Some(Some(a)), Some(Some(b))) => Rule::Function {
+            ops,
+            cache: to_name(a)?,
+            function: to_text(b)?,
+        },
+        _ => return None,
+    };
+    // Refuse op bits the family cannot carry.
+    if !Rule::allowed_ops(rule.family()).contains(ops) || ops.is_empty() {
+        return None;
+    }
+    Some(rule)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rules_round_trip_through_the_compact_encoding() {
+        let rules = vec![
+            Rule::Account(Ops::READ.union(Ops::LIST)),
+            Rule::Auth(Ops::WRITE),
+            Rule::Resource(Ops::LIST),
+            Rule::Cache {
+                ops: Ops::READ.union(Ops::WRITE),
+                cache: NameSel::Name("c;a=c*he".into()),
+                item: BytesSel::Prefix(vec![0, 255, b';']),
+            },
+            Rule::Topic {
+                ops: Ops::READ,
+                cache: NameSel::All,
+                topic: TextSel::Prefix("news.".into()),
+            },
+            Rule::Store {
+                ops: Ops::WRITE,
+                store: NameSel::Name("s".into()),
+                item: BytesSel::Key(b"k".to_vec()),
+            },
+            Rule::Function {
+                ops: Ops::INVOKE,
+                cache: NameSel::Name("c".into()),
+                function: TextSel::Name("fn".into()),
+            },
+        ];
+        for rule in rules {
+            let encoded = encode_rule(&rule);
+            assert_eq!(decode_rule(&encoded), Some(rule), "{encoded}");
+        }
+    }
+
+    #[test]
+    fn malformed_rules_are_refused() {
+        for bad in [
+            "", "x1", "c3", "c3;*", "c3;*;*;*", "cz;*;*", "c10;*;*", "f1;*;*", "c0;*;*",
+            "c3;^YQ;*", "c3;?YQ;*", "a1;*",
+        ] {
+            assert_eq!(decode_rule(bad), None, "{bad:?} should not decode");
+        }
+    }
+}

@@ -1,0 +1,169 @@
+//! The signing key ring: one active Ed25519 signing key and any number of verification keys, so
+//! keys rotate without a restart or a broken credential.
+//!
+//! Private keys come from PEM files (PKCS#8) or are generated ephemerally for the embedded
+//! default; they are never stored in the state store. The private key is held only inside
+//! jsonwebtoken's [`EncodingKey`], and `Debug` never prints it.
+
+use std::collections::HashMap;
+use std::fmt;
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use ed25519_dalek::pkcs8::{DecodePrivateKey, DecodePublicKey, EncodePrivateKey};
+use ed25519_dalek::{SigningKey, VerifyingKey};
+use jsonwebtoken::{DecodingKey, EncodingKey};
+use sha2::{Digest, Sha256};
+
+/// Why a key could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum KeyError {
+    #[error("{path}: cannot read: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("{path}: not an Ed25519 private key in PKCS#8 PEM form")]
+    BadPrivateKey { path: String },
+    #[error("{path}: not an Ed25519 public key in SPKI PEM form")]
+    BadPublicKey { path: String },
+    #[error("cannot encode the signing key")]
+    Encode,
+}
+
+/// A verification key and its id.
+pub struct VerificationKey {
+    pub kid: String,
+    pub public: VerifyingKey,
+    pub decoding: DecodingKey,
+}
+
+/// Signs with the active key; verifies with any key it holds, strictly by `kid`.
+pub struct KeyRing {
+    active_kid: String,
+    signer: EncodingKey,
+    verifiers: HashMap<String, VerificationKey>,
+    ephemeral: bool,
+}
+
+impl fmt::Debug for KeyRing {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("KeyRing")
+            .field("active_kid", &self.active_kid)
+            .field("signer", &"<redacted>")
+            .field("verification_kids", &self.verifiers.keys().collect::<Vec<_>>())
+            .field("ephemeral", &self.ephemeral)
+            .finish()
+    }
+}
+
+/// The key id of a public key: a short digest, stable across restarts.
+pub fn kid_of(public: &VerifyingKey) -> String {
+    let digest = Sha256::digest(public.as_bytes());
+    URL_SAFE_NO_PAD.encode(&digest[..12])
+}
+
+fn verification_key(public: VerifyingKey) -> VerificationKey {
+    VerificationKey {
+        kid: kid_of(&public),
+        decoding: DecodingKey::from_ed_der(public.as_bytes()),
+        public,
+    }
+}
+
+impl KeyRing {
+    fn from_signing_key(signing: SigningKey, ephemeral: bool) -> Result<Self, KeyError> {
+        let der = signing.to_pkcs8_der().map_err(|_| KeyError::Encode)?;
+        let signer = EncodingKey::from_ed_der(der.as_bytes());
+        let verification = verification_key(signing.verifying_key());
+        let active_kid = verification.kid.clone();
+        let mut verifiers = HashMap::new();
+        verifiers.insert(active_kid.clone(), verification);
+        Ok(KeyRing {
+            active_kid,
+            signer,
+            verifiers,
+            ephemeral,
+        })
+    }
+
+    /// A fresh random key that lives as long as the process (embedded default).
+    pub fn ephemeral() -> Result<Self, KeyError> {
+        let signing = SigningKey::generate(&mut rand_core::OsRng);
+        Self::from_signing_key(signing, true)
+    }
+
+    /// Loads the signing key from a PKCS#8 PEM file.
+    pub fn from_pem_file(path: &str) -> Result<Self, KeyError> {
+        let pem = std::fs::read_to_string(path).map_err(|source| KeyError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        Self::from_pem(path, &pem)
+    }
+
+    /// Loads the signing key from PKCS#8 PEM text; `origin` names it in errors.
+    pub fn from_pem(origin: &str, pem: &str) -> Result<Self, KeyError> {
+        let signing = SigningKey::from_pkcs8_pem(pem).map_err(|_| KeyError::BadPrivateKey {
+            path: origin.to_owned(),
+        })?;
+        Self::from_signing_key(signing, false)
+    }
+
+    /// Adds a verification-only key (a retiring or upcoming key) from an SPKI PEM file.
+    pub fn add_public_pem_file(&mut self, path: &str) -> Result<String, KeyError> {
+        let pem = std::fs::read_to_string(path).map_err(|source| KeyError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        let public = VerifyingKey::from_public_key_pem(&pem).map_err(|_| KeyError::BadPublicKey {
+            path: path.to_owned(),
+        })?;
+        let key = verification_key(public);
+        let kid = key.kid.clone();
+        self.verifiers.insert(kid.clone(), key);
+        Ok(kid)
+    }
+
+    pub fn is_ephemeral(&self) -> bool {
+        self.ephemeral
+    }
+
+    pub fn active_kid(&self) -> &str {
+        &self.active_kid
+    }
+
+    pub fn signer(&self) -> &EncodingKey {
+        &self.signer
+    }
+
+    pub fn verification_key(&self, kid: &str) -> Option<&VerificationKey> {
+        self.verifiers.get(kid)
+    }
+
+    pub fn verification_keys(&self) -> impl Iterator<Item = &VerificationKey> {
+        self.verifiers.values()
+    }
+}
+
+/// Generates a new Ed25519 private key as PKCS#8 PEM (for `authcell keygen`).
+pub fn generate_pem() -> Result<zeroize::Zeroizing<String>, KeyError> {
+    use ed25519_dalek::pkcs8::spki::der::pem::LineEnding;
+    let signing = SigningKey::generate(&mut rand_core::OsRng);
+    signing
+        .to_pkcs8_pem(LineEnding::LF)
+        .map_err(|_| KeyError::Encode)
+}
+
+/// The SPKI PEM of a private key's public half (for distributing verification keys).
+pub fn public_pem_of(private_pem: &str) -> Result<String, KeyError> {
+    use ed25519_dalek::pkcs8::spki::der::pem::LineEnding;
+    use ed25519_dalek::pkcs8::EncodePublicKey;
+    let signing = SigningKey::from_pkcs8_pem(private_pem).map_err(|_| KeyError::BadPrivateKey {
+        path: "<stdin>".into(),
+    })?;
+    signing
+        .verifying_key()
+        .to_public_key_pem(LineEnding::LF)
+        .map_err(|_| KeyError::Encode)
+}

@@ -1,0 +1,34 @@
+//! authcell: the credential authority of a multi-region cache-and-topics platform.
+//!
+//! # Map of the crate
+//!
+//! Checking a credential (the data-plane hot path):
+//!
+//! credential ([`credential`]: JWS format, signature, structure) -> verify ([`verifier`]: time,
+//! revocation in the live [`view`], role lookup) -> evaluate ([`permissions`]: pure policy
+//! function) -> decide ([`verifier::Decision`]).
+//!
+//! Issuing and revoking (the management path):
+//!
+//! mint ([`authority`]: who may do what, delegation subset test) -> sign ([`keyring`],
+//! [`credential`]) -> store ([`store`]: system of record) -> event ([`view::Event`], applied to
+//! the live view).
+//!
+//! Around them: [`proto`] (generated protobuf types), [`convert`] (protobuf <-> domain, the one
+//! place requests are validated), [`server`] (gRPC handlers, status mapping, the `run` entry
+//! point), [`config`] (flags and environment), [`node`] (wiring one node together), [`clock`]
+//! (time as a parameter).
+
+pub mod authority;
+pub mod clock;
+pub mod config;
+pub mod convert;
+pub mod credential;
+pub mod keyring;
+pub mod node;
+pub mod permissions;
+pub mod proto;
+pub mod server;
+pub mod store;
+pub mod verifier;
+pub mod view;

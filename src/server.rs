@@ -1,0 +1,133 @@
+//! The gRPC server: one [`run`] entry point used by the binary and the tests alike.
+//!
+//! Handlers (one module per protobuf service) convert protobuf to domain types, call the
+//! [`Authority`], and convert back. Errors become gRPC statuses in exactly one place,
+//! [`status`].
+
+mod admin;
+mod auth;
+mod global_admin;
+mod status;
+mod token;
+mod verifier;
+
+use std::future::Future;
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+use tonic::transport::server::TcpIncoming;
+use tonic::transport::Server;
+
+use crate::authority::{Authority, Caller};
+use crate::proto;
+
+pub use status::to_status;
+
+/// Largest request message accepted, in bytes; larger ones are refused before decoding.
+pub const MAX_MESSAGE_BYTES: usize = 64 * 1024;
+/// Largest header block accepted (the credential travels in `authorization`).
+pub const MAX_HEADER_LIST_BYTES: u32 = 32 * 1024;
+
+/// Serves every authcell service on `listener` until `shutdown` resolves; in-flight calls
+/// finish before it returns.
+pub async fn run(
+    listener: TcpListener,
+    authority: Arc<Authority>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), tonic::transport::Error> {
+    let (health_reporter, health_service) = tonic_health::server::health_reporter();
+    health_reporter
+        .set_serving::<proto::token::token_server::TokenServer<token::TokenService>>()
+        .await;
+    health_reporter
+        .set_serving::<proto::auth::auth_server::AuthServer<auth::AuthService>>()
+        .await;
+    health_reporter
+        .set_serving::<proto::global_admin::global_admin_server::GlobalAdminServer<global_admin::GlobalAdminService>>()
+        .await;
+    health_reporter
+        .set_serving::<proto::authcell::v1::admin_server::AdminServer<admin::AdminService>>()
+        .await;
+    health_reporter
+        .set_serving::<proto::authcell::v1::verifier_server::VerifierServer<verifier::VerifierService>>()
+        .await;
+
+    let reflection_v1 = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1()
+        .map_err(|e| panic_free_reflection_error(&e))
+        .ok();
+    let reflection_v1alpha = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1alpha()
+        .map_err(|e| panic_free_reflection_error(&e))
+        .ok();
+
+    let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
+    Server::builder()
+        .http2_max_header_list_size(MAX_HEADER_LIST_BYTES)
+        .add_service(health_service)
+        .add_optional_service(reflection_v1)
+        .add_optional_service(reflection_v1alpha)
+        .add_service(
+            proto::token::token_server::TokenServer::new(token::TokenService::new(authority.clone()))
+                .max_decoding_message_size(MAX_MESSAGE_BYTES),
+        )
+        .add_service(
+            proto::auth::auth_server::AuthServer::new(auth::AuthService::new(authority.clone()))
+                .max_decoding_message_size(MAX_MESSAGE_BYTES),
+        )
+        .add_service(
+            proto::global_admin::global_admin_server::GlobalAdminServer::new(
+                global_admin::GlobalAdminService::new(authority.clone()),
+            )
+            .max_decoding_message_size(MAX_MESSAGE_BYTES),
+        )
+        .add_service(
+            proto::authcell::v1::admin_server::AdminServer::new(admin::AdminService::new(
+                authority.clone(),
+            ))
+            .max_decoding_message_size(MAX_MESSAGE_BYTES),
+        )
+        .add_service(
+            proto::authcell::v1::verifier_server::VerifierServer::new(
+                verifier::VerifierService::new(authority),
+            )
+            .max_decoding_message_size(MAX_MESSAGE_BYTES),
+        )
+        .serve_with_incoming_shutdown(incoming, shutdown)
+        .await
+}
+
+/// Reflection is a convenience for operators; a descriptor problem must not stop the server.
+fn panic_free_reflection_error(e: &tonic_reflection::server::Error) {
+    tracing::error!(error = %e, "server reflection disabled: bad file descriptor set");
+}
+
+/// The credential a call presents in its `authorization` metadata (`Bearer ` optional).
+pub(crate) fn metadata_credential<T>(request: &tonic::Request<T>) -> &str {
+    request
+        .metadata()
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .map(|v| v.strip_prefix("Bearer ").unwrap_or(v).trim())
+        .unwrap_or("")
+}
+
+/// The caller's IP address, when the transport knows it.
+pub(crate) fn peer_ip<T>(request: &tonic::Request<T>) -> Option<IpAddr> {
+    request.remote_addr().map(|a| a.ip())
+}
+
+/// Authenticates the caller of a management RPC from its metadata.
+pub(crate) fn caller<T>(
+    authority: &Authority,
+    request: &tonic::Request<T>,
+) -> Result<Caller, tonic::Status> {
+    authority
+        .caller(metadata_credential(request), peer_ip(request))
+        .map_err(|e| to_status(&e))
+}

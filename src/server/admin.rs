@@ -1,0 +1,215 @@
+//! `authcell.v1.Admin`: key listing and description, custom roles, token revocation.
+
+use std::sync::Arc;
+
+use tonic::{Request, Response, Status};
+
+use super::{caller, to_status};
+use crate::authority::{Authority, KeyStatus, RoleUpdate, RoleView, TokenRef};
+use crate::convert::{permission_set_from_proto, permission_set_to_proto, Invalid};
+use crate::proto::authcell::v1 as pb;
+use crate::store::KeyRecord;
+
+pub struct AdminService {
+    authority: Arc<Authority>,
+}
+
+impl AdminService {
+    pub fn new(authority: Arc<Authority>) -> Self {
+        AdminService { authority }
+    }
+}
+
+fn key_info(key: KeyRecord, status: KeyStatus) -> pb::ApiKeyInfo {
+    pb::ApiKeyInfo {
+        kind: if key.role_id.is_some() {
+            pb::KeyKind::Role
+        } else {
+            pb::KeyKind::Inline
+        } as i32,
+        status: match status {
+            KeyStatus::Active => pb::KeyStatus::Active,
+            KeyStatus::Expired => pb::KeyStatus::Expired,
+            KeyStatus::Revoked => pb::KeyStatus::Revoked,
+        } as i32,
+        key_id: key.key_id,
+        account_id: key.account,
+        description: key.description,
+        role_id: key.role_id.unwrap_or_default(),
+        expires_at_epoch_seconds: key.expires_at,
+        issued_at_epoch_seconds: key.issued_at,
+        created_by: key.created_by,
+        revoked_at_epoch_seconds: key.revoked_at,
+        token_id: key.token_id.unwrap_or_default(),
+    }
+}
+
+fn role(r: RoleView) -> pb::Role {
+    pb::Role {
+        permissions: Some(permission_set_to_proto(&r.permissions)),
+        kind: if r.system {
+            pb::RoleKind::System
+        } else {
+            pb::RoleKind::Custom
+        } as i32,
+        role_id: r.role_id,
+        name: r.name,
+        description: r.description,
+        created_at_epoch_seconds: r.created_at,
+        updated_at_epoch_seconds: r.updated_at,
+    }
+}
+
+fn invalid(e: Invalid) -> Status {
+    to_status(&e.into())
+}
+
+#[tonic::async_trait]
+impl pb::admin_server::Admin for AdminService {
+    async fn describe_api_key(
+        &self,
+        request: Request<pb::DescribeApiKeyRequest>,
+    ) -> Result<Response<pb::DescribeApiKeyResponse>, Status> {
+        let caller = caller(&self.authority, &request)?;
+        let (key, status) = self
+            .authority
+            .describe_key(&caller, &request.get_ref().key_id)
+            .await
+            .map_err(|e| to_status(&e))?;
+        Ok(Response::new(pb::DescribeApiKeyResponse {
+            key: Some(key_info(key, status)),
+        }))
+    }
+
+    async fn list_api_keys(
+        &self,
+        request: Request<pb::ListApiKeysRequest>,
+    ) -> Result<Response<pb::ListApiKeysResponse>, Status> {
+        let caller = caller(&self.authority, &request)?;
+        let req = request.get_ref();
+        let page = self
+            .authority
+            .list_keys(&caller, req.limit, &req.next_token, req.include_inactive)
+            .await
+            .map_err(|e| to_status(&e))?;
+        Ok(Response::new(pb::ListApiKeysResponse {
+            keys: page
+                .keys
+                .into_iter()
+                .map(|(k, s)| key_info(k, s))
+                .collect(),
+            next_token: page.next_token.unwrap_or_default(),
+        }))
+    }
+
+    async fn create_role(
+        &self,
+        request: Request<pb::CreateRoleRequest>,
+    ) -> Result<Response<pb::CreateRoleResponse>, Status> {
+        let caller = caller(&self.authority, &request)?;
+        let req = request.into_inner();
+        let permissions = permission_set_from_proto("permissions", req.permissions.as_ref(), false)
+            .map_err(invalid)?;
+        let created = self
+            .authority
+            .create_role(&caller, &req.name, &req.description, permissions)
+            .await
+            .map_err(|e| to_status(&e))?;
+        tracing::info!(account = %caller.account(), role_id = %created.role_id, created_by = %caller.key_id(), "role created");
+        Ok(Response::new(pb::CreateRoleResponse {
+            role: Some(role(created)),
+        }))
+    }
+
+    async fn update_role(
+        &self,
+        request: Request<pb::UpdateRoleRequest>,
+    ) -> Result<Response<pb::UpdateRoleResponse>, Status> {
+        let caller = caller(&self.authority, &request)?;
+        let req = request.into_inner();
+        let permissions = match req.permissions.as_ref() {
+            None => None,
+            Some(p) => Some(permission_set_from_proto("permissions", Some(p), false).map_err(invalid)?),
+        };
+        let updated = self
+            .authority
+            .update_role(
+                &caller,
+                &req.role_id,
+                RoleUpdate {
+                    name: req.name,
+                    description: req.description,
+                    permissions,
+                },
+            )
+            .await
+            .map_err(|e| to_status(&e))?;
+        tracing::info!(account = %caller.account(), role_id = %updated.role_id, changed_by = %caller.key_id(), "role updated");
+        Ok(Response::new(pb::UpdateRoleResponse {
+            role: Some(role(updated)),
+        }))
+    }
+
+    async fn delete_role(
+        &self,
+        request: Request<pb::DeleteRoleRequest>,
+    ) -> Result<Response<pb::DeleteRoleResponse>, Status> {
+        let caller = caller(&self.authority, &request)?;
+        let role_id = &request.get_ref().role_id;
+        self.authority
+            .delete_role(&caller, role_id)
+            .await
+            .map_err(|e| to_status(&e))?;
+        tracing::info!(account = %caller.account(), role_id = %role_id, deleted_by = %caller.key_id(), "role deleted");
+        Ok(Response::new(pb::DeleteRoleResponse {}))
+    }
+
+    async fn list_roles(
+        &self,
+        request: Request<pb::ListRolesRequest>,
+    ) -> Result<Response<pb::ListRolesResponse>, Status> {
+        let caller = caller(&self.authority, &request)?;
+        let roles = self
+            .authority
+            .list_roles(&caller)
+            .await
+            .map_err(|e| to_status(&e))?;
+        Ok(Response::new(pb::ListRolesResponse {
+            roles: roles.into_iter().map(role).collect(),
+        }))
+    }
+
+    async fn revoke_token(
+        &self,
+        request: Request<pb::RevokeTokenRequest>,
+    ) -> Result<Response<pb::RevokeTokenResponse>, Status> {
+        let caller = caller(&self.authority, &request)?;
+        let token = match request.into_inner().token {
+            Some(pb::revoke_token_request::Token::Id(id)) => TokenRef::Id(id),
+            Some(pb::revoke_token_request::Token::TokenId(tid)) => TokenRef::TokenId(tid),
+            None => return Err(invalid(Invalid::new("token", "set id or token_id"))),
+        };
+        self.authority
+            .revoke_token(&caller, token.clone())
+            .await
+            .map_err(|e| to_status(&e))?;
+        tracing::info!(account = %caller.account(), token = ?token, revoked_by = %caller.key_id(), "token revoked");
+        Ok(Response::new(pb::RevokeTokenResponse {}))
+    }
+
+    async fn revoke_issued_before(
+        &self,
+        request: Request<pb::RevokeIssuedBeforeRequest>,
+    ) -> Result<Response<pb::RevokeIssuedBeforeResponse>, Status> {
+        let caller = caller(&self.authority, &request)?;
+        let before = self
+            .authority
+            .revoke_issued_before(&caller, request.get_ref().issued_before_epoch_seconds)
+            .await
+            .map_err(|e| to_status(&e))?;
+        tracing::info!(account = %caller.account(), issued_before = before, revoked_by = %caller.key_id(), "credentials issued before a time revoked");
+        Ok(Response::new(pb::RevokeIssuedBeforeResponse {
+            issued_before_epoch_seconds: before,
+        }))
+    }
+}

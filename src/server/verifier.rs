@@ -1,0 +1,119 @@
+//! `authcell.v1.Verifier`: Authorize, a thin wrapper over [`crate::verifier::Verifier::check`].
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+
+use tonic::{Request, Response, Status};
+
+use crate::authority::Authority;
+use crate::convert::Invalid;
+use crate::permissions::{Action, Resource};
+use crate::proto::authcell::v1 as pb;
+use crate::verifier::Reason;
+
+pub struct VerifierService {
+    authority: Arc<Authority>,
+}
+
+impl VerifierService {
+    pub fn new(authority: Arc<Authority>) -> Self {
+        VerifierService { authority }
+    }
+}
+
+/// Parses `peer_address`: an IP, or an IP with a port (`1.2.3.4:5`, `[::1]:5`).
+fn parse_peer(s: &str) -> Result<Option<IpAddr>, Invalid> {
+    if s.is_empty() {
+        return Ok(None);
+    }
+    s.parse::<IpAddr>()
+        .or_else(|_| s.parse::<SocketAddr>().map(|a| a.ip()))
+        .map(Some)
+        .map_err(|_| Invalid::new("peer_address", "not an IP address (optionally with a port)"))
+}
+
+fn require_name<'a>(field: &str, value: &'a str) -> Result<&'a str, Invalid> {
+    if value.is_empty() {
+        Err(Invalid::new(field, "required for this action"))
+    } else {
+        Ok(value)
+    }
+}
+
+/// Validates the request shape and builds the action and resource to check.
+fn action_and_resource(req: &pb::AuthorizeRequest) -> Result<(Action, Resource<'_>), Invalid> {
+    let action = match pb::Action::try_from(req.action) {
+        Ok(pb::Action::CacheRead) => Action::CacheRead,
+        Ok(pb::Action::CacheWrite) => Action::CacheWrite,
+        Ok(pb::Action::CacheReadWrite) => Action::CacheReadWrite,
+        Ok(pb::Action::TopicSubscribe) => Action::TopicSubscribe,
+        Ok(pb::Action::TopicPublish) => Action::TopicPublish,
+        Ok(pb::Action::FunctionInvoke) => Action::FunctionInvoke,
+        Ok(pb::Action::Unspecified) => return Err(Invalid::new("action", "required")),
+        Err(_) => return Err(Invalid::new("action", format!("unknown value {}", req.action))),
+    };
+    let cache = Some(require_name("cache", &req.cache)?);
+    let resource = match action {
+        Action::TopicSubscribe | Action::TopicPublish => Resource {
+            cache,
+            topic: Some(require_name("topic", &req.topic)?),
+            ..Resource::default()
+        },
+        Action::FunctionInvoke => Resource {
+            cache,
+            function: Some(require_name("function", &req.function)?),
+            ..Resource::default()
+        },
+        _ => Resource {
+            cache,
+            key: (!req.key.is_empty()).then_some(req.key.as_slice()),
+            ..Resource::default()
+        },
+    };
+    Ok((action, resource))
+}
+
+fn reason(r: Reason) -> pb::Reason {
+    match r {
+        Reason::Unauthenticated => pb::Reason::Unauthenticated,
+        Reason::Expired => pb::Reason::Expired,
+        Reason::Revoked => pb::Reason::Revoked,
+        Reason::Permission => pb::Reason::Permission,
+        Reason::IpNotAllowed => pb::Reason::IpNotAllowed,
+        Reason::RoleNotFound => pb::Reason::RoleNotFound,
+        Reason::NotYetValid => pb::Reason::NotYetValid,
+    }
+}
+
+#[tonic::async_trait]
+impl pb::verifier_server::Verifier for VerifierService {
+    async fn authorize(
+        &self,
+        request: Request<pb::AuthorizeRequest>,
+    ) -> Result<Response<pb::AuthorizeResponse>, Status> {
+        let req = request.get_ref();
+        let invalid = |e: Invalid| Status::invalid_argument(e.to_string());
+        let (action, resource) = action_and_resource(req).map_err(invalid)?;
+        let peer = parse_peer(&req.peer_address).map_err(invalid)?;
+        let decision = self
+            .authority
+            .verifier()
+            .check(&req.credential, action, &resource, peer);
+        let mut response = pb::AuthorizeResponse::default();
+        if let Some(p) = &decision.principal {
+            let c = &p.credential;
+            response.key_id = c.id.clone();
+            response.account_id = c.account.clone();
+            response.token_id = c.token_id.clone().unwrap_or_default();
+            response.expires_at_epoch_seconds = c.expires_at;
+        }
+        match decision.outcome {
+            Ok(()) => response.allowed = true,
+            Err((r, message)) => {
+                response.reason = reason(r) as i32;
+                response.message = message;
+            }
+        }
+        Ok(Response::new(response))
+    }
+}

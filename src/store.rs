@@ -1,0 +1,102 @@
+//! The state store: one interface, several implementations.
+//!
+//! The store is the system of record for accounts, key metadata (never plaintext keys), custom
+//! roles, revocations and watermarks. Every mutation is atomic and yields the [`Event`] the live
+//! view needs. [`memory::MemoryStore`] is the embedded default: everything in process memory,
+//! nothing survives exit.
+
+pub mod memory;
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+
+use crate::permissions::PermissionSet;
+use crate::view::Event;
+
+/// Metadata of an API key. The key itself is never stored.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeyRecord {
+    pub key_id: String,
+    pub account: String,
+    pub description: String,
+    /// Role-bound keys name their role; SDK-made keys carry inline permissions instead.
+    pub role_id: Option<String>,
+    pub inline: Option<PermissionSet>,
+    pub token_id: Option<String>,
+    pub created_by: String,
+    pub issued_at: u64,
+    pub expires_at: Option<u64>,
+    pub revoked_at: Option<u64>,
+}
+
+/// A custom role.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RoleRecord {
+    pub role_id: String,
+    pub account: String,
+    pub name: String,
+    pub description: String,
+    pub permissions: PermissionSet,
+    pub created_at: u64,
+    pub updated_at: u64,
+}
+
+/// Store failures, each with the meaning the API reports.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    AlreadyExists(String),
+    #[error("{0}")]
+    FailedPrecondition(String),
+    /// The store could not be reached; nothing was changed.
+    #[error("state store unavailable: {0}")]
+    Unavailable(String),
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// The state store. Mutations are atomic: they either happen whole (and their event is applied
+/// or published) or not at all.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Creates an account; `false` if it already existed.
+    async fn ensure_account(&self, account: &str, now: u64) -> StoreResult<bool>;
+
+    /// Number of keys of the account that are neither revoked nor expired at `now`.
+    async fn count_live_keys(&self, account: &str, now: u64) -> StoreResult<usize>;
+
+    /// Stores a new key's metadata.
+    async fn insert_key(&self, key: KeyRecord) -> StoreResult<()>;
+
+    async fn get_key(&self, account: &str, key_id: &str) -> StoreResult<Option<KeyRecord>>;
+
+    /// Keys of the account in key-id order, strictly after `after`, at most `limit`.
+    async fn list_keys(
+        &self,
+        account: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> StoreResult<Vec<KeyRecord>>;
+
+    /// Marks a key revoked (idempotent: revoking a revoked key keeps the first time) and
+    /// publishes its revocation. `NotFound` if the account has no such key.
+    async fn revoke_key(&self, account: &str, key_id: &str, now: u64) -> StoreResult<KeyRecord>;
+
+    /// Publishes a revocation that has no key record (a disposable token).
+    async fn revoke(&self, event: Event) -> StoreResult<()>;
+
+    async fn list_roles(&self, account: &str) -> StoreResult<Vec<RoleRecord>>;
+
+    async fn get_role(&self, account: &str, role_id: &str) -> StoreResult<Option<RoleRecord>>;
+
+    /// Creates a role; `AlreadyExists` if the account has a role of that name.
+    async fn create_role(&self, role: RoleRecord) -> StoreResult<()>;
+
+    /// Replaces a role; `NotFound` if absent, `AlreadyExists` if renamed onto another's name.
+    async fn update_role(&self, role: RoleRecord) -> StoreResult<()>;
+
+    /// Deletes a role; `FailedPrecondition` (saying how many) while live keys use it.
+    async fn delete_role(&self, account: &str, role_id: &str, now: u64) -> StoreResult<()>;
+}

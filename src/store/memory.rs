@@ -1,0 +1,221 @@
+//! The embedded store: all state in process memory, like a database's dev mode. Nothing
+//! survives exit (startup says so). Each mutation and its view event happen under one lock, so
+//! a revocation is visible to the very next check.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use async_trait::async_trait;
+
+use super::{KeyRecord, RoleRecord, Store, StoreError, StoreResult};
+use crate::view::{Event, View};
+
+#[derive(Default)]
+struct Data {
+    accounts: HashSet<String>,
+    /// account -> key id -> record; key ids are UUIDv7, so BTreeMap order is creation order.
+    keys: HashMap<String, BTreeMap<String, KeyRecord>>,
+    /// account -> role id -> record
+    roles: HashMap<String, BTreeMap<String, RoleRecord>>,
+}
+
+/// In-memory [`Store`].
+pub struct MemoryStore {
+    /// A std Mutex, not an async one: critical sections are short, never await, and include the
+    /// view update, which is what makes mutation + event atomic here.
+    data: Mutex<Data>,
+    view: Arc<View>,
+}
+
+impl MemoryStore {
+    pub fn new(view: Arc<View>) -> Self {
+        MemoryStore {
+            data: Mutex::new(Data::default()),
+            view,
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Data> {
+        self.data.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+fn is_live(key: &KeyRecord, now: u64) -> bool {
+    key.revoked_at.is_none() && key.expires_at.is_none_or(|exp| exp > now)
+}
+
+#[async_trait]
+impl Store for MemoryStore {
+    async fn ensure_account(&self, account: &str, _now: u64) -> StoreResult<bool> {
+        Ok(self.lock().accounts.insert(account.to_owned()))
+    }
+
+    async fn count_live_keys(&self, account: &str, now: u64) -> StoreResult<usize> {
+        Ok(self
+            .lock()
+            .keys
+            .get(account)
+            .map(|keys| keys.values().filter(|k| is_live(k, now)).count())
+            .unwrap_or(0))
+    }
+
+    async fn insert_key(&self, key: KeyRecord) -> StoreResult<()> {
+        let mut data = self.lock();
+        let keys = data.keys.entry(key.account.clone()).or_default();
+        if keys.contains_key(&key.key_id) {
+            return Err(StoreError::AlreadyExists(format!(
+                "key {} already exists",
+                key.key_id
+            )));
+        }
+        keys.insert(key.key_id.clone(), key);
+        Ok(())
+    }
+
+    async fn get_key(&self, account: &str, key_id: &str) -> StoreResult<Option<KeyRecord>> {
+        Ok(self
+            .lock()
+            .keys
+            .get(account)
+            .and_then(|keys| keys.get(key_id))
+            .cloned())
+    }
+
+    async fn list_keys(
+        &self,
+        account: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> StoreResult<Vec<KeyRecord>> {
+        use std::ops::Bound;
+        let data = self.lock();
+        let Some(keys) = data.keys.get(account) else {
+            return Ok(Vec::new());
+        };
+        let lower = match after {
+            Some(after) => Bound::Excluded(after.to_owned()),
+            None => Bound::Unbounded,
+        };
+        Ok(keys
+            .range((lower, Bound::Unbounded))
+            .take(limit)
+            .map(|(_, k)| k.clone())
+            .collect())
+    }
+
+    async fn revoke_key(&self, account: &str, key_id: &str, now: u64) -> StoreResult<KeyRecord> {
+        let mut data = self.lock();
+        let key = data
+            .keys
+            .get_mut(account)
+            .and_then(|keys| keys.get_mut(key_id))
+            .ok_or_else(|| StoreError::NotFound(format!("key_id: no key {key_id} in this account")))?;
+        if key.revoked_at.is_none() {
+            key.revoked_at = Some(now);
+        }
+        let record = key.clone();
+        self.view.apply(&Event::CredentialRevoked {
+            id: key_id.to_owned(),
+        });
+        Ok(record)
+    }
+
+    async fn revoke(&self, event: Event) -> StoreResult<()> {
+        let _data = self.lock();
+        self.view.apply(&event);
+        Ok(())
+    }
+
+    async fn list_roles(&self, account: &str) -> StoreResult<Vec<RoleRecord>> {
+        Ok(self
+            .lock()
+            .roles
+            .get(account)
+            .map(|roles| roles.values().cloned().collect())
+            .unwrap_or_default())
+    }
+
+    async fn get_role(&self, account: &str, role_id: &str) -> StoreResult<Option<RoleRecord>> {
+        Ok(self
+            .lock()
+            .roles
+            .get(account)
+            .and_then(|roles| roles.get(role_id))
+            .cloned())
+    }
+
+    async fn create_role(&self, role: RoleRecord) -> StoreResult<()> {
+        let mut data = self.lock();
+        let roles = data.roles.entry(role.account.clone()).or_default();
+        if roles.values().any(|r| r.name == role.name) {
+            return Err(StoreError::AlreadyExists(format!(
+                "name: this account already has a role named {:?}",
+                role.name
+            )));
+        }
+        self.view.apply(&Event::RoleSet {
+            account: role.account.clone(),
+            role_id: role.role_id.clone(),
+            permissions: role.permissions.clone(),
+        });
+        roles.insert(role.role_id.clone(), role);
+        Ok(())
+    }
+
+    async fn update_role(&self, role: RoleRecord) -> StoreResult<()> {
+        let mut data = self.lock();
+        let roles = data.roles.entry(role.account.clone()).or_default();
+        if !roles.contains_key(&role.role_id) {
+            return Err(StoreError::NotFound(format!(
+                "role_id: no role {} in this account",
+                role.role_id
+            )));
+        }
+        if roles
+            .values()
+            .any(|r| r.name == role.name && r.role_id != role.role_id)
+        {
+            return Err(StoreError::AlreadyExists(format!(
+                "name: this account already has a role named {:?}",
+                role.name
+            )));
+        }
+        self.view.apply(&Event::RoleSet {
+            account: role.account.clone(),
+            role_id: role.role_id.clone(),
+            permissions: role.permissions.clone(),
+        });
+        roles.insert(role.role_id.clone(), role);
+        Ok(())
+    }
+
+    async fn delete_role(&self, account: &str, role_id: &str, now: u64) -> StoreResult<()> {
+        let mut data = self.lock();
+        let in_use = data
+            .keys
+            .get(account)
+            .map(|keys| {
+                keys.values()
+                    .filter(|k| k.role_id.as_deref() == Some(role_id) && is_live(k, now))
+                    .count()
+            })
+            .unwrap_or(0);
+        let roles = data.roles.entry(account.to_owned()).or_default();
+        if !roles.contains_key(role_id) {
+            return Err(StoreError::NotFound(format!(
+                "role_id: no role {role_id} in this account"
+            )));
+        }
+        if in_use > 0 {
+            return Err(StoreError::FailedPrecondition(format!(
+                "role {role_id} is used by {in_use} live key(s): revoke them first"
+            )));
+        }
+        roles.remove(role_id);
+        self.view.apply(&Event::RoleDeleted {
+            account: account.to_owned(),
+            role_id: role_id.to_owned(),
+        });
+        Ok(())
+    }
+}
