@@ -9,9 +9,10 @@ use std::sync::Arc;
 
 use crate::clock::Clock;
 use crate::convert::Invalid;
-use crate::credential::{self, Authority as Grants, Claims, CredentialError};
+use crate::credential::{self, Claims, CredentialError};
 use crate::keyring::KeyRing;
 use crate::permissions::{self, system, Action, Denial, PermissionSet, Resource};
+use crate::ratelimit::RateLimiter;
 use crate::store::{KeyRecord, RoleRecord, Store, StoreError};
 use crate::verifier::{Principal, Verifier};
 use crate::view::Event;
@@ -126,14 +127,23 @@ pub struct RoleUpdate {
     pub permissions: Option<PermissionSet>,
 }
 
+/// Per-node settings of the authority.
+pub struct Settings {
+    /// This cell's name, written into the tokens it mints.
+    pub cell: String,
+    /// This cell's public endpoint, returned with minted tokens.
+    pub endpoint: String,
+    /// Limits token vending and key creation per account.
+    pub limiter: Box<dyn RateLimiter>,
+}
+
 /// The authority's configuration and collaborators.
 pub struct Authority {
     store: Arc<dyn Store>,
     verifier: Verifier,
     keyring: Arc<KeyRing>,
     clock: Arc<dyn Clock>,
-    cell: String,
-    endpoint: String,
+    settings: Settings,
 }
 
 impl Authority {
@@ -141,8 +151,7 @@ impl Authority {
         store: Arc<dyn Store>,
         verifier: Verifier,
         keyring: Arc<KeyRing>,
-        cell: String,
-        endpoint: String,
+        settings: Settings,
     ) -> Self {
         let clock = verifier.clock().clone();
         Authority {
@@ -150,9 +159,22 @@ impl Authority {
             verifier,
             keyring,
             clock,
-            cell,
-            endpoint,
+            settings,
         }
+    }
+
+    /// Takes one rate-limited operation for the account, or says how long to wait.
+    pub(crate) async fn rate_limit(&self, account: &str) -> Result<()> {
+        self.settings.limiter.acquire(account).await.map_err(|wait| {
+            let secs = wait.as_secs_f64().ceil().max(1.0) as u64;
+            Error::ResourceExhausted {
+                message: format!(
+                    "rate limit for token vending and key creation reached for this account; retry in {:.1} s",
+                    wait.as_secs_f64()
+                ),
+                retry_after_secs: secs,
+            }
+        })
     }
 
     pub fn verifier(&self) -> &Verifier {
@@ -160,11 +182,11 @@ impl Authority {
     }
 
     pub fn endpoint(&self) -> &str {
-        &self.endpoint
+        &self.settings.endpoint
     }
 
     pub fn cell(&self) -> &str {
-        &self.cell
+        &self.settings.cell
     }
 
     pub fn now(&self) -> u64 {
@@ -261,6 +283,7 @@ impl Authority {
             issued_at: now,
             expires_at,
             revoked_at: None,
+            refresh_hash: None,
         };
         self.store.insert_key(record.clone()).await?;
         Ok((token, record))
@@ -298,6 +321,7 @@ impl Authority {
         };
         let role = self.role_permissions(caller.account(), role_id).await?;
         self.require_delegable(caller, &format!("role {role_id:?}"), &role)?;
+        self.rate_limit(caller.account()).await?;
         self.mint_role_key(
             caller.account(),
             role_id,
@@ -442,7 +466,10 @@ impl Authority {
         let event = match token {
             TokenRef::Id(id) => {
                 validate_key_id(&id).map_err(|_| Invalid::new("id", "not a token id (a UUID)"))?;
-                Event::CredentialRevoked { id }
+                Event::CredentialRevoked {
+                    account: caller.account().to_owned(),
+                    id,
+                }
             }
             TokenRef::TokenId(token_id) => {
                 validate_token_id("token_id", &token_id)?;
@@ -611,22 +638,16 @@ impl Authority {
         .await
     }
 
-    /// The key ring (for minting in sibling modules).
-    pub(crate) fn keyring(&self) -> &Arc<KeyRing> {
-        &self.keyring
-    }
-
     pub(crate) fn store(&self) -> &Arc<dyn Store> {
         &self.store
     }
 
-    pub(crate) fn sign_claims(&self, claims: &Claims) -> Result<String> {
-        self.sign(claims)
+    pub(crate) fn clock(&self) -> &Arc<dyn Clock> {
+        &self.clock
     }
 
-    /// The permissions a caller's credential grants inline, or via its role.
-    pub fn grants_of(caller: &Caller) -> &Grants {
-        &caller.principal.credential.authority
+    pub(crate) fn sign_claims(&self, claims: &Claims) -> Result<String> {
+        self.sign(claims)
     }
 }
 

@@ -60,6 +60,14 @@ pub struct ServeArgs {
     #[arg(long, env = "AUTHCELL_ENDPOINT")]
     pub endpoint: Option<String>,
 
+    /// Token vending and key creation allowed per account and second (0 = unlimited).
+    #[arg(long, env = "AUTHCELL_VEND_RATE", default_value_t = 5)]
+    pub vend_rate: u32,
+
+    /// Burst allowance of the vending rate limit.
+    #[arg(long, env = "AUTHCELL_VEND_BURST", default_value_t = 10)]
+    pub vend_burst: u32,
+
     /// Account created with an owner key in embedded mode.
     #[arg(long, env = "AUTHCELL_DEV_ACCOUNT", default_value = "dev")]
     pub dev_account: String,

@@ -108,6 +108,8 @@ pub enum CredentialError {
     RoleNotFound,
     #[error("a disposable token cannot be used here: use an API key")]
     DisposableNotAllowed,
+    #[error("refresh token is not valid for this key (a refresh token works once)")]
+    RefreshRejected,
 }
 
 /// Signs claims with the ring's active key.

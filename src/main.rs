@@ -62,7 +62,13 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
         .map_err(|e| format!("--listen {}: {e}", args.listen))?;
     let endpoint = args.endpoint.clone().unwrap_or_else(|| local.to_string());
     let ephemeral_key = ring.is_ephemeral();
-    let authority = node::embedded(ring, Arc::new(SystemClock), &args.common.cell, &endpoint);
+    let options = node::NodeOptions {
+        cell: args.common.cell.clone(),
+        endpoint: endpoint.clone(),
+        vend_rate_per_second: args.vend_rate,
+        vend_burst: args.vend_burst,
+    };
+    let authority = node::embedded(ring, Arc::new(SystemClock), &options);
     let (owner_key, _) = authority
         .bootstrap(&args.dev_account, false)
         .await

@@ -2,7 +2,8 @@
 
 use std::sync::Arc;
 
-use crate::authority::Authority;
+use crate::authority::{Authority, Settings};
+use crate::ratelimit;
 use crate::clock::Clock;
 use crate::config::CommonArgs;
 use crate::keyring::{KeyError, KeyRing};
@@ -22,13 +23,18 @@ pub fn keyring(common: &CommonArgs) -> Result<KeyRing, KeyError> {
     Ok(ring)
 }
 
+/// What distinguishes one node from another.
+#[derive(Clone, Debug)]
+pub struct NodeOptions {
+    pub cell: String,
+    pub endpoint: String,
+    /// Token vending and key creation per account and second; 0 = unlimited.
+    pub vend_rate_per_second: u32,
+    pub vend_burst: u32,
+}
+
 /// An authority over an in-memory store (the embedded default, and most tests).
-pub fn embedded(
-    keyring: KeyRing,
-    clock: Arc<dyn Clock>,
-    cell: &str,
-    endpoint: &str,
-) -> Arc<Authority> {
+pub fn embedded(keyring: KeyRing, clock: Arc<dyn Clock>, options: &NodeOptions) -> Arc<Authority> {
     let keyring = Arc::new(keyring);
     let view = Arc::new(View::new());
     let store = Arc::new(MemoryStore::new(view.clone()));
@@ -37,7 +43,10 @@ pub fn embedded(
         store,
         verifier,
         keyring,
-        cell.to_owned(),
-        endpoint.to_owned(),
+        Settings {
+            cell: options.cell.clone(),
+            endpoint: options.endpoint.clone(),
+            limiter: ratelimit::from_config(options.vend_rate_per_second, options.vend_burst),
+        },
     ))
 }

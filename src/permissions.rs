@@ -323,6 +323,11 @@ pub fn evaluate(
     Ok(())
 }
 
+/// Whether the set's conditions admit a caller at `peer` (whatever the action).
+pub fn admits_peer(set: &PermissionSet, peer: Option<IpAddr>) -> bool {
+    conditions_hold(&set.conditions, peer)
+}
+
 fn conditions_hold(conditions: &[Condition], peer: Option<IpAddr>) -> bool {
     conditions.iter().all(|condition| match condition {
         Condition::IpFilter(ranges) => match peer {

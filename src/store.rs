@@ -27,6 +27,8 @@ pub struct KeyRecord {
     pub issued_at: u64,
     pub expires_at: Option<u64>,
     pub revoked_at: Option<u64>,
+    /// SHA-256 (hex) of the key's single-use refresh token (SDK-made keys only).
+    pub refresh_hash: Option<String>,
 }
 
 /// A custom role.
@@ -96,6 +98,19 @@ pub trait Store: Send + Sync + 'static {
 
     /// Replaces a role; `NotFound` if absent, `AlreadyExists` if renamed onto another's name.
     async fn update_role(&self, role: RoleRecord) -> StoreResult<()>;
+
+    /// Atomically replaces an SDK-made key by its successor: checks that `old_key_id` is live
+    /// and its refresh hash equals `refresh_hash`, revokes it (publishing the revocation) and
+    /// inserts `new_key`. `FailedPrecondition` if the hash does not match or the key was
+    /// already revoked: a refresh token works once.
+    async fn rotate_refresh(
+        &self,
+        account: &str,
+        old_key_id: &str,
+        refresh_hash: &str,
+        new_key: KeyRecord,
+        now: u64,
+    ) -> StoreResult<()>;
 
     /// Deletes a role; `FailedPrecondition` (saying how many) while live keys use it.
     async fn delete_role(&self, account: &str, role_id: &str, now: u64) -> StoreResult<()>;

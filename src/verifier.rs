@@ -105,11 +105,22 @@ impl Verifier {
     /// Verifies signature, algorithm, key id, type, time and revocation, and resolves the
     /// credential's current permissions.
     pub fn authenticate(&self, token: &str) -> Result<Principal, CredentialError> {
+        self.authenticate_inner(token, true)
+    }
+
+    /// As [`Self::authenticate`], but an expired credential still passes (refreshing an
+    /// expired SDK-made key). Everything else, revocation included, is checked.
+    pub fn authenticate_allowing_expiry(&self, token: &str) -> Result<Principal, CredentialError> {
+        self.authenticate_inner(token, false)
+    }
+
+    fn authenticate_inner(&self, token: &str, check_expiry: bool) -> Result<Principal, CredentialError> {
         let credential = credential::decode(&self.keyring, token)?;
         let now = self.clock.now();
-        if credential
-            .expires_at
-            .is_some_and(|exp| now >= exp.saturating_add(LEEWAY_SECS))
+        if check_expiry
+            && credential
+                .expires_at
+                .is_some_and(|exp| now >= exp.saturating_add(LEEWAY_SECS))
         {
             return Err(CredentialError::Expired);
         }

@@ -15,8 +15,8 @@ use crate::permissions::PermissionSet;
 /// A change to the live view. Every store mutation that affects checks produces one.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Event {
-    /// An API key or a disposable token (by jti) is revoked.
-    CredentialRevoked { id: String },
+    /// An API key or a disposable token (by jti) of the account is revoked.
+    CredentialRevoked { account: String, id: String },
     /// A disposable token is revoked by its caller-chosen token id.
     TokenIdRevoked { account: String, token_id: String },
     /// Every credential of the account issued before `before` is revoked.
@@ -31,25 +31,22 @@ pub enum Event {
     RoleDeleted { account: String, role_id: String },
 }
 
+/// Everything the view knows about one account. Revocations are scoped by account, so one
+/// account can never revoke (or probe) another's credentials, and lookups by `&str` need no
+/// allocation.
 #[derive(Default)]
-struct Inner {
+struct AccountState {
     revoked: HashSet<String>,
-    /// `account \u{0} token_id`
     revoked_token_ids: HashSet<String>,
-    watermarks: HashMap<String, u64>,
-    /// (account, role id) -> permissions
-    roles: HashMap<(String, String), Arc<PermissionSet>>,
+    watermark: u64,
+    roles: HashMap<String, Arc<PermissionSet>>,
 }
 
 /// The live view. Reads vastly outnumber writes (every check reads; only revocations and role
 /// changes write), so a reader-writer lock fits: checks share it and never block each other.
 #[derive(Default)]
 pub struct View {
-    inner: RwLock<Inner>,
-}
-
-fn token_id_key(account: &str, token_id: &str) -> String {
-    format!("{account}\u{0}{token_id}")
+    accounts: RwLock<HashMap<String, AccountState>>,
 }
 
 impl View {
@@ -57,85 +54,85 @@ impl View {
         Self::default()
     }
 
-    fn read(&self) -> std::sync::RwLockReadGuard<'_, Inner> {
-        // A panic while holding the lock cannot leave the maps half-updated (each apply is a
-        // single insert or remove), so a poisoned lock is still safe to use.
-        self.inner.read().unwrap_or_else(|e| e.into_inner())
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, HashMap<String, AccountState>> {
+        // Each apply is a single insert or remove, so a panic elsewhere while the lock was held
+        // cannot have left the maps half-updated: a poisoned lock is still safe to use.
+        self.accounts.read().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Applies one event.
     pub fn apply(&self, event: &Event) {
-        let mut inner = self.inner.write().unwrap_or_else(|e| e.into_inner());
+        let mut accounts = self.accounts.write().unwrap_or_else(|e| e.into_inner());
         match event {
-            Event::CredentialRevoked { id } => {
-                inner.revoked.insert(id.clone());
+            Event::CredentialRevoked { account, id } => {
+                accounts.entry(account.clone()).or_default().revoked.insert(id.clone());
             }
             Event::TokenIdRevoked { account, token_id } => {
-                inner.revoked_token_ids.insert(token_id_key(account, token_id));
+                accounts
+                    .entry(account.clone())
+                    .or_default()
+                    .revoked_token_ids
+                    .insert(token_id.clone());
             }
             Event::IssuedBefore { account, before } => {
-                let mark = inner.watermarks.entry(account.clone()).or_insert(0);
-                *mark = (*mark).max(*before);
+                let state = accounts.entry(account.clone()).or_default();
+                state.watermark = state.watermark.max(*before);
             }
             Event::RoleSet {
                 account,
                 role_id,
                 permissions,
             } => {
-                inner.roles.insert(
-                    (account.clone(), role_id.clone()),
-                    Arc::new(permissions.clone()),
-                );
+                accounts
+                    .entry(account.clone())
+                    .or_default()
+                    .roles
+                    .insert(role_id.clone(), Arc::new(permissions.clone()));
             }
             Event::RoleDeleted { account, role_id } => {
-                inner.roles.remove(&(account.clone(), role_id.clone()));
+                if let Some(state) = accounts.get_mut(account) {
+                    state.roles.remove(role_id);
+                }
             }
         }
     }
 
-    /// Whether any of `ids` is revoked, or the token id is, or the issue time is before the
-    /// account's watermark.
+    /// Whether the credential is revoked: issued (along its chain) before the account's
+    /// watermark, or any of `ids` (itself and its ancestors) revoked, or its token id revoked.
     pub fn is_revoked<'a>(
         &self,
         account: &str,
-        issued_at: u64,
+        origin_issued_at: u64,
         ids: impl IntoIterator<Item = &'a String>,
         token_id: Option<&str>,
     ) -> bool {
-        let inner = self.read();
-        if inner
-            .watermarks
-            .get(account)
-            .is_some_and(|mark| issued_at < *mark)
-        {
-            return true;
-        }
-        if ids.into_iter().any(|id| inner.revoked.contains(id)) {
-            return true;
-        }
-        token_id.is_some_and(|tid| {
-            inner
-                .revoked_token_ids
-                .contains(&token_id_key(account, tid))
-        })
+        let accounts = self.read();
+        let Some(state) = accounts.get(account) else {
+            return false;
+        };
+        origin_issued_at < state.watermark
+            || ids.into_iter().any(|id| state.revoked.contains(id))
+            || token_id.is_some_and(|tid| state.revoked_token_ids.contains(tid))
     }
 
     /// The account's issued-before watermark, if any.
     pub fn watermark(&self, account: &str) -> Option<u64> {
-        self.read().watermarks.get(account).copied()
+        self.read()
+            .get(account)
+            .map(|s| s.watermark)
+            .filter(|w| *w > 0)
     }
 
     /// A custom role's current permissions.
     pub fn role(&self, account: &str, role_id: &str) -> Option<Arc<PermissionSet>> {
-        self.read()
-            .roles
-            .get(&(account.to_owned(), role_id.to_owned()))
-            .cloned()
+        self.read().get(account)?.roles.get(role_id).cloned()
     }
 
-    /// Number of revoked ids held.
+    /// Number of revoked ids and token ids held.
     pub fn revoked_len(&self) -> usize {
-        let inner = self.read();
-        inner.revoked.len() + inner.revoked_token_ids.len()
+        self.read()
+            .values()
+            .map(|s| s.revoked.len() + s.revoked_token_ids.len())
+            .sum()
     }
 }

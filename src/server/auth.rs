@@ -6,11 +6,13 @@ use std::sync::Arc;
 use tokio_stream::Stream;
 use tonic::{Request, Response, Status};
 
+use super::{metadata_credential, peer_ip, to_status};
 use crate::authority::Authority;
+use crate::convert::statements_from_proto;
 use crate::proto::auth as pb;
+use crate::vending::KeyLifetime;
 
 pub struct AuthService {
-    #[allow(dead_code)]
     authority: Arc<Authority>,
 }
 
@@ -37,15 +39,56 @@ impl pb::auth_server::Auth for AuthService {
 
     async fn generate_api_token(
         &self,
-        _request: Request<pb::GenerateApiTokenRequest>,
+        request: Request<pb::GenerateApiTokenRequest>,
     ) -> Result<Response<pb::GenerateApiTokenResponse>, Status> {
-        Err(Status::unimplemented("GenerateApiToken is not served yet"))
+        let peer = peer_ip(&request);
+        let credential = if request.get_ref().auth_token.is_empty() {
+            metadata_credential(&request).to_owned()
+        } else {
+            request.get_ref().auth_token.clone()
+        };
+        let req = request.into_inner();
+        use pb::generate_api_token_request::Expiry;
+        let lifetime = req.expiry.map(|e| match e {
+            Expiry::Never(_) => KeyLifetime::Never,
+            Expiry::Expires(x) => KeyLifetime::Seconds(x.valid_for_seconds),
+        });
+        let minted = self
+            .authority
+            .generate_api_token(
+                &credential,
+                peer,
+                lifetime,
+                statements_from_proto("permissions", req.permissions.as_ref()),
+                &req.token_id,
+                &req.description,
+            )
+            .await
+            .map_err(|e| to_status(&e))?;
+        Ok(Response::new(pb::GenerateApiTokenResponse {
+            api_key: minted.key.token,
+            refresh_token: minted.refresh_token,
+            endpoint: minted.key.endpoint,
+            valid_until: minted.key.valid_until.unwrap_or(0),
+        }))
     }
 
     async fn refresh_api_token(
         &self,
-        _request: Request<pb::RefreshApiTokenRequest>,
+        request: Request<pb::RefreshApiTokenRequest>,
     ) -> Result<Response<pb::RefreshApiTokenResponse>, Status> {
-        Err(Status::unimplemented("RefreshApiToken is not served yet"))
+        let peer = peer_ip(&request);
+        let req = request.into_inner();
+        let minted = self
+            .authority
+            .refresh_api_token(&req.api_key, &req.refresh_token, peer)
+            .await
+            .map_err(|e| to_status(&e))?;
+        Ok(Response::new(pb::RefreshApiTokenResponse {
+            api_key: minted.key.token,
+            refresh_token: minted.refresh_token,
+            endpoint: minted.key.endpoint,
+            valid_until: minted.key.valid_until.unwrap_or(0),
+        }))
     }
 }

@@ -4,11 +4,12 @@ use std::sync::Arc;
 
 use tonic::{Request, Response, Status};
 
+use super::{metadata_credential, peer_ip, to_status};
 use crate::authority::Authority;
+use crate::convert::statements_from_proto;
 use crate::proto::token as pb;
 
 pub struct TokenService {
-    #[allow(dead_code)]
     authority: Arc<Authority>,
 }
 
@@ -22,8 +23,32 @@ impl TokenService {
 impl pb::token_server::Token for TokenService {
     async fn generate_disposable_token(
         &self,
-        _request: Request<pb::GenerateDisposableTokenRequest>,
+        request: Request<pb::GenerateDisposableTokenRequest>,
     ) -> Result<Response<pb::GenerateDisposableTokenResponse>, Status> {
-        Err(Status::unimplemented("GenerateDisposableToken is not served yet"))
+        let peer = peer_ip(&request);
+        // The official SDKs differ: some send the key only in the body, others also (or only)
+        // in the metadata. The body wins when present.
+        let credential = if request.get_ref().auth_token.is_empty() {
+            metadata_credential(&request).to_owned()
+        } else {
+            request.get_ref().auth_token.clone()
+        };
+        let req = request.into_inner();
+        let minted = self
+            .authority
+            .mint_disposable(
+                &credential,
+                peer,
+                req.expires.map(|e| e.valid_for_seconds),
+                statements_from_proto("permissions", req.permissions.as_ref()),
+                &req.token_id,
+            )
+            .await
+            .map_err(|e| to_status(&e))?;
+        Ok(Response::new(pb::GenerateDisposableTokenResponse {
+            api_key: minted.token,
+            endpoint: minted.endpoint,
+            valid_until: minted.valid_until.unwrap_or(0),
+        }))
     }
 }

@@ -115,6 +115,7 @@ impl Store for MemoryStore {
         }
         let record = key.clone();
         self.view.apply(&Event::CredentialRevoked {
+            account: account.to_owned(),
             id: key_id.to_owned(),
         });
         Ok(record)
@@ -123,6 +124,36 @@ impl Store for MemoryStore {
     async fn revoke(&self, event: Event) -> StoreResult<()> {
         let _data = self.lock();
         self.view.apply(&event);
+        Ok(())
+    }
+
+    async fn rotate_refresh(
+        &self,
+        account: &str,
+        old_key_id: &str,
+        refresh_hash: &str,
+        new_key: KeyRecord,
+        now: u64,
+    ) -> StoreResult<()> {
+        let mut data = self.lock();
+        let keys = data.keys.entry(account.to_owned()).or_default();
+        let old = keys
+            .get_mut(old_key_id)
+            .ok_or_else(|| StoreError::NotFound(format!("no key {old_key_id} in this account")))?;
+        let matches = old.refresh_hash.as_deref().is_some_and(|h| {
+            subtle::ConstantTimeEq::ct_eq(h.as_bytes(), refresh_hash.as_bytes()).into()
+        });
+        if old.revoked_at.is_some() || !matches {
+            return Err(StoreError::FailedPrecondition(
+                "refresh_token: not valid for this key (a refresh token works once)".into(),
+            ));
+        }
+        old.revoked_at = Some(now);
+        keys.insert(new_key.key_id.clone(), new_key);
+        self.view.apply(&Event::CredentialRevoked {
+            account: account.to_owned(),
+            id: old_key_id.to_owned(),
+        });
         Ok(())
     }
 

@@ -38,10 +38,23 @@ impl TestServer {
 
     pub async fn start_with_keyring(ring: KeyRing) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let endpoint = listener.local_addr().expect("local addr").to_string();
+        let options = node::NodeOptions {
+            cell: "test-cell".into(),
+            endpoint: endpoint.clone(),
+            // Tests mint many tokens; the rate limit has tests of its own.
+            vend_rate_per_second: 0,
+            vend_burst: 0,
+        };
+        Self::start_with(ring, options, listener).await
+    }
+
+    /// Starts with explicit node options (the endpoint is taken from `options`).
+    pub async fn start_with(ring: KeyRing, options: node::NodeOptions, listener: TcpListener) -> Self {
         let addr = listener.local_addr().expect("local addr");
-        let endpoint = addr.to_string();
+        let endpoint = options.endpoint.clone();
         let clock = Arc::new(ManualClock::starting_now());
-        let authority = node::embedded(ring, clock.clone(), "test-cell", &endpoint);
+        let authority = node::embedded(ring, clock.clone(), &options);
         let (owner_key, _) = authority.bootstrap(ACCOUNT, false).await.expect("bootstrap");
         let (tx, rx) = oneshot::channel::<()>();
         let a = authority.clone();

@@ -1,0 +1,404 @@
+//! Token vending: disposable tokens (`token.Token/GenerateDisposableToken`) and SDK-made API
+//! keys with refresh tokens (`auth.Auth/GenerateApiToken`, `RefreshApiToken`).
+//!
+//! Rules, in the order they are checked:
+//! 1. the calling credential verifies (else UNAUTHENTICATED) and is not itself a disposable
+//!    token (a token can never mint another);
+//! 2. its ip_filter admits the caller's address;
+//! 3. the request is well formed (INVALID_ARGUMENT naming the field);
+//! 4. the caller holds every permission it delegates (PERMISSION_DENIED naming the first
+//!    statement that exceeds it); the child keeps the caller's ip_filter conditions;
+//! 5. the account is within its vending rate (RESOURCE_EXHAUSTED with `retry-after`);
+//! 6. the token never outlives its parent: `valid_until` is the earlier of the two.
+
+use std::net::IpAddr;
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use rand_core::RngCore;
+use sha2::{Digest, Sha256};
+
+use crate::authority::{validate_token_id, Authority, Error, Result};
+use crate::convert::Invalid;
+use crate::credential::{self, Claims, CredentialError};
+use crate::permissions::{self, Exceeds, Grant, PermissionSet, Rule};
+use crate::store::KeyRecord;
+use crate::verifier::Principal;
+
+/// Longest disposable token lifetime: 25 hours.
+pub const MAX_DISPOSABLE_SECS: u32 = 90_000;
+
+/// A minted credential.
+#[derive(Clone, Debug)]
+pub struct Minted {
+    pub token: String,
+    pub endpoint: String,
+    /// Epoch seconds; `None` for a key that never expires.
+    pub valid_until: Option<u64>,
+    pub id: String,
+}
+
+/// A minted SDK key with its refresh token.
+#[derive(Clone, Debug)]
+pub struct MintedKey {
+    pub key: Minted,
+    pub refresh_token: String,
+}
+
+/// Lifetime of an SDK-made key.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KeyLifetime {
+    Never,
+    Seconds(u32),
+}
+
+const REFRESH_PREFIX: &str = "acr1_";
+
+fn refresh_hash(refresh_token: &str) -> String {
+    let digest = Sha256::digest(refresh_token.as_bytes());
+    digest.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn new_refresh_token() -> String {
+    let mut bytes = [0u8; 32];
+    rand_core::OsRng.fill_bytes(&mut bytes);
+    format!("{REFRESH_PREFIX}{}", URL_SAFE_NO_PAD.encode(bytes))
+}
+
+impl Authority {
+    /// Authenticates a vending caller: a verified API key whose conditions admit the peer.
+    fn vending_caller(&self, credential: &str, peer: Option<IpAddr>) -> Result<Principal> {
+        let principal = self.verifier().authenticate(credential)?;
+        if principal.credential.disposable {
+            return Err(Error::PermissionDenied(
+                "a disposable token cannot mint tokens or keys: use an API key".into(),
+            ));
+        }
+        if !permissions::admits_peer(&principal.permissions, peer) {
+            return Err(Error::PermissionDenied(
+                "the calling key's ip_filter does not allow this peer address".into(),
+            ));
+        }
+        Ok(principal)
+    }
+
+    /// Builds the delegated set (the caller's conditions are inherited) and runs the subset
+    /// test, naming the first statement that exceeds the caller.
+    fn delegated_set(
+        &self,
+        parent: &PermissionSet,
+        field: &str,
+        statements: Vec<Rule>,
+    ) -> Result<PermissionSet> {
+        let child = PermissionSet {
+            grant: Grant::Rules(statements),
+            conditions: parent.conditions.clone(),
+        };
+        permissions::check_delegation(parent, &child).map_err(|e| match e {
+            Exceeds::Rule { index, ops } => Error::PermissionDenied(format!(
+                "{field}.explicit.permissions[{index}] exceeds the calling key's permissions ({ops:?} not held)"
+            )),
+            other => Error::PermissionDenied(format!("{field}: {other}")),
+        })?;
+        Ok(child)
+    }
+
+    fn child_claims(
+        &self,
+        parent: &Principal,
+        kind: &str,
+        set: &PermissionSet,
+        token_id: Option<String>,
+        now: u64,
+        expires_at: Option<u64>,
+    ) -> Claims {
+        let Grant::Rules(rules) = &set.grant else {
+            unreachable!("delegated sets are explicit: super-user is refused before this point")
+        };
+        let c = &parent.credential;
+        Claims {
+            t: kind.into(),
+            jti: uuid::Uuid::now_v7().to_string(),
+            sub: c.account.clone(),
+            role: None,
+            p: Some(rules.iter().map(credential::encode_rule).collect()),
+            ipf: credential::encode_conditions(&set.conditions),
+            anc: std::iter::once(c.id.clone())
+                .chain(c.ancestors.iter().cloned())
+                .collect(),
+            tid: token_id,
+            cell: Some(self.cell().to_owned()),
+            iat: now,
+            oiat: Some(c.origin_issued_at),
+            exp: expires_at,
+        }
+    }
+
+    fn sign_bounded(&self, claims: &Claims) -> Result<String> {
+        let token = self.sign_claims(claims)?;
+        if token.len() > credential::MAX_CREDENTIAL_LEN {
+            return Err(Invalid::new(
+                "permissions",
+                format!(
+                    "too large: the token would exceed {} bytes; use fewer or shorter selectors",
+                    credential::MAX_CREDENTIAL_LEN
+                ),
+            )
+            .into());
+        }
+        Ok(token)
+    }
+
+    /// GenerateDisposableToken.
+    pub async fn mint_disposable(
+        &self,
+        credential: &str,
+        peer: Option<IpAddr>,
+        valid_for_seconds: Option<u32>,
+        statements: std::result::Result<Vec<Rule>, Invalid>,
+        token_id: &str,
+    ) -> Result<Minted> {
+        let parent = self.vending_caller(credential, peer)?;
+        let valid_for = match valid_for_seconds {
+            None => return Err(Invalid::new("expires", "required: set valid_for_seconds").into()),
+            Some(s) if s == 0 || s > MAX_DISPOSABLE_SECS => {
+                return Err(Invalid::new(
+                    "expires.valid_for_seconds",
+                    format!("must be between 1 and {MAX_DISPOSABLE_SECS} (25 hours)"),
+                )
+                .into())
+            }
+            Some(s) => s,
+        };
+        let statements = statements?;
+        validate_token_id("token_id", token_id)?;
+        let set = self.delegated_set(&parent.permissions, "permissions", statements)?;
+        self.rate_limit(&parent.credential.account).await?;
+        let now = self.clock().now();
+        let mut valid_until = now + u64::from(valid_for);
+        if let Some(parent_exp) = parent.credential.expires_at {
+            valid_until = valid_until.min(parent_exp);
+        }
+        let token_id = (!token_id.is_empty()).then(|| token_id.to_owned());
+        let claims = self.child_claims(
+            &parent,
+            credential::TYPE_DISPOSABLE,
+            &set,
+            token_id,
+            now,
+            Some(valid_until),
+        );
+        let token = self.sign_bounded(&claims)?;
+        tracing::info!(
+            account = %claims.sub,
+            parent = %parent.credential.id,
+            token = %claims.jti,
+            valid_until,
+            "disposable token minted"
+        );
+        Ok(Minted {
+            token,
+            endpoint: self.endpoint().to_owned(),
+            valid_until: Some(valid_until),
+            id: claims.jti,
+        })
+    }
+
+    /// GenerateApiToken: an API key with inline permissions and a single-use refresh token.
+    /// Needs AuthWrite (it creates a key of the account) and the subset test.
+    pub async fn generate_api_token(
+        &self,
+        credential: &str,
+        peer: Option<IpAddr>,
+        lifetime: Option<KeyLifetime>,
+        statements: std::result::Result<Vec<Rule>, Invalid>,
+        token_id: &str,
+        description: &str,
+    ) -> Result<MintedKey> {
+        let parent = self.vending_caller(credential, peer)?;
+        permissions::evaluate(
+            &parent.permissions,
+            permissions::Action::AuthWrite,
+            &permissions::Resource::default(),
+            peer,
+        )
+        .map_err(|_| {
+            Error::PermissionDenied(
+                "creating an API key needs AuthWrite in the calling key's permissions".into(),
+            )
+        })?;
+        let lifetime = match lifetime {
+            None => return Err(Invalid::new("expiry", "required: set never or expires").into()),
+            Some(KeyLifetime::Seconds(0)) => {
+                return Err(Invalid::new("expires.valid_for_seconds", "must be at least 1").into())
+            }
+            Some(l) => l,
+        };
+        let statements = statements?;
+        validate_token_id("token_id", token_id)?;
+        if description.chars().count() > crate::authority::MAX_DESCRIPTION_LEN
+            || description.chars().any(char::is_control)
+        {
+            return Err(Invalid::new(
+                "description",
+                format!(
+                    "at most {} characters, no control characters",
+                    crate::authority::MAX_DESCRIPTION_LEN
+                ),
+            )
+            .into());
+        }
+        let set = self.delegated_set(&parent.permissions, "permissions", statements)?;
+        self.rate_limit(&parent.credential.account).await?;
+        let token_id = (!token_id.is_empty()).then(|| token_id.to_owned());
+        let description = if description.is_empty() {
+            "SDK-made key".to_owned()
+        } else {
+            description.to_owned()
+        };
+        self.mint_inline_key(&parent, set, lifetime, token_id, description, None)
+            .await
+    }
+
+    /// Mints and stores an SDK-made key; with `replacing`, atomically swaps it in for the old
+    /// key whose refresh hash is given.
+    async fn mint_inline_key(
+        &self,
+        parent: &Principal,
+        set: PermissionSet,
+        lifetime: KeyLifetime,
+        token_id: Option<String>,
+        description: String,
+        replacing: Option<(&str, &str)>,
+    ) -> Result<MintedKey> {
+        let now = self.clock().now();
+        let mut expires_at = match lifetime {
+            KeyLifetime::Never => None,
+            KeyLifetime::Seconds(s) => Some(now + u64::from(s)),
+        };
+        // A key never outlives the credential that made it.
+        if let Some(parent_exp) = parent.credential.expires_at {
+            expires_at = Some(expires_at.map_or(parent_exp, |e| e.min(parent_exp)));
+        }
+        let claims = self.child_claims(
+            parent,
+            credential::TYPE_API_KEY,
+            &set,
+            token_id.clone(),
+            now,
+            expires_at,
+        );
+        let token = self.sign_bounded(&claims)?;
+        let refresh_token = new_refresh_token();
+        let record = KeyRecord {
+            key_id: claims.jti.clone(),
+            account: claims.sub.clone(),
+            description,
+            role_id: None,
+            inline: Some(set),
+            token_id,
+            created_by: parent.credential.id.clone(),
+            issued_at: now,
+            expires_at,
+            revoked_at: None,
+            refresh_hash: Some(refresh_hash(&refresh_token)),
+        };
+        match replacing {
+            None => self.store().insert_key(record).await?,
+            Some((old_id, old_hash)) => {
+                self.store()
+                    .rotate_refresh(&claims.sub, old_id, old_hash, record, now)
+                    .await
+                    .map_err(|e| match e {
+                        crate::store::StoreError::FailedPrecondition(_)
+                        | crate::store::StoreError::NotFound(_) => {
+                            Error::Unauthenticated(CredentialError::RefreshRejected)
+                        }
+                        other => other.into(),
+                    })?
+            }
+        }
+        tracing::info!(
+            account = %claims.sub,
+            key_id = %claims.jti,
+            created_by = %parent.credential.id,
+            refreshed_from = replacing.map(|(id, _)| id).unwrap_or(""),
+            "sdk api key minted"
+        );
+        Ok(MintedKey {
+            key: Minted {
+                token,
+                endpoint: self.endpoint().to_owned(),
+                valid_until: expires_at,
+                id: claims.jti,
+            },
+            refresh_token,
+        })
+    }
+
+    /// RefreshApiToken: a new key and refresh token with the same permissions and lifetime
+    /// length; the old pair is revoked. Works once per refresh token; an expired key may be
+    /// refreshed, a revoked one (or one whose parent was revoked) may not.
+    pub async fn refresh_api_token(
+        &self,
+        api_key: &str,
+        refresh_token: &str,
+        peer: Option<IpAddr>,
+    ) -> Result<MintedKey> {
+        if api_key.is_empty() {
+            return Err(Invalid::new("api_key", "required").into());
+        }
+        if refresh_token.is_empty() {
+            return Err(Invalid::new("refresh_token", "required").into());
+        }
+        let old = self.verifier().authenticate_allowing_expiry(api_key)?;
+        let c = &old.credential;
+        if c.disposable {
+            return Err(Error::PermissionDenied(
+                "api_key: a disposable token cannot be refreshed".into(),
+            ));
+        }
+        if !permissions::admits_peer(&old.permissions, peer) {
+            return Err(Error::PermissionDenied(
+                "the key's ip_filter does not allow this peer address".into(),
+            ));
+        }
+        let record = self
+            .store()
+            .get_key(&c.account, &c.id)
+            .await?
+            .filter(|r| r.refresh_hash.is_some())
+            .ok_or_else(|| {
+                Error::FailedPrecondition(
+                    "api_key: only keys made by GenerateApiToken can be refreshed".into(),
+                )
+            })?;
+        let lifetime = match record.expires_at {
+            None => KeyLifetime::Never,
+            Some(exp) => KeyLifetime::Seconds(
+                u32::try_from(exp.saturating_sub(record.issued_at).max(1)).unwrap_or(u32::MAX),
+            ),
+        };
+        self.rate_limit(&c.account).await?;
+        // The successor keeps the old key's parent chain, so revoking the parent still kills it.
+        let parent = Principal {
+            credential: credential::Credential {
+                id: c.ancestors.first().cloned().unwrap_or_else(|| c.id.clone()),
+                ancestors: c.ancestors.iter().skip(1).cloned().collect(),
+                expires_at: None,
+                ..c.clone()
+            },
+            permissions: old.permissions.clone(),
+        };
+        let set = (*old.permissions).clone();
+        self.mint_inline_key(
+            &parent,
+            set,
+            lifetime,
+            record.token_id.clone(),
+            record.description.clone(),
+            Some((&c.id, &refresh_hash(refresh_token))),
+        )
+        .await
+    }
+}
