@@ -657,8 +657,9 @@ fn statement_from_proto(field: &str, s: &pm::PermissionsType) -> Result<Rule, In
                 None => cache_of(&f, None, false)?,
             };
             let item = match &c.cache_item {
-                None => return Err(Invalid::new(format!("{f}.cache_item"), "set all_items or item_selector")),
-                Some(CacheItem::AllItems(_)) => BytesSel::All,
+                // The official SDKs send no item selector for whole-cache scopes: upstream
+                // semantics are "all items".
+                None | Some(CacheItem::AllItems(_)) => BytesSel::All,
                 Some(CacheItem::ItemSelector(sel)) => match &sel.kind {
                     None => return Err(Invalid::new(format!("{f}.item_selector"), "empty selector: set key or key_prefix")),
                     Some(pt::cache_item_selector::Kind::Key(k)) => BytesSel::Key(key(&format!("{f}.item_selector.key"), k)?),

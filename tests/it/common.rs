@@ -199,3 +199,119 @@ pub fn function_check(credential: &str, cache: &str, function: &str) -> pb::Auth
         ..Default::default()
     }
 }
+
+impl TestServer {
+    /// The server's current (manual) time.
+    pub fn clock_now(&self) -> u64 {
+        use authcell::clock::Clock;
+        self.clock.now()
+    }
+
+    /// Revokes a key through RevokeGlobalApiKey.
+    pub async fn revoke_key(&self, caller: &str, key_id: &str) {
+        self.global_admin()
+            .await
+            .revoke_global_api_key(with_key(
+                ga::RevokeGlobalApiKeyRequest {
+                    key_id: key_id.into(),
+                },
+                caller,
+            ))
+            .await
+            .expect("revoke key");
+    }
+
+    /// Mints a disposable token over raw gRPC (credential in the body).
+    pub async fn mint_raw(
+        &self,
+        caller: &str,
+        permissions: Vec<authcell::proto::permission_messages::PermissionsType>,
+        valid_for_seconds: u32,
+        token_id: &str,
+    ) -> Result<token::GenerateDisposableTokenResponse, tonic::Status> {
+        self.token()
+            .await
+            .generate_disposable_token(token::GenerateDisposableTokenRequest {
+                expires: Some(token::generate_disposable_token_request::Expires { valid_for_seconds }),
+                auth_token: caller.into(),
+                permissions: Some(explicit(permissions)),
+                token_id: token_id.into(),
+            })
+            .await
+            .map(|r| r.into_inner())
+    }
+}
+
+pub mod statements {
+    //! Builders for permission_messages statements.
+    use authcell::proto::permission_messages as pm;
+    use pm::permissions_type as pt;
+
+    pub fn cache(role: pm::CacheRole, cache: Option<&str>, item: Option<pt::cache_item_selector::Kind>) -> pm::PermissionsType {
+        pm::PermissionsType {
+            kind: Some(pt::Kind::CachePermissions(pt::CachePermissions {
+                role: role as i32,
+                cache: Some(match cache {
+                    None => pt::cache_permissions::Cache::AllCaches(pt::All {}),
+                    Some(name) => pt::cache_permissions::Cache::CacheSelector(pt::CacheSelector {
+                        kind: Some(pt::cache_selector::Kind::CacheName(name.into())),
+                    }),
+                }),
+                cache_item: Some(match item {
+                    None => pt::cache_permissions::CacheItem::AllItems(pt::All {}),
+                    Some(kind) => pt::cache_permissions::CacheItem::ItemSelector(pt::CacheItemSelector { kind: Some(kind) }),
+                }),
+            })),
+        }
+    }
+
+    pub fn topic(role: pm::TopicRole, cache: Option<&str>, topic: Option<pt::topic_selector::Kind>) -> pm::PermissionsType {
+        pm::PermissionsType {
+            kind: Some(pt::Kind::TopicPermissions(pt::TopicPermissions {
+                role: role as i32,
+                cache: Some(match cache {
+                    None => pt::topic_permissions::Cache::AllCaches(pt::All {}),
+                    Some(name) => pt::topic_permissions::Cache::CacheSelector(pt::CacheSelector {
+                        kind: Some(pt::cache_selector::Kind::CacheName(name.into())),
+                    }),
+                }),
+                topic: Some(match topic {
+                    None => pt::topic_permissions::Topic::AllTopics(pt::All {}),
+                    Some(kind) => pt::topic_permissions::Topic::TopicSelector(pt::TopicSelector { kind: Some(kind) }),
+                }),
+            })),
+        }
+    }
+
+    pub fn function(cache: Option<&str>, function: Option<pt::function_selector::Kind>) -> pm::PermissionsType {
+        pm::PermissionsType {
+            kind: Some(pt::Kind::FunctionPermissions(pt::FunctionPermissions {
+                role: pm::FunctionRole::FunctionInvoke as i32,
+                cache: Some(match cache {
+                    None => pt::function_permissions::Cache::AllCaches(pt::All {}),
+                    Some(name) => pt::function_permissions::Cache::CacheSelector(pt::CacheSelector {
+                        kind: Some(pt::cache_selector::Kind::CacheName(name.into())),
+                    }),
+                }),
+                function: Some(match function {
+                    None => pt::function_permissions::Function::AllFunctions(pt::All {}),
+                    Some(kind) => pt::function_permissions::Function::FunctionSelector(pt::FunctionSelector { kind: Some(kind) }),
+                }),
+            })),
+        }
+    }
+
+    pub fn read_cache(name: &str) -> pm::PermissionsType {
+        cache(pm::CacheRole::CacheReadOnly, Some(name), None)
+    }
+}
+
+/// Wraps statements in an explicit permission_messages set.
+pub fn explicit(
+    permissions: Vec<authcell::proto::permission_messages::PermissionsType>,
+) -> authcell::proto::permission_messages::Permissions {
+    use authcell::proto::permission_messages as pm;
+    pm::Permissions {
+        kind: Some(pm::permissions::Kind::Explicit(pm::ExplicitPermissions { permissions })),
+    }
+}
