@@ -61,6 +61,7 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
         .local_addr()
         .map_err(|e| format!("--listen {}: {e}", args.listen))?;
     let endpoint = args.endpoint.clone().unwrap_or_else(|| local.to_string());
+    validate_endpoint(&endpoint)?;
     let ephemeral_key = ring.is_ephemeral();
     let options = node::NodeOptions {
         cell: args.common.cell.clone(),
@@ -88,6 +89,22 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
     server::run(listener, authority, shutdown_signal())
         .await
         .map_err(|e| format!("server: {e}"))
+}
+
+/// The SDKs wrap the endpoint in JSON and base64 that their parser decodes with the URL-safe
+/// alphabet, so only plain host[:port] characters are safe in it.
+fn validate_endpoint(endpoint: &str) -> Result<(), String> {
+    let ok = !endpoint.is_empty()
+        && endpoint
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_' | ':' | '[' | ']'));
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "--endpoint {endpoint:?}: use host[:port] with letters, digits, '.', '-', '_', ':', '[' and ']' only"
+        ))
+    }
 }
 
 async fn bootstrap(common: &CommonArgs) -> Result<(), String> {

@@ -29,14 +29,20 @@ fn never() -> Option<Expiry> {
 }
 
 fn expires_at(at: u64) -> Option<Expiry> {
-    Some(Expiry::Expires(ga::generate_global_api_key_request::Expires {
-        expiration_epoch_seconds: at,
-    }))
+    Some(Expiry::Expires(
+        ga::generate_global_api_key_request::Expires {
+            expiration_epoch_seconds: at,
+        },
+    ))
 }
 
 /// Asserts `result` failed with `code` and a message mentioning every one of `words`.
 #[track_caller]
-fn assert_status<T: std::fmt::Debug>(result: Result<T, Status>, code: Code, words: &[&str]) -> Status {
+fn assert_status<T: std::fmt::Debug>(
+    result: Result<T, Status>,
+    code: Code,
+    words: &[&str],
+) -> Status {
     let status = match result {
         Ok(value) => panic!("expected {code:?} mentioning {words:?}, got Ok({value:?})"),
         Err(status) => status,
@@ -54,7 +60,10 @@ fn assert_status<T: std::fmt::Debug>(result: Result<T, Status>, code: Code, word
 
 /// Decodes segment `index` (0 header, 1 payload) of a compact JWS as JSON.
 fn jwt_segment(token: &str, index: usize) -> serde_json::Value {
-    let part = token.split('.').nth(index).expect("a JWT has three segments");
+    let part = token
+        .split('.')
+        .nth(index)
+        .expect("a JWT has three segments");
     let bytes = URL_SAFE_NO_PAD.decode(part).expect("segment is base64url");
     serde_json::from_slice(&bytes).expect("segment is JSON")
 }
@@ -110,7 +119,10 @@ async fn mint_keys(server: &TestServer, n: usize) -> Vec<String> {
     ids
 }
 
-async fn list_global_keys(server: &TestServer, caller: &str) -> Result<Vec<ga::GlobalApiKey>, Status> {
+async fn list_global_keys(
+    server: &TestServer,
+    caller: &str,
+) -> Result<Vec<ga::GlobalApiKey>, Status> {
     let mut stream = server
         .global_admin()
         .await
@@ -138,7 +150,11 @@ async fn revoke(server: &TestServer, caller: &str, key_id: &str) -> Result<(), S
         .map(|_| ())
 }
 
-async fn describe(server: &TestServer, caller: &str, key_id: &str) -> Result<pb::ApiKeyInfo, Status> {
+async fn describe(
+    server: &TestServer,
+    caller: &str,
+    key_id: &str,
+) -> Result<pb::ApiKeyInfo, Status> {
     let response = server
         .admin()
         .await
@@ -182,7 +198,10 @@ async fn list_roles(server: &TestServer, caller: &str) -> Result<Vec<pb::Role>, 
         .map(|r| r.into_inner().roles)
 }
 
-async fn list_roles_for_account(server: &TestServer, caller: &str) -> Result<Vec<ga::AccountRole>, Status> {
+async fn list_roles_for_account(
+    server: &TestServer,
+    caller: &str,
+) -> Result<Vec<ga::AccountRole>, Status> {
     server
         .global_admin()
         .await
@@ -212,7 +231,11 @@ async fn create_role(
 }
 
 /// Creates a role with the owner key; returns its id.
-async fn owner_creates_role(server: &TestServer, name: &str, permissions: pr::PermissionSet) -> String {
+async fn owner_creates_role(
+    server: &TestServer,
+    name: &str,
+    permissions: pr::PermissionSet,
+) -> String {
     create_role(server, &server.owner_key, name, Some(permissions))
         .await
         .expect("owner creates role")
@@ -254,7 +277,10 @@ async fn delete_role(server: &TestServer, caller: &str, role_id: &str) -> Result
         .map(|_| ())
 }
 
-async fn try_authorize(server: &TestServer, request: pb::AuthorizeRequest) -> Result<pb::AuthorizeResponse, Status> {
+async fn try_authorize(
+    server: &TestServer,
+    request: pb::AuthorizeRequest,
+) -> Result<pb::AuthorizeResponse, Status> {
     server
         .verifier()
         .await
@@ -279,12 +305,19 @@ fn all() -> pr::All {
 }
 
 fn explicit(rules: Vec<pr::rule::Kind>) -> pr::PermissionSet {
-    raw_explicit(rules.into_iter().map(|kind| pr::Rule { kind: Some(kind) }).collect())
+    raw_explicit(
+        rules
+            .into_iter()
+            .map(|kind| pr::Rule { kind: Some(kind) })
+            .collect(),
+    )
 }
 
 fn raw_explicit(rules: Vec<pr::Rule>) -> pr::PermissionSet {
     pr::PermissionSet {
-        kind: Some(pr::permission_set::Kind::Explicit(pr::ExplicitPermissions { rules })),
+        kind: Some(pr::permission_set::Kind::Explicit(
+            pr::ExplicitPermissions { rules },
+        )),
         conditions: Vec::new(),
     }
 }
@@ -331,7 +364,10 @@ fn cache_rule(permissions: &[pr::CacheApiPermissions], cache: Option<&str>) -> p
 }
 
 fn cache_read_on(cache: &str) -> pr::rule::Kind {
-    pr::rule::Kind::CacheRule(cache_rule(&[pr::CacheApiPermissions::CacheRead], Some(cache)))
+    pr::rule::Kind::CacheRule(cache_rule(
+        &[pr::CacheApiPermissions::CacheRead],
+        Some(cache),
+    ))
 }
 
 fn auth_rule(permissions: &[pr::AuthManagementPermissions]) -> pr::rule::Kind {
@@ -355,9 +391,14 @@ fn account_rule(permissions: &[pr::AccountManagementPermissions]) -> pr::rule::K
 /// A server whose Ed25519 signing key the test knows, so it can forge tokens with the public key.
 async fn server_with_known_key() -> (TestServer, ed25519_dalek::VerifyingKey) {
     let signing = ed25519_dalek::SigningKey::generate(&mut rand_core::OsRng);
-    let pem = signing.to_pkcs8_pem(LineEnding::LF).expect("encode private key");
+    let pem = signing
+        .to_pkcs8_pem(LineEnding::LF)
+        .expect("encode private key");
     let ring = KeyRing::from_pem("test signing key", &pem).expect("key ring from pem");
-    (TestServer::start_with_keyring(ring).await, signing.verifying_key())
+    (
+        TestServer::start_with_keyring(ring).await,
+        signing.verifying_key(),
+    )
 }
 
 /// Replaces the signature's last character with another canonical base64url character (an
@@ -371,27 +412,58 @@ fn tamper_last_char(token: &str) -> String {
 
 /// Credentials that must not authenticate, each with a word its refusal must mention.
 /// `real` is a genuine key of the server whose signing key's public half is `public`.
-fn bad_credentials(real: &str, public: &ed25519_dalek::VerifyingKey) -> Vec<(&'static str, String, &'static str)> {
+fn bad_credentials(
+    real: &str,
+    public: &ed25519_dalek::VerifyingKey,
+) -> Vec<(&'static str, String, &'static str)> {
     let header = jwt_segment(real, 0);
-    let kid = header["kid"].as_str().expect("real key has a kid").to_owned();
+    let kid = header["kid"]
+        .as_str()
+        .expect("real key has a kid")
+        .to_owned();
     let payload = real.split('.').nth(1).expect("payload segment");
-    let none_header = URL_SAFE_NO_PAD.encode(serde_json::json!({ "alg": "none", "kid": kid }).to_string());
+    let none_header =
+        URL_SAFE_NO_PAD.encode(serde_json::json!({ "alg": "none", "kid": kid }).to_string());
     let claims: Claims = serde_json::from_value(claims_of(real)).expect("real claims decode");
     let mut hs256 = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256);
     hs256.kid = Some(kid);
     let hmac = |secret: &[u8]| {
-        jsonwebtoken::encode(&hs256, &claims, &jsonwebtoken::EncodingKey::from_secret(secret))
-            .expect("sign HS256")
+        jsonwebtoken::encode(
+            &hs256,
+            &claims,
+            &jsonwebtoken::EncodingKey::from_secret(secret),
+        )
+        .expect("sign HS256")
     };
-    let spki = public.to_public_key_pem(LineEnding::LF).expect("encode public key");
+    let spki = public
+        .to_public_key_pem(LineEnding::LF)
+        .expect("encode public key");
     let foreign_ring = KeyRing::ephemeral().expect("foreign key ring");
+    let (head, rest) = real.split_once('.').expect("header segment");
+    let signature = rest.split_once('.').expect("signature segment").1;
+    let mut escalated = claims_of(real);
+    escalated["sub"] = "someone-else".into();
+    let escalated = URL_SAFE_NO_PAD.encode(escalated.to_string());
     vec![
         ("empty", String::new(), "missing"),
         ("not a JWT", "not-a-jwt".into(), "not a JWT"),
         ("alg none", format!("{none_header}.{payload}."), "algorithm"),
-        ("HS256 keyed with the raw public key", hmac(public.as_bytes()), "algorithm"),
-        ("HS256 keyed with the public key PEM", hmac(spki.as_bytes()), "algorithm"),
+        (
+            "HS256 keyed with the raw public key",
+            hmac(public.as_bytes()),
+            "algorithm",
+        ),
+        (
+            "HS256 keyed with the public key PEM",
+            hmac(spki.as_bytes()),
+            "algorithm",
+        ),
         ("tampered signature", tamper_last_char(real), "signature"),
+        (
+            "payload changed under the original signature",
+            format!("{head}.{escalated}.{signature}"),
+            "signature",
+        ),
         (
             "unknown kid",
             credential::sign(&foreign_ring, &claims).expect("sign with a foreign key"),
@@ -409,7 +481,12 @@ fn bad_credentials(real: &str, public: &ed25519_dalek::VerifyingKey) -> Vec<(&'s
 async fn owner_key_is_allowed_to_read_a_cache() {
     let server = TestServer::start().await;
     let response = server
-        .authorize(cache_check(&server.owner_key, pb::Action::CacheRead, "c", b"k"))
+        .authorize(cache_check(
+            &server.owner_key,
+            pb::Action::CacheRead,
+            "c",
+            b"k",
+        ))
         .await;
     assert!(response.allowed, "{response:?}");
     assert_eq!(response.account_id, ACCOUNT);
@@ -420,9 +497,15 @@ async fn generated_key_is_a_v2_jwt_described_by_its_key_info() {
     let server = TestServer::start().await;
     let now = server.clock.now();
     let at = now + 3600;
-    let response = generate(&server, &server.owner_key, "operator", "ci deploys", expires_at(at))
-        .await
-        .expect("generate key");
+    let response = generate(
+        &server,
+        &server.owner_key,
+        "operator",
+        "ci deploys",
+        expires_at(at),
+    )
+    .await
+    .expect("generate key");
     let info = response.key_info.expect("key_info");
     let key = response.api_key;
 
@@ -462,7 +545,12 @@ async fn key_that_never_expires_has_no_exp() {
     assert_eq!(info.expires_at_epoch_seconds, None);
     assert!(claims_of(&response.api_key).get("exp").is_none());
     let decision = server
-        .authorize(cache_check(&response.api_key, pb::Action::CacheRead, "c", b"k"))
+        .authorize(cache_check(
+            &response.api_key,
+            pb::Action::CacheRead,
+            "c",
+            b"k",
+        ))
         .await;
     assert!(decision.allowed, "{decision:?}");
     assert_eq!(decision.expires_at_epoch_seconds, None);
@@ -501,9 +589,15 @@ async fn generate_key_without_expiry_is_invalid_argument() {
 async fn generate_key_expiring_in_the_past_is_invalid_argument() {
     let server = TestServer::start().await;
     let now = server.clock.now();
-    generate(&server, &server.owner_key, "viewer", "ok", expires_at(now + 1))
-        .await
-        .expect("precondition: a future expiration succeeds");
+    generate(
+        &server,
+        &server.owner_key,
+        "viewer",
+        "ok",
+        expires_at(now + 1),
+    )
+    .await
+    .expect("precondition: a future expiration succeeds");
     for at in [now - 1, now] {
         let result = generate(&server, &server.owner_key, "viewer", "ok", expires_at(at)).await;
         assert_status(result, Code::InvalidArgument, &["expiration_epoch_seconds"]);
@@ -513,10 +607,21 @@ async fn generate_key_expiring_in_the_past_is_invalid_argument() {
 #[tokio::test]
 async fn generate_key_description_must_be_1_to_256_characters() {
     let server = TestServer::start().await;
-    generate(&server, &server.owner_key, "viewer", &"d".repeat(256), never())
-        .await
-        .expect("precondition: a 256-character description is accepted");
-    for description in [String::new(), "   ".into(), "d".repeat(257), "line\nbreak".into()] {
+    generate(
+        &server,
+        &server.owner_key,
+        "viewer",
+        &"d".repeat(256),
+        never(),
+    )
+    .await
+    .expect("precondition: a 256-character description is accepted");
+    for description in [
+        String::new(),
+        "   ".into(),
+        "d".repeat(257),
+        "line\nbreak".into(),
+    ] {
         let result = generate(&server, &server.owner_key, "viewer", &description, never()).await;
         assert_status(result, Code::InvalidArgument, &["description"]);
     }
@@ -525,6 +630,9 @@ async fn generate_key_description_must_be_1_to_256_characters() {
 #[tokio::test]
 async fn generate_key_for_an_unknown_role_is_not_found() {
     let server = TestServer::start().await;
+    generate(&server, &server.owner_key, "viewer", "ok", never())
+        .await
+        .expect("precondition: a known role succeeds");
     let result = generate(&server, &server.owner_key, "no-such-role", "ok", never()).await;
     assert_status(result, Code::NotFound, &["role_id", "no-such-role"]);
     let result = generate(&server, &server.owner_key, "", "ok", never()).await;
@@ -558,7 +666,12 @@ async fn operator_cannot_mint_a_key_for_a_custom_role_broader_than_itself() {
     use pr::AccountManagementPermissions::*;
     let server = TestServer::start().await;
     let narrow = owner_creates_role(&server, "narrow", explicit(vec![cache_read_on("a")])).await;
-    let broad = owner_creates_role(&server, "broad", explicit(vec![account_rule(&[AccountWrite])])).await;
+    let broad = owner_creates_role(
+        &server,
+        "broad",
+        explicit(vec![account_rule(&[AccountWrite])]),
+    )
+    .await;
     let (operator, _) = server.create_key(&server.owner_key, "operator").await;
     generate(&server, &operator, &narrow, "ok", never())
         .await
@@ -582,13 +695,17 @@ async fn list_global_api_keys_lists_live_keys_of_the_account_and_never_a_secret(
         .bootstrap("other", false)
         .await
         .expect("bootstrap other account");
-    let before = list_global_keys(&server, &viewer).await.expect("viewer lists keys");
+    let before = list_global_keys(&server, &viewer)
+        .await
+        .expect("viewer lists keys");
     assert!(before.iter().any(|k| k.key_id == revoked_info.key_id));
     revoke(&server, &server.owner_key, &revoked_info.key_id)
         .await
         .expect("revoke");
 
-    let listed = list_global_keys(&server, &viewer).await.expect("viewer lists keys");
+    let listed = list_global_keys(&server, &viewer)
+        .await
+        .expect("viewer lists keys");
     let mut ids: Vec<&str> = listed.iter().map(|k| k.key_id.as_str()).collect();
     ids.sort_unstable();
     let owner_id = key_id_of(&server.owner_key);
@@ -601,7 +718,13 @@ async fn list_global_api_keys_lists_live_keys_of_the_account_and_never_a_secret(
     assert_eq!(ids, expected);
     assert!(!ids.contains(&other_record.key_id.as_str()));
 
-    let secrets = [&server.owner_key, &operator, &viewer, &revoked, &other_owner];
+    let secrets = [
+        &server.owner_key,
+        &operator,
+        &viewer,
+        &revoked,
+        &other_owner,
+    ];
     for key in &listed {
         assert_eq!(key.account_id, ACCOUNT);
         for field in [&key.key_id, &key.account_id, &key.description, &key.role_id] {
@@ -625,29 +748,42 @@ async fn describe_api_key_reports_creator_kind_and_status() {
     let (operator, operator_info) = server.create_key(&server.owner_key, "operator").await;
     let (viewer, viewer_info) = server.create_key(&operator, "viewer").await;
 
-    let owner = describe(&server, &viewer, &owner_id).await.expect("viewer describes owner key");
+    let owner = describe(&server, &viewer, &owner_id)
+        .await
+        .expect("viewer describes owner key");
     assert_eq!(owner.created_by, "bootstrap");
     assert_eq!(owner.role_id, "owner");
     assert_eq!(owner.kind(), pb::KeyKind::Role);
     assert_eq!(owner.status(), pb::KeyStatus::Active);
     assert_eq!(owner.account_id, ACCOUNT);
 
-    let described = describe(&server, &viewer, &operator_info.key_id).await.expect("describe");
+    let described = describe(&server, &viewer, &operator_info.key_id)
+        .await
+        .expect("describe");
     assert_eq!(described.created_by, owner_id);
     assert_eq!(described.role_id, "operator");
     assert_eq!(described.description, operator_info.description);
-    assert_eq!(described.issued_at_epoch_seconds, operator_info.issued_at_epoch_seconds);
+    assert_eq!(
+        described.issued_at_epoch_seconds,
+        operator_info.issued_at_epoch_seconds
+    );
     assert_eq!(described.expires_at_epoch_seconds, None);
     assert_eq!(described.revoked_at_epoch_seconds, None);
     assert_eq!(described.kind(), pb::KeyKind::Role);
     assert_eq!(described.status(), pb::KeyStatus::Active);
 
-    let by_operator = describe(&server, &viewer, &viewer_info.key_id).await.expect("describe");
+    let by_operator = describe(&server, &viewer, &viewer_info.key_id)
+        .await
+        .expect("describe");
     assert_eq!(by_operator.created_by, operator_info.key_id);
 
     server.clock.advance(7);
-    revoke(&server, &server.owner_key, &operator_info.key_id).await.expect("revoke");
-    let revoked = describe(&server, &viewer, &operator_info.key_id).await.expect("describe");
+    revoke(&server, &server.owner_key, &operator_info.key_id)
+        .await
+        .expect("revoke");
+    let revoked = describe(&server, &viewer, &operator_info.key_id)
+        .await
+        .expect("describe");
     assert_eq!(revoked.status(), pb::KeyStatus::Revoked);
     assert_eq!(revoked.revoked_at_epoch_seconds, Some(server.clock.now()));
 }
@@ -656,14 +792,24 @@ async fn describe_api_key_reports_creator_kind_and_status() {
 async fn describe_api_key_reports_expired_once_the_clock_passes_expiry() {
     let server = TestServer::start().await;
     let at = server.clock.now() + 10;
-    let response = generate(&server, &server.owner_key, "viewer", "short", expires_at(at))
-        .await
-        .expect("generate key");
+    let response = generate(
+        &server,
+        &server.owner_key,
+        "viewer",
+        "short",
+        expires_at(at),
+    )
+    .await
+    .expect("generate key");
     let key_id = response.key_info.expect("key_info").key_id;
-    let active = describe(&server, &server.owner_key, &key_id).await.expect("describe");
+    let active = describe(&server, &server.owner_key, &key_id)
+        .await
+        .expect("describe");
     assert_eq!(active.status(), pb::KeyStatus::Active);
     server.clock.advance(10);
-    let expired = describe(&server, &server.owner_key, &key_id).await.expect("describe");
+    let expired = describe(&server, &server.owner_key, &key_id)
+        .await
+        .expect("describe");
     assert_eq!(expired.status(), pb::KeyStatus::Expired);
     assert_eq!(expired.expires_at_epoch_seconds, Some(at));
 }
@@ -698,7 +844,12 @@ async fn list_api_keys_pages_through_every_key_once_in_key_id_order() {
         let page = list_page(&server, &server.owner_key, 10, &token, false)
             .await
             .expect("list page");
-        pages.push(page.keys.iter().map(|k| k.key_id.clone()).collect::<Vec<_>>());
+        pages.push(
+            page.keys
+                .iter()
+                .map(|k| k.key_id.clone())
+                .collect::<Vec<_>>(),
+        );
         if page.next_token.is_empty() {
             break;
         }
@@ -714,7 +865,9 @@ async fn list_api_keys_pages_through_every_key_once_in_key_id_order() {
 async fn list_api_keys_limit_zero_means_a_page_of_100() {
     let server = TestServer::start().await;
     mint_keys(&server, 100).await;
-    let first = list_page(&server, &server.owner_key, 0, "", false).await.expect("list");
+    let first = list_page(&server, &server.owner_key, 0, "", false)
+        .await
+        .expect("list");
     assert_eq!(first.keys.len(), 100);
     assert!(!first.next_token.is_empty());
     let rest = list_page(&server, &server.owner_key, 0, &first.next_token, false)
@@ -745,19 +898,31 @@ async fn list_api_keys_include_inactive_shows_revoked_and_expired_keys() {
     let owner_id = key_id_of(&server.owner_key);
     let (_, active) = server.create_key(&server.owner_key, "viewer").await;
     let (_, revoked) = server.create_key(&server.owner_key, "viewer").await;
-    let expiring = generate(&server, &server.owner_key, "viewer", "short", expires_at(server.clock.now() + 5))
+    let expiring = generate(
+        &server,
+        &server.owner_key,
+        "viewer",
+        "short",
+        expires_at(server.clock.now() + 5),
+    )
+    .await
+    .expect("generate key")
+    .key_info
+    .expect("key_info");
+    revoke(&server, &server.owner_key, &revoked.key_id)
         .await
-        .expect("generate key")
-        .key_info
-        .expect("key_info");
-    revoke(&server, &server.owner_key, &revoked.key_id).await.expect("revoke");
+        .expect("revoke");
     server.clock.advance(5);
 
-    let live = list_page(&server, &server.owner_key, 0, "", false).await.expect("list");
+    let live = list_page(&server, &server.owner_key, 0, "", false)
+        .await
+        .expect("list");
     let ids: Vec<&str> = live.keys.iter().map(|k| k.key_id.as_str()).collect();
     assert_eq!(ids, [owner_id.as_str(), active.key_id.as_str()]);
 
-    let everything = list_page(&server, &server.owner_key, 0, "", true).await.expect("list");
+    let everything = list_page(&server, &server.owner_key, 0, "", true)
+        .await
+        .expect("list");
     let statuses: Vec<(&str, pb::KeyStatus)> = everything
         .keys
         .iter()
@@ -789,20 +954,32 @@ async fn call_as(server: &TestServer, rpc: Rpc, key: &str) -> Result<(), Status>
     match rpc {
         Rpc::ListGlobalApiKeys => list_global_keys(server, key).await.map(|_| ()),
         Rpc::ListRoles => list_roles(server, key).await.map(|_| ()),
-        Rpc::GenerateGlobalApiKey => generate(server, key, "viewer", "ok", never()).await.map(|_| ()),
+        Rpc::GenerateGlobalApiKey => generate(server, key, "viewer", "ok", never())
+            .await
+            .map(|_| ()),
     }
 }
 
 #[tokio::test]
 async fn revoked_key_is_refused_on_its_very_next_call_on_any_rpc() {
     let server = TestServer::start().await;
-    for rpc in [Rpc::ListGlobalApiKeys, Rpc::ListRoles, Rpc::GenerateGlobalApiKey] {
+    for rpc in [
+        Rpc::ListGlobalApiKeys,
+        Rpc::ListRoles,
+        Rpc::GenerateGlobalApiKey,
+    ] {
         let (key, info) = server.create_key(&server.owner_key, "operator").await;
         call_as(&server, rpc, &key)
             .await
             .unwrap_or_else(|e| panic!("precondition: {rpc:?} works before revocation: {e:?}"));
-        revoke(&server, &server.owner_key, &info.key_id).await.expect("revoke");
-        let status = assert_status(call_as(&server, rpc, &key).await, Code::Unauthenticated, &["revoked"]);
+        revoke(&server, &server.owner_key, &info.key_id)
+            .await
+            .expect("revoke");
+        let status = assert_status(
+            call_as(&server, rpc, &key).await,
+            Code::Unauthenticated,
+            &["revoked"],
+        );
         assert!(!status.message().contains(&key));
 
         let decision = server
@@ -843,20 +1020,38 @@ async fn viewer_cannot_revoke_keys() {
 #[tokio::test]
 async fn revoking_an_unknown_or_malformed_key_id_is_refused() {
     let server = TestServer::start().await;
+    let (_, real) = server.create_key(&server.owner_key, "viewer").await;
+    revoke(&server, &server.owner_key, &real.key_id)
+        .await
+        .expect("precondition: revoking a real key succeeds");
     let unknown = uuid::Uuid::new_v4().to_string();
-    assert_status(revoke(&server, &server.owner_key, &unknown).await, Code::NotFound, &[&unknown]);
-    assert_status(revoke(&server, &server.owner_key, "nope").await, Code::InvalidArgument, &["key_id"]);
+    assert_status(
+        revoke(&server, &server.owner_key, &unknown).await,
+        Code::NotFound,
+        &[&unknown],
+    );
+    assert_status(
+        revoke(&server, &server.owner_key, "nope").await,
+        Code::InvalidArgument,
+        &["key_id"],
+    );
 }
 
 #[tokio::test]
 async fn revoking_twice_is_ok_and_keeps_the_first_revocation_time() {
     let server = TestServer::start().await;
     let (_, info) = server.create_key(&server.owner_key, "viewer").await;
-    revoke(&server, &server.owner_key, &info.key_id).await.expect("first revoke");
+    revoke(&server, &server.owner_key, &info.key_id)
+        .await
+        .expect("first revoke");
     let first = server.clock.now();
     server.clock.advance(30);
-    revoke(&server, &server.owner_key, &info.key_id).await.expect("second revoke");
-    let described = describe(&server, &server.owner_key, &info.key_id).await.expect("describe");
+    revoke(&server, &server.owner_key, &info.key_id)
+        .await
+        .expect("second revoke");
+    let described = describe(&server, &server.owner_key, &info.key_id)
+        .await
+        .expect("describe");
     assert_eq!(described.status(), pb::KeyStatus::Revoked);
     assert_eq!(described.revoked_at_epoch_seconds, Some(first));
 }
@@ -869,9 +1064,15 @@ async fn revoking_twice_is_ok_and_keeps_the_first_revocation_time() {
 async fn expired_key_is_refused_once_the_leeway_has_passed() {
     let server = TestServer::start().await;
     let at = server.clock.now() + 3;
-    let response = generate(&server, &server.owner_key, "operator", "short", expires_at(at))
-        .await
-        .expect("generate key");
+    let response = generate(
+        &server,
+        &server.owner_key,
+        "operator",
+        "short",
+        expires_at(at),
+    )
+    .await
+    .expect("generate key");
     let key = response.api_key;
     server.clock.advance(3 + LEEWAY_SECS - 1);
     list_roles(&server, &key)
@@ -879,7 +1080,11 @@ async fn expired_key_is_refused_once_the_leeway_has_passed() {
         .expect("precondition: still accepted within the leeway");
 
     server.clock.advance(2);
-    let status = assert_status(list_roles(&server, &key).await, Code::Unauthenticated, &["expired"]);
+    let status = assert_status(
+        list_roles(&server, &key).await,
+        Code::Unauthenticated,
+        &["expired"],
+    );
     assert!(!status.message().contains(&key));
     let decision = server
         .authorize(cache_check(&key, pb::Action::CacheRead, "c", b"k"))
@@ -904,9 +1109,22 @@ async fn another_account_gets_not_found_for_dev_keys() {
     describe(&server, &server.owner_key, &dev_key.key_id)
         .await
         .expect("precondition: the dev owner sees the key");
-    assert_status(describe(&server, &other, &dev_key.key_id).await, Code::NotFound, &[]);
-    assert_status(revoke(&server, &other, &dev_key.key_id).await, Code::NotFound, &[]);
-    let still = describe(&server, &server.owner_key, &dev_key.key_id).await.expect("describe");
+    describe(&server, &other, &key_id_of(&other))
+        .await
+        .expect("precondition: the other owner may describe keys of its own account");
+    assert_status(
+        describe(&server, &other, &dev_key.key_id).await,
+        Code::NotFound,
+        &[],
+    );
+    assert_status(
+        revoke(&server, &other, &dev_key.key_id).await,
+        Code::NotFound,
+        &[],
+    );
+    let still = describe(&server, &server.owner_key, &dev_key.key_id)
+        .await
+        .expect("describe");
     assert_eq!(still.status(), pb::KeyStatus::Active);
 }
 
@@ -914,7 +1132,8 @@ async fn another_account_gets_not_found_for_dev_keys() {
 async fn another_account_does_not_see_dev_keys_or_roles() {
     let server = TestServer::start().await;
     server.create_key(&server.owner_key, "viewer").await;
-    let dev_role = owner_creates_role(&server, "dev-readers", explicit(vec![cache_read_on("a")])).await;
+    let dev_role =
+        owner_creates_role(&server, "dev-readers", explicit(vec![cache_read_on("a")])).await;
     let (other, other_record) = server
         .authority
         .bootstrap("other", false)
@@ -928,16 +1147,26 @@ async fn another_account_does_not_see_dev_keys_or_roles() {
     );
     let page = list_page(&server, &other, 0, "", true).await.expect("list");
     assert_eq!(
-        page.keys.iter().map(|k| k.key_id.as_str()).collect::<Vec<_>>(),
+        page.keys
+            .iter()
+            .map(|k| k.key_id.as_str())
+            .collect::<Vec<_>>(),
         [other_record.key_id.as_str()]
     );
 
-    let dev_roles = list_roles(&server, &server.owner_key).await.expect("list roles");
-    assert!(dev_roles.iter().any(|r| r.role_id == dev_role), "precondition");
+    let dev_roles = list_roles(&server, &server.owner_key)
+        .await
+        .expect("list roles");
+    assert!(
+        dev_roles.iter().any(|r| r.role_id == dev_role),
+        "precondition"
+    );
     let roles = list_roles(&server, &other).await.expect("list roles");
     let ids: Vec<&str> = roles.iter().map(|r| r.role_id.as_str()).collect();
     assert_eq!(ids, ["owner", "operator", "viewer"]);
-    let account_roles = list_roles_for_account(&server, &other).await.expect("list roles");
+    let account_roles = list_roles_for_account(&server, &other)
+        .await
+        .expect("list roles");
     let ids: Vec<&str> = account_roles.iter().map(|r| r.role_id.as_str()).collect();
     assert_eq!(ids, ["owner", "operator", "viewer"]);
 }
@@ -945,24 +1174,45 @@ async fn another_account_does_not_see_dev_keys_or_roles() {
 #[tokio::test]
 async fn another_account_cannot_use_change_or_delete_dev_roles() {
     let server = TestServer::start().await;
-    let dev_role = owner_creates_role(&server, "dev-readers", explicit(vec![cache_read_on("a")])).await;
+    let dev_role =
+        owner_creates_role(&server, "dev-readers", explicit(vec![cache_read_on("a")])).await;
     let (other, _) = server
         .authority
         .bootstrap("other", false)
         .await
         .expect("bootstrap other account");
-    update_role_permissions(&server, &server.owner_key, &dev_role, explicit(vec![cache_read_on("a")]))
-        .await
-        .expect("precondition: the dev owner can update the role");
+    update_role_permissions(
+        &server,
+        &server.owner_key,
+        &dev_role,
+        explicit(vec![cache_read_on("a")]),
+    )
+    .await
+    .expect("precondition: the dev owner can update the role");
 
-    let result = update_role_permissions(&server, &other, &dev_role, explicit(vec![cache_read_on("x")])).await;
+    let result = update_role_permissions(
+        &server,
+        &other,
+        &dev_role,
+        explicit(vec![cache_read_on("x")]),
+    )
+    .await;
     assert_status(result, Code::NotFound, &["role_id"]);
-    assert_status(delete_role(&server, &other, &dev_role).await, Code::NotFound, &["role_id"]);
+    assert_status(
+        delete_role(&server, &other, &dev_role).await,
+        Code::NotFound,
+        &["role_id"],
+    );
     let result = generate(&server, &other, &dev_role, "borrow", never()).await;
     assert_status(result, Code::NotFound, &["role_id"]);
 
-    let roles = list_roles(&server, &server.owner_key).await.expect("list roles");
-    let role = roles.iter().find(|r| r.role_id == dev_role).expect("dev role still exists");
+    let roles = list_roles(&server, &server.owner_key)
+        .await
+        .expect("list roles");
+    let role = roles
+        .iter()
+        .find(|r| r.role_id == dev_role)
+        .expect("dev role still exists");
     assert_eq!(role.permissions, Some(explicit(vec![cache_read_on("a")])));
 }
 
@@ -977,7 +1227,9 @@ async fn role_listings_include_system_roles_and_custom_roles_with_their_permissi
     let custom = owner_creates_role(&server, "readers", permissions.clone()).await;
     let (viewer, _) = server.create_key(&server.owner_key, "viewer").await;
 
-    let roles = list_roles(&server, &viewer).await.expect("viewer lists roles");
+    let roles = list_roles(&server, &viewer)
+        .await
+        .expect("viewer lists roles");
     let kinds: Vec<(&str, &str, pb::RoleKind)> = roles
         .iter()
         .map(|r| (r.role_id.as_str(), r.name.as_str(), r.kind()))
@@ -992,14 +1244,22 @@ async fn role_listings_include_system_roles_and_custom_roles_with_their_permissi
         ]
     );
     let owner_set = roles[0].permissions.as_ref().expect("owner permissions");
-    assert!(matches!(owner_set.kind, Some(pr::permission_set::Kind::SuperUser(_))));
+    assert!(matches!(
+        owner_set.kind,
+        Some(pr::permission_set::Kind::SuperUser(_))
+    ));
     for system in &roles[1..3] {
         let set = system.permissions.as_ref().expect("system permissions");
-        assert!(matches!(set.kind, Some(pr::permission_set::Kind::Explicit(_))), "{system:?}");
+        assert!(
+            matches!(set.kind, Some(pr::permission_set::Kind::Explicit(_))),
+            "{system:?}"
+        );
     }
     assert_eq!(roles[3].permissions, Some(permissions.clone()));
 
-    let account_roles = list_roles_for_account(&server, &viewer).await.expect("list roles");
+    let account_roles = list_roles_for_account(&server, &viewer)
+        .await
+        .expect("list roles");
     let types: Vec<(&str, ga::RoleType)> = account_roles
         .iter()
         .map(|r| (r.role_id.as_str(), r.role_type()))
@@ -1022,7 +1282,21 @@ async fn role_listings_include_system_roles_and_custom_roles_with_their_permissi
 async fn create_role_refuses_a_duplicate_name() {
     let server = TestServer::start().await;
     owner_creates_role(&server, "readers", explicit(vec![cache_read_on("a")])).await;
-    let result = create_role(&server, &server.owner_key, "readers", Some(explicit(vec![cache_read_on("b")]))).await;
+    create_role(
+        &server,
+        &server.owner_key,
+        "writers",
+        Some(explicit(vec![cache_read_on("b")])),
+    )
+    .await
+    .expect("precondition: the same request under a new name succeeds");
+    let result = create_role(
+        &server,
+        &server.owner_key,
+        "readers",
+        Some(explicit(vec![cache_read_on("b")])),
+    )
+    .await;
     assert_status(result, Code::AlreadyExists, &["readers"]);
 }
 
@@ -1038,7 +1312,9 @@ async fn create_role_refuses_reserved_names_and_super_user() {
         assert_status(result, Code::InvalidArgument, &["name"]);
     }
     let super_user = pr::PermissionSet {
-        kind: Some(pr::permission_set::Kind::SuperUser(pr::SuperUserPermissions::SuperUser as i32)),
+        kind: Some(pr::permission_set::Kind::SuperUser(
+            pr::SuperUserPermissions::SuperUser as i32,
+        )),
         conditions: Vec::new(),
     };
     let result = create_role(&server, &server.owner_key, "root", Some(super_user)).await;
@@ -1051,9 +1327,15 @@ async fn create_role_refuses_malformed_rules_naming_the_field() {
     let server = TestServer::start().await;
     let good = cache_rule(&[CacheRead], Some("a"));
     let with_second = |second: pr::rule::CacheRule| {
-        explicit(vec![pr::rule::Kind::CacheRule(good.clone()), pr::rule::Kind::CacheRule(second)])
+        explicit(vec![
+            pr::rule::Kind::CacheRule(good.clone()),
+            pr::rule::Kind::CacheRule(second),
+        ])
     };
-    let valid = only_from(explicit(vec![pr::rule::Kind::CacheRule(good.clone())]), vec![v4("10.0.0.0/8")]);
+    let valid = only_from(
+        explicit(vec![pr::rule::Kind::CacheRule(good.clone())]),
+        vec![v4("10.0.0.0/8")],
+    );
     create_role(&server, &server.owner_key, "valid", Some(valid))
         .await
         .expect("precondition: the unmodified set is valid");
@@ -1064,7 +1346,10 @@ async fn create_role_refuses_malformed_rules_naming_the_field() {
         ("no permissions", None, "permissions".into()),
         (
             "no kind",
-            Some(pr::PermissionSet { kind: None, conditions: Vec::new() }),
+            Some(pr::PermissionSet {
+                kind: None,
+                conditions: Vec::new(),
+            }),
             "permissions.kind".into(),
         ),
         ("no rules", Some(explicit(Vec::new())), rules.into()),
@@ -1075,13 +1360,18 @@ async fn create_role_refuses_malformed_rules_naming_the_field() {
         ),
         (
             "cache rule without cache",
-            Some(with_second(pr::rule::CacheRule { cache: None, ..good.clone() })),
+            Some(with_second(pr::rule::CacheRule {
+                cache: None,
+                ..good.clone()
+            })),
             format!("{rules}[1].cache_rule.cache"),
         ),
         (
             "cache selector without kind",
             Some(with_second(pr::rule::CacheRule {
-                cache: Some(pr::rule::cache_rule::Cache::CacheSelector(pr::CacheSelector { kind: None })),
+                cache: Some(pr::rule::cache_rule::Cache::CacheSelector(
+                    pr::CacheSelector { kind: None },
+                )),
                 ..good.clone()
             })),
             format!("{rules}[1].cache_rule.cache_selector"),
@@ -1093,12 +1383,18 @@ async fn create_role_refuses_malformed_rules_naming_the_field() {
         ),
         (
             "unknown permission value",
-            Some(with_second(pr::rule::CacheRule { permissions: vec![99], ..good.clone() })),
+            Some(with_second(pr::rule::CacheRule {
+                permissions: vec![99],
+                ..good.clone()
+            })),
             format!("{rules}[1].cache_rule.permissions[0]"),
         ),
         (
             "no permissions in a rule",
-            Some(with_second(pr::rule::CacheRule { permissions: Vec::new(), ..good.clone() })),
+            Some(with_second(pr::rule::CacheRule {
+                permissions: Vec::new(),
+                ..good.clone()
+            })),
             format!("{rules}[1].cache_rule.permissions"),
         ),
         (
@@ -1108,12 +1404,18 @@ async fn create_role_refuses_malformed_rules_naming_the_field() {
         ),
         (
             "CIDR prefix out of range",
-            Some(only_from(with_second(good.clone()), vec![v4("10.0.0.0/33")])),
+            Some(only_from(
+                with_second(good.clone()),
+                vec![v4("10.0.0.0/33")],
+            )),
             format!("{ranges}[0].ipv4"),
         ),
         (
             "IPv6 range in the ipv4 field",
-            Some(only_from(with_second(good.clone()), vec![v4("10.0.0.0/8"), v4("2001:db8::/32")])),
+            Some(only_from(
+                with_second(good.clone()),
+                vec![v4("10.0.0.0/8"), v4("2001:db8::/32")],
+            )),
             format!("{ranges}[1].ipv4"),
         ),
         (
@@ -1128,7 +1430,8 @@ async fn create_role_refuses_malformed_rules_naming_the_field() {
         ),
     ];
     for (i, (case, permissions, field)) in cases.into_iter().enumerate() {
-        let result = create_role(&server, &server.owner_key, &format!("bad-{i}"), permissions).await;
+        let result =
+            create_role(&server, &server.owner_key, &format!("bad-{i}"), permissions).await;
         let status = match result {
             Ok(role) => panic!("{case}: accepted {role:?}"),
             Err(status) => status,
@@ -1161,24 +1464,44 @@ fn every_rule_family() -> pr::PermissionSet {
     };
     let rules = vec![
         account_rule(&[Acc::AccountRead, Acc::AccountList]),
-        auth_rule(&[pr::AuthManagementPermissions::AuthRead, pr::AuthManagementPermissions::AuthList]),
+        auth_rule(&[
+            pr::AuthManagementPermissions::AuthRead,
+            pr::AuthManagementPermissions::AuthList,
+        ]),
         Kind::ResourceManagementRule(pr::rule::ResourceManagementRule {
-            permissions: ops(&[Res::ResourceRead as i32, Res::ResourceWrite as i32, Res::ResourceList as i32]),
-            resources: Some(pr::rule::resource_management_rule::Resources::AllResources(all())),
+            permissions: ops(&[
+                Res::ResourceRead as i32,
+                Res::ResourceWrite as i32,
+                Res::ResourceList as i32,
+            ]),
+            resources: Some(pr::rule::resource_management_rule::Resources::AllResources(
+                all(),
+            )),
         }),
-        Kind::CacheRule(cache_rule(&[Cache::CacheRead, Cache::CacheWrite, Cache::CacheList], None)),
+        Kind::CacheRule(cache_rule(
+            &[Cache::CacheRead, Cache::CacheWrite, Cache::CacheList],
+            None,
+        )),
         Kind::CacheRule(pr::rule::CacheRule {
             permissions: ops(&[Cache::CacheRead as i32]),
             cache: Some(c::Cache::CacheSelector(named("c1"))),
-            cache_item: Some(cache_item(pr::cache_item_selector::Kind::Key(b"k\x00\xff".to_vec()))),
+            cache_item: Some(cache_item(pr::cache_item_selector::Kind::Key(
+                b"k\x00\xff".to_vec(),
+            ))),
         }),
         Kind::CacheRule(pr::rule::CacheRule {
             permissions: ops(&[Cache::CacheWrite as i32]),
             cache: Some(c::Cache::AllCaches(all())),
-            cache_item: Some(cache_item(pr::cache_item_selector::Kind::KeyPrefix(b"p/".to_vec()))),
+            cache_item: Some(cache_item(pr::cache_item_selector::Kind::KeyPrefix(
+                b"p/".to_vec(),
+            ))),
         }),
         Kind::TopicRule(pr::rule::TopicRule {
-            permissions: ops(&[Topic::TopicRead as i32, Topic::TopicWrite as i32, Topic::TopicList as i32]),
+            permissions: ops(&[
+                Topic::TopicRead as i32,
+                Topic::TopicWrite as i32,
+                Topic::TopicList as i32,
+            ]),
             cache: Some(t::Cache::AllCaches(all())),
             topic: Some(t::Topic::AllTopics(all())),
         }),
@@ -1190,10 +1513,16 @@ fn every_rule_family() -> pr::PermissionSet {
         Kind::TopicRule(pr::rule::TopicRule {
             permissions: ops(&[Topic::TopicWrite as i32]),
             cache: Some(t::Cache::AllCaches(all())),
-            topic: Some(topic(pr::topic_selector::Kind::TopicNamePrefix("news.".into()))),
+            topic: Some(topic(pr::topic_selector::Kind::TopicNamePrefix(
+                "news.".into(),
+            ))),
         }),
         Kind::StorageRule(pr::rule::StoreRule {
-            permissions: ops(&[Store::StoreRead as i32, Store::StoreWrite as i32, Store::StoreList as i32]),
+            permissions: ops(&[
+                Store::StoreRead as i32,
+                Store::StoreWrite as i32,
+                Store::StoreList as i32,
+            ]),
             store: Some(s::Store::AllStores(all())),
             store_item: Some(s::StoreItem::AllItems(all())),
         }),
@@ -1202,12 +1531,16 @@ fn every_rule_family() -> pr::PermissionSet {
             store: Some(s::Store::StoreSelector(pr::StoreSelector {
                 kind: Some(pr::store_selector::Kind::StoreName("s1".into())),
             })),
-            store_item: Some(store_item(pr::store_item_selector::Kind::Key(b"k".to_vec()))),
+            store_item: Some(store_item(pr::store_item_selector::Kind::Key(
+                b"k".to_vec(),
+            ))),
         }),
         Kind::StorageRule(pr::rule::StoreRule {
             permissions: ops(&[Store::StoreWrite as i32]),
             store: Some(s::Store::AllStores(all())),
-            store_item: Some(store_item(pr::store_item_selector::Kind::KeyPrefix(b"kp".to_vec()))),
+            store_item: Some(store_item(pr::store_item_selector::Kind::KeyPrefix(
+                b"kp".to_vec(),
+            ))),
         }),
         Kind::FunctionRule(pr::rule::FunctionRule {
             permissions: ops(&[Func::FunctionInvoke as i32]),
@@ -1217,12 +1550,16 @@ fn every_rule_family() -> pr::PermissionSet {
         Kind::FunctionRule(pr::rule::FunctionRule {
             permissions: ops(&[Func::FunctionInvoke as i32]),
             cache: Some(f::Cache::CacheSelector(named("c1"))),
-            function: Some(function(pr::function_selector::Kind::FunctionName("resize".into()))),
+            function: Some(function(pr::function_selector::Kind::FunctionName(
+                "resize".into(),
+            ))),
         }),
         Kind::FunctionRule(pr::rule::FunctionRule {
             permissions: ops(&[Func::FunctionInvoke as i32]),
             cache: Some(f::Cache::AllCaches(all())),
-            function: Some(function(pr::function_selector::Kind::FunctionPrefix("fn_".into()))),
+            function: Some(function(pr::function_selector::Kind::FunctionPrefix(
+                "fn_".into(),
+            ))),
         }),
     ];
     only_from(explicit(rules), vec![v4("10.0.0.0/8"), v6("2001:db8::/32")])
@@ -1232,16 +1569,28 @@ fn every_rule_family() -> pr::PermissionSet {
 async fn every_rule_family_and_selector_round_trips_through_create_and_list() {
     let server = TestServer::start().await;
     let permissions = every_rule_family();
-    let created = create_role(&server, &server.owner_key, "everything", Some(permissions.clone()))
-        .await
-        .expect("create role");
+    let created = create_role(
+        &server,
+        &server.owner_key,
+        "everything",
+        Some(permissions.clone()),
+    )
+    .await
+    .expect("create role");
     assert_eq!(created.permissions.as_ref(), Some(&permissions));
     assert_eq!(created.kind(), pb::RoleKind::Custom);
 
-    let roles = list_roles(&server, &server.owner_key).await.expect("list roles");
-    let listed = roles.iter().find(|r| r.role_id == created.role_id).expect("listed");
+    let roles = list_roles(&server, &server.owner_key)
+        .await
+        .expect("list roles");
+    let listed = roles
+        .iter()
+        .find(|r| r.role_id == created.role_id)
+        .expect("listed");
     assert_eq!(listed, &created);
-    let account_roles = list_roles_for_account(&server, &server.owner_key).await.expect("list");
+    let account_roles = list_roles_for_account(&server, &server.owner_key)
+        .await
+        .expect("list");
     let listed = account_roles
         .iter()
         .find(|r| r.role_id == created.role_id)
@@ -1261,10 +1610,18 @@ async fn updating_a_role_changes_its_keys_on_the_very_next_authorize() {
     assert!(!denied.allowed);
     assert_eq!(denied.reason(), pb::Reason::Permission);
 
-    let updated = update_role_permissions(&server, &server.owner_key, &role, explicit(vec![cache_read_on("b")]))
-        .await
-        .expect("update role");
-    assert_eq!(updated.permissions, Some(explicit(vec![cache_read_on("b")])));
+    let updated = update_role_permissions(
+        &server,
+        &server.owner_key,
+        &role,
+        explicit(vec![cache_read_on("b")]),
+    )
+    .await
+    .expect("update role");
+    assert_eq!(
+        updated.permissions,
+        Some(explicit(vec![cache_read_on("b")]))
+    );
 
     assert!(server.authorize(check("b")).await.allowed);
     let denied = server.authorize(check("a")).await;
@@ -1276,11 +1633,22 @@ async fn updating_a_role_changes_its_keys_on_the_very_next_authorize() {
 async fn system_roles_cannot_be_updated_or_deleted() {
     let server = TestServer::start().await;
     let custom = owner_creates_role(&server, "custom", explicit(vec![cache_read_on("a")])).await;
-    update_role_permissions(&server, &server.owner_key, &custom, explicit(vec![cache_read_on("b")]))
-        .await
-        .expect("precondition: a custom role can be updated");
+    update_role_permissions(
+        &server,
+        &server.owner_key,
+        &custom,
+        explicit(vec![cache_read_on("b")]),
+    )
+    .await
+    .expect("precondition: a custom role can be updated");
     for system in ["owner", "operator", "viewer"] {
-        let result = update_role_permissions(&server, &server.owner_key, system, explicit(vec![cache_read_on("b")])).await;
+        let result = update_role_permissions(
+            &server,
+            &server.owner_key,
+            system,
+            explicit(vec![cache_read_on("b")]),
+        )
+        .await;
         assert_status(result, Code::FailedPrecondition, &[system]);
         let result = delete_role(&server, &server.owner_key, system).await;
         assert_status(result, Code::FailedPrecondition, &[system]);
@@ -1296,15 +1664,27 @@ async fn deleting_a_role_with_live_keys_is_refused_with_their_count() {
     let result = delete_role(&server, &server.owner_key, &role).await;
     assert_status(result, Code::FailedPrecondition, &["2"]);
 
-    revoke(&server, &server.owner_key, &first.key_id).await.expect("revoke");
+    revoke(&server, &server.owner_key, &first.key_id)
+        .await
+        .expect("revoke");
     let result = delete_role(&server, &server.owner_key, &role).await;
     assert_status(result, Code::FailedPrecondition, &["1"]);
-    revoke(&server, &server.owner_key, &second.key_id).await.expect("revoke");
-    delete_role(&server, &server.owner_key, &role).await.expect("delete unused role");
+    revoke(&server, &server.owner_key, &second.key_id)
+        .await
+        .expect("revoke");
+    delete_role(&server, &server.owner_key, &role)
+        .await
+        .expect("delete unused role");
 
-    let roles = list_roles(&server, &server.owner_key).await.expect("list roles");
+    let roles = list_roles(&server, &server.owner_key)
+        .await
+        .expect("list roles");
     assert!(roles.iter().all(|r| r.role_id != role));
-    assert_status(delete_role(&server, &server.owner_key, &role).await, Code::NotFound, &["role_id"]);
+    assert_status(
+        delete_role(&server, &server.owner_key, &role).await,
+        Code::NotFound,
+        &["role_id"],
+    );
     let result = generate(&server, &server.owner_key, &role, "too late", never()).await;
     assert_status(result, Code::NotFound, &["role_id"]);
 }
@@ -1317,14 +1697,30 @@ async fn viewer_cannot_create_roles_but_operator_can() {
     list_roles(&server, &viewer)
         .await
         .expect("precondition: the viewer key authenticates");
-    let result = create_role(&server, &viewer, "by-viewer", Some(explicit(vec![cache_read_on("a")]))).await;
+    let result = create_role(
+        &server,
+        &viewer,
+        "by-viewer",
+        Some(explicit(vec![cache_read_on("a")])),
+    )
+    .await;
     assert_status(result, Code::PermissionDenied, &["AuthWrite"]);
 
-    let role = create_role(&server, &operator, "by-operator", Some(explicit(vec![cache_read_on("a")])))
-        .await
-        .expect("operator creates a role");
+    let role = create_role(
+        &server,
+        &operator,
+        "by-operator",
+        Some(explicit(vec![cache_read_on("a")])),
+    )
+    .await
+    .expect("operator creates a role");
     let (key, _) = server.create_key(&operator, &role.role_id).await;
-    assert!(server.authorize(cache_check(&key, pb::Action::CacheRead, "a", b"k")).await.allowed);
+    assert!(
+        server
+            .authorize(cache_check(&key, pb::Action::CacheRead, "a", b"k"))
+            .await
+            .allowed
+    );
 }
 
 #[tokio::test]
@@ -1333,9 +1729,14 @@ async fn operator_cannot_create_or_change_a_role_broader_than_itself() {
     let server = TestServer::start().await;
     let (operator, _) = server.create_key(&server.owner_key, "operator").await;
     let broad = explicit(vec![account_rule(&[AccountWrite])]);
-    create_role(&server, &operator, "account-readers", Some(explicit(vec![account_rule(&[AccountRead])])))
-        .await
-        .expect("precondition: the operator may create a role within its own permissions");
+    create_role(
+        &server,
+        &operator,
+        "account-readers",
+        Some(explicit(vec![account_rule(&[AccountRead])])),
+    )
+    .await
+    .expect("precondition: the operator may create a role within its own permissions");
     let result = create_role(&server, &operator, "account-writers", Some(broad.clone())).await;
     assert_status(result, Code::PermissionDenied, &[]);
 
@@ -1369,7 +1770,10 @@ async fn ip_filter_allows_only_peers_inside_an_ipv4_range() {
 #[tokio::test]
 async fn ip_filter_allows_only_peers_inside_an_ipv6_range() {
     let server = TestServer::start().await;
-    let set = only_from(explicit(vec![cache_read_on("c")]), vec![v6("2001:db8::/32")]);
+    let set = only_from(
+        explicit(vec![cache_read_on("c")]),
+        vec![v6("2001:db8::/32")],
+    );
     let role = owner_creates_role(&server, "office6", set).await;
     let (key, _) = server.create_key(&server.owner_key, &role).await;
 
@@ -1388,7 +1792,11 @@ async fn ip_filter_allows_only_peers_inside_an_ipv6_range() {
 async fn authorize_refuses_an_unparseable_peer_address() {
     let server = TestServer::start().await;
     let result = try_authorize(&server, read_from(&server.owner_key, "c", "10.1.2.3")).await;
-    assert!(result.expect("precondition: a valid peer is accepted").allowed);
+    assert!(
+        result
+            .expect("precondition: a valid peer is accepted")
+            .allowed
+    );
     for peer in ["not-an-ip", "10.1.2", "10.0.0.0/8"] {
         let result = try_authorize(&server, read_from(&server.owner_key, "c", peer)).await;
         assert_status(result, Code::InvalidArgument, &["peer_address"]);
@@ -1399,15 +1807,30 @@ async fn authorize_refuses_an_unparseable_peer_address() {
 async fn management_call_from_outside_the_keys_ip_filter_is_permission_denied() {
     let server = TestServer::start().await;
     let rules = || explicit(vec![auth_all(), cache_read_on("c")]);
-    let open = owner_creates_role(&server, "admins", rules()).await;
-    let fenced = owner_creates_role(&server, "office-admins", only_from(rules(), vec![v4("10.0.0.0/8")])).await;
-    let (open_key, _) = server.create_key(&server.owner_key, &open).await;
+    let loopback = owner_creates_role(
+        &server,
+        "local-admins",
+        only_from(rules(), vec![v4("127.0.0.0/8")]),
+    )
+    .await;
+    let fenced = owner_creates_role(
+        &server,
+        "office-admins",
+        only_from(rules(), vec![v4("10.0.0.0/8")]),
+    )
+    .await;
+    let (loopback_key, _) = server.create_key(&server.owner_key, &loopback).await;
     let (fenced_key, _) = server.create_key(&server.owner_key, &fenced).await;
-    list_roles(&server, &open_key)
-        .await
-        .expect("precondition: the same rules without ip_filter may list roles");
-    let inside = server.authorize(read_from(&fenced_key, "c", "10.1.2.3")).await;
-    assert!(inside.allowed, "precondition: the fenced key is valid: {inside:?}");
+    list_roles(&server, &loopback_key).await.expect(
+        "precondition: the server sees the loopback peer, so a 127.0.0.0/8 filter admits it",
+    );
+    let inside = server
+        .authorize(read_from(&fenced_key, "c", "10.1.2.3"))
+        .await;
+    assert!(
+        inside.allowed,
+        "precondition: the fenced key is valid: {inside:?}"
+    );
 
     let result = list_roles(&server, &fenced_key).await;
     assert_status(result, Code::PermissionDenied, &["ip_filter"]);
@@ -1458,7 +1881,11 @@ async fn authorize_names_the_missing_request_field() {
     ];
     for (field, valid, invalid) in cases {
         let answer = try_authorize(&server, valid).await;
-        assert!(answer.expect("precondition: the complete request is answered").allowed);
+        assert!(
+            answer
+                .expect("precondition: the complete request is answered")
+                .allowed
+        );
         let result = try_authorize(&server, invalid).await;
         assert_status(result, Code::InvalidArgument, &[field]);
     }
@@ -1468,18 +1895,29 @@ async fn authorize_names_the_missing_request_field() {
 async fn authorize_denies_bad_credentials_without_echoing_them() {
     let (server, public) = server_with_known_key().await;
     let real = server.owner_key.clone();
-    let genuine = server.authorize(cache_check(&real, pb::Action::CacheRead, "c", b"k")).await;
-    assert!(genuine.allowed, "precondition: the genuine key is allowed: {genuine:?}");
+    let genuine = server
+        .authorize(cache_check(&real, pb::Action::CacheRead, "c", b"k"))
+        .await;
+    assert!(
+        genuine.allowed,
+        "precondition: the genuine key is allowed: {genuine:?}"
+    );
 
     for (case, credential, _) in bad_credentials(&real, &public) {
-        let decision = try_authorize(&server, cache_check(&credential, pb::Action::CacheRead, "c", b"k"))
-            .await
-            .unwrap_or_else(|e| panic!("{case}: a bad credential is a decision, not an error: {e:?}"));
+        let decision = try_authorize(
+            &server,
+            cache_check(&credential, pb::Action::CacheRead, "c", b"k"),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{case}: a bad credential is a decision, not an error: {e:?}"));
         assert!(!decision.allowed, "{case}: {decision:?}");
         assert_eq!(decision.reason(), pb::Reason::Unauthenticated, "{case}");
         assert!(decision.key_id.is_empty(), "{case}: {decision:?}");
         if !credential.is_empty() {
-            assert!(!decision.message.contains(&credential), "{case}: message echoes the credential");
+            assert!(
+                !decision.message.contains(&credential),
+                "{case}: message echoes the credential"
+            );
         }
     }
 }
@@ -1491,6 +1929,9 @@ async fn authorize_denies_bad_credentials_without_echoing_them() {
 #[tokio::test]
 async fn management_call_without_a_credential_is_unauthenticated() {
     let server = TestServer::start().await;
+    list_roles(&server, &server.owner_key)
+        .await
+        .expect("precondition: the same call with a key succeeds");
     let mut admin = server.admin().await;
     let result = admin.list_roles(pb::ListRolesRequest {}).await;
     assert_status(result, Code::Unauthenticated, &["missing"]);
@@ -1522,18 +1963,29 @@ async fn management_call_with_a_bad_credential_says_why_without_echoing_it() {
         .await
         .expect("precondition: the genuine key authenticates");
     for (case, credential, word) in bad_credentials(&real, &public) {
-        for rpc in [Rpc::ListRoles, Rpc::ListGlobalApiKeys, Rpc::GenerateGlobalApiKey] {
+        for rpc in [
+            Rpc::ListRoles,
+            Rpc::ListGlobalApiKeys,
+            Rpc::GenerateGlobalApiKey,
+        ] {
             let status = call_as(&server, rpc, &credential)
                 .await
                 .expect_err("a bad credential is refused");
-            assert_eq!(status.code(), Code::Unauthenticated, "{case} {rpc:?}: {status:?}");
+            assert_eq!(
+                status.code(),
+                Code::Unauthenticated,
+                "{case} {rpc:?}: {status:?}"
+            );
             assert!(
                 status.message().contains(word),
                 "{case} {rpc:?}: message {:?} should mention {word:?}",
                 status.message()
             );
             if !credential.is_empty() {
-                assert!(!status.message().contains(&credential), "{case}: message echoes the credential");
+                assert!(
+                    !status.message().contains(&credential),
+                    "{case}: message echoes the credential"
+                );
             }
         }
     }
@@ -1597,11 +2049,16 @@ async fn reflection_v1_lists_every_service() {
         .expect("reflection response")
         .expect("one response");
     let names: Vec<String> = match response.message_response {
-        Some(MessageResponse::ListServicesResponse(list)) => list.service.into_iter().map(|s| s.name).collect(),
+        Some(MessageResponse::ListServicesResponse(list)) => {
+            list.service.into_iter().map(|s| s.name).collect()
+        }
         other => panic!("expected a service list, got {other:?}"),
     };
     for service in SERVICES.into_iter().chain(["grpc.health.v1.Health"]) {
-        assert!(names.iter().any(|n| n == service), "{service} missing from {names:?}");
+        assert!(
+            names.iter().any(|n| n == service),
+            "{service} missing from {names:?}"
+        );
     }
 }
 
@@ -1627,11 +2084,16 @@ async fn reflection_v1alpha_lists_services_too() {
         .expect("reflection response")
         .expect("one response");
     let names: Vec<String> = match response.message_response {
-        Some(MessageResponse::ListServicesResponse(list)) => list.service.into_iter().map(|s| s.name).collect(),
+        Some(MessageResponse::ListServicesResponse(list)) => {
+            list.service.into_iter().map(|s| s.name).collect()
+        }
         other => panic!("expected a service list, got {other:?}"),
     };
     for service in SERVICES.into_iter().chain(["grpc.health.v1.Health"]) {
-        assert!(names.iter().any(|n| n == service), "{service} missing from {names:?}");
+        assert!(
+            names.iter().any(|n| n == service),
+            "{service} missing from {names:?}"
+        );
     }
 }
 
@@ -1645,7 +2107,10 @@ async fn login_is_unimplemented() {
     let result = server
         .auth()
         .await
-        .login(with_key(authcell::proto::auth::LoginRequest {}, &server.owner_key))
+        .login(with_key(
+            authcell::proto::auth::LoginRequest {},
+            &server.owner_key,
+        ))
         .await;
     let status = match result {
         Err(status) => status,
@@ -1665,6 +2130,13 @@ async fn login_is_unimplemented() {
 #[tokio::test]
 async fn a_request_over_64_kib_is_refused_and_the_server_keeps_serving() {
     let server = TestServer::start().await;
+    let under_limit = cache_check(&server.owner_key, pb::Action::CacheRead, "c", &[7; 60_000]);
+    let answer = try_authorize(&server, under_limit).await;
+    assert!(
+        answer
+            .expect("precondition: a 60 KB request is served")
+            .allowed
+    );
     let mut client = server.global_admin().await;
     let request = |description: String| {
         with_key(

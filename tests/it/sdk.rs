@@ -340,7 +340,7 @@ async fn over_25_hours_is_refused_by_our_server() {
     // The SDK does not check the upper bound itself, so this reaches the server.
     let err = client
         .generate_disposable_token(
-            DisposableTokenScopes::cache_key_read_only("c", "k").into(),
+            DisposableTokenScopes::cache_key_read_only("c", "k"),
             ExpiresIn::hours(26),
         )
         .await
@@ -350,7 +350,7 @@ async fn over_25_hours_is_refused_by_our_server() {
     // Exactly 25 hours is fine.
     client
         .generate_disposable_token(
-            DisposableTokenScopes::cache_key_read_only("c", "k").into(),
+            DisposableTokenScopes::cache_key_read_only("c", "k"),
             ExpiresIn::hours(25),
         )
         .await
@@ -365,7 +365,7 @@ async fn a_scope_beyond_the_callers_role_is_refused() {
     // Viewers read data; they cannot delegate writes.
     let err = client
         .generate_disposable_token(
-            DisposableTokenScopes::cache_key_read_write("c", "k").into(),
+            DisposableTokenScopes::cache_key_read_write("c", "k"),
             ExpiresIn::minutes(1),
         )
         .await
@@ -374,7 +374,7 @@ async fn a_scope_beyond_the_callers_role_is_refused() {
     assert!(format!("{err:?}").contains("permissions[0]"), "{err:?}");
     let token = client
         .generate_disposable_token(
-            DisposableTokenScopes::cache_key_read_only("c", "k").into(),
+            DisposableTokenScopes::cache_key_read_only("c", "k"),
             ExpiresIn::minutes(1),
         )
         .await
@@ -390,7 +390,7 @@ async fn a_revoked_key_cannot_mint_through_the_sdk() {
     let client = sdk_client(&server, &operator);
     client
         .generate_disposable_token(
-            DisposableTokenScopes::cache_key_read_only("c", "k").into(),
+            DisposableTokenScopes::cache_key_read_only("c", "k"),
             ExpiresIn::minutes(1),
         )
         .await
@@ -398,7 +398,7 @@ async fn a_revoked_key_cannot_mint_through_the_sdk() {
     server.revoke_key(&server.owner_key, &info.key_id).await;
     let err = client
         .generate_disposable_token(
-            DisposableTokenScopes::cache_key_read_only("c", "k").into(),
+            DisposableTokenScopes::cache_key_read_only("c", "k"),
             ExpiresIn::minutes(1),
         )
         .await

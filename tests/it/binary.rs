@@ -1,0 +1,121 @@
+//! The `authcell` binary itself: embedded start-up output, serving, graceful shutdown, keygen.
+
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use authcell::proto::authcell::v1 as pb;
+use tonic_health::pb::health_check_response::ServingStatus;
+use tonic_health::pb::health_client::HealthClient;
+use tonic_health::pb::HealthCheckRequest;
+
+const BIN: &str = env!("CARGO_BIN_EXE_authcell");
+
+#[tokio::test]
+async fn embedded_serve_prints_the_two_lines_serves_and_exits_cleanly_on_sigterm() {
+    let mut child = Command::new(BIN)
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start authcell serve");
+    let stdout = child.stdout.take().expect("stdout");
+    let mut lines = BufReader::new(stdout).lines();
+    let endpoint_line = lines.next().expect("first line").expect("utf-8");
+    let key_line = lines.next().expect("second line").expect("utf-8");
+    let note = lines.next().expect("note line").expect("utf-8");
+    let endpoint = endpoint_line
+        .strip_prefix("AUTHCELL_ENDPOINT=")
+        .expect("AUTHCELL_ENDPOINT= line")
+        .to_owned();
+    let key = key_line
+        .strip_prefix("AUTHCELL_API_KEY=")
+        .expect("AUTHCELL_API_KEY= line")
+        .to_owned();
+    assert!(note.starts_with('#') && note.contains("in memory"), "{note}");
+    assert_eq!(key.split('.').count(), 3, "the key is a JWT");
+
+    let channel = tonic::transport::Channel::from_shared(format!("http://{endpoint}"))
+        .expect("url")
+        .connect()
+        .await
+        .expect("connect");
+    let health = HealthClient::new(channel.clone())
+        .check(HealthCheckRequest {
+            service: String::new(),
+        })
+        .await
+        .expect("health")
+        .into_inner();
+    assert_eq!(health.status, ServingStatus::Serving as i32);
+    let verdict = pb::verifier_client::VerifierClient::new(channel)
+        .authorize(pb::AuthorizeRequest {
+            credential: key,
+            action: pb::Action::CacheWrite as i32,
+            cache: "c".into(),
+            ..Default::default()
+        })
+        .await
+        .expect("authorize")
+        .into_inner();
+    assert!(verdict.allowed, "the printed key is an owner key: {verdict:?}");
+    assert_eq!(verdict.account_id, "dev");
+
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(status.success());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let exit = loop {
+        if let Some(exit) = child.try_wait().expect("wait") {
+            break exit;
+        }
+        assert!(Instant::now() < deadline, "authcell did not exit after SIGTERM");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert!(exit.success(), "clean exit after SIGTERM: {exit:?}");
+}
+
+#[test]
+fn keygen_makes_a_key_the_server_can_sign_with() {
+    let out = Command::new(BIN).arg("keygen").output().expect("keygen");
+    assert!(out.status.success());
+    let pem = String::from_utf8(out.stdout).expect("utf-8");
+    assert!(pem.starts_with("-----BEGIN PRIVATE KEY-----"), "{pem}");
+    let ring = authcell::keyring::KeyRing::from_pem("test", &pem).expect("loads");
+    assert!(!ring.is_ephemeral());
+
+    let mut child = Command::new(BIN)
+        .args(["keygen", "--public"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("keygen --public");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(pem.as_bytes())
+        .expect("write");
+    let out = child.wait_with_output().expect("output");
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("-----BEGIN PUBLIC KEY-----"));
+}
+
+#[test]
+fn a_bad_signing_key_file_is_one_clear_error() {
+    let dir = std::env::temp_dir().join(format!("authcell-badkey-{}", std::process::id()));
+    std::fs::write(&dir, "not a key").expect("write");
+    let out = Command::new(BIN)
+        .args(["serve", "--listen", "127.0.0.1:0", "--signing-key-file"])
+        .arg(&dir)
+        .output()
+        .expect("run");
+    let _ = std::fs::remove_file(&dir);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("not an Ed25519 private key"), "{stderr}");
+    assert!(out.stdout.is_empty(), "nothing printed on stdout before failing");
+}
