@@ -50,9 +50,9 @@ impl From<StoreError> for Error {
             StoreError::NotFound(m) => Error::NotFound(m),
             StoreError::AlreadyExists(m) => Error::AlreadyExists(m),
             StoreError::FailedPrecondition(m) => Error::FailedPrecondition(m),
-            StoreError::Unavailable(m) => Error::Unavailable(format!(
-                "state store unavailable, nothing was changed: {m}"
-            )),
+            StoreError::Unavailable(m) => {
+                Error::Unavailable(format!("state store unavailable, nothing was changed: {m}"))
+            }
         }
     }
 }
@@ -205,23 +205,26 @@ impl Authority {
 
     /// Requires a management permission of the caller.
     pub fn require(&self, caller: &Caller, action: Action) -> Result<()> {
-        permissions::evaluate(caller.permissions(), action, &Resource::default(), caller.peer)
-            .map_err(|denial| match denial {
-                Denial::Permission => Error::PermissionDenied(format!(
-                    "the calling key's permissions do not include {}",
-                    permission_name(action)
-                )),
-                Denial::IpNotAllowed => Error::PermissionDenied(
-                    "the calling key's ip_filter does not allow this peer address".into(),
-                ),
-            })
+        permissions::evaluate(
+            caller.permissions(),
+            action,
+            &Resource::default(),
+            caller.peer,
+        )
+        .map_err(|denial| match denial {
+            Denial::Permission => Error::PermissionDenied(format!(
+                "the calling key's permissions do not include {}",
+                permission_name(action)
+            )),
+            Denial::IpNotAllowed => Error::PermissionDenied(
+                "the calling key's ip_filter does not allow this peer address".into(),
+            ),
+        })
     }
 
     fn require_delegable(&self, caller: &Caller, what: &str, set: &PermissionSet) -> Result<()> {
         permissions::check_delegation(caller.permissions(), set).map_err(|e| {
-            Error::PermissionDenied(format!(
-                "{what} can do more than the calling key: {e}"
-            ))
+            Error::PermissionDenied(format!("{what} can do more than the calling key: {e}"))
         })
     }
 
@@ -387,7 +390,9 @@ impl Authority {
             0 => MAX_PAGE,
             1..=MAX_PAGE => limit,
             _ => {
-                return Err(Invalid::new("limit", format!("must be between 1 and {MAX_PAGE}")).into())
+                return Err(
+                    Invalid::new("limit", format!("must be between 1 and {MAX_PAGE}")).into(),
+                )
             }
         } as usize;
         let mut after = decode_page_token(next_token)?;
@@ -425,7 +430,11 @@ impl Authority {
     }
 
     /// DescribeApiKey.
-    pub async fn describe_key(&self, caller: &Caller, key_id: &str) -> Result<(KeyRecord, KeyStatus)> {
+    pub async fn describe_key(
+        &self,
+        caller: &Caller,
+        key_id: &str,
+    ) -> Result<(KeyRecord, KeyStatus)> {
         self.require(caller, Action::AuthRead)?;
         validate_key_id(key_id)?;
         match self.store.get_key(caller.account(), key_id).await? {
@@ -450,14 +459,19 @@ impl Authority {
         if key.key_id != caller.key_id() {
             let target = match (&key.role_id, &key.inline) {
                 (_, Some(inline)) => Some(inline.clone()),
-                (Some(role_id), None) => self.role_permissions(caller.account(), role_id).await.ok(),
+                (Some(role_id), None) => {
+                    self.role_permissions(caller.account(), role_id).await.ok()
+                }
                 (None, None) => None,
             };
             if let Some(target) = target {
                 self.require_delegable(caller, &format!("key {key_id}"), &target)?;
             }
         }
-        Ok(self.store.revoke_key(caller.account(), key_id, self.clock.now()).await?)
+        Ok(self
+            .store
+            .revoke_key(caller.account(), key_id, self.clock.now())
+            .await?)
     }
 
     /// RevokeToken: one disposable token, by its id (jti) or caller-chosen token id.
@@ -497,11 +511,9 @@ impl Authority {
         let now = self.clock.now();
         let before = if before == 0 { now } else { before };
         if before > now {
-            return Err(Invalid::new(
-                "issued_before_epoch_seconds",
-                "must not be in the future",
-            )
-            .into());
+            return Err(
+                Invalid::new("issued_before_epoch_seconds", "must not be in the future").into(),
+            );
         }
         self.store
             .revoke(Event::IssuedBefore {
@@ -712,29 +724,44 @@ fn validate_optional_description(field: &str, value: &str) -> Result<String, Inv
 
 fn validate_role_name(name: &str) -> Result<String, Invalid> {
     if name.is_empty() || name.len() > MAX_NAME_LEN {
-        return Err(Invalid::new("name", format!("1 to {MAX_NAME_LEN} characters")));
+        return Err(Invalid::new(
+            "name",
+            format!("1 to {MAX_NAME_LEN} characters"),
+        ));
     }
     if !name
         .chars()
         .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
     {
-        return Err(Invalid::new("name", "only letters, digits, '_', '-' and '.'"));
+        return Err(Invalid::new(
+            "name",
+            "only letters, digits, '_', '-' and '.'",
+        ));
     }
     if system::ALL.iter().any(|s| s.eq_ignore_ascii_case(name)) {
-        return Err(Invalid::new("name", "system role names (owner, operator, viewer) are reserved"));
+        return Err(Invalid::new(
+            "name",
+            "system role names (owner, operator, viewer) are reserved",
+        ));
     }
     Ok(name.to_owned())
 }
 
 fn validate_account_name(name: &str) -> Result<(), Invalid> {
     if name.is_empty() || name.len() > MAX_NAME_LEN {
-        return Err(Invalid::new("account", format!("1 to {MAX_NAME_LEN} characters")));
+        return Err(Invalid::new(
+            "account",
+            format!("1 to {MAX_NAME_LEN} characters"),
+        ));
     }
     if !name
         .chars()
         .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
     {
-        return Err(Invalid::new("account", "only letters, digits, '_', '-' and '.'"));
+        return Err(Invalid::new(
+            "account",
+            "only letters, digits, '_', '-' and '.'",
+        ));
     }
     Ok(())
 }
@@ -754,7 +781,10 @@ pub const MAX_TOKEN_ID_LEN: usize = 64;
 
 pub(crate) fn validate_token_id(field: &str, token_id: &str) -> Result<(), Invalid> {
     if token_id.chars().count() > MAX_TOKEN_ID_LEN {
-        return Err(Invalid::new(field, format!("at most {MAX_TOKEN_ID_LEN} characters")));
+        return Err(Invalid::new(
+            field,
+            format!("at most {MAX_TOKEN_ID_LEN} characters"),
+        ));
     }
     if token_id.chars().any(char::is_control) {
         return Err(Invalid::new(field, "must not contain control characters"));
@@ -766,7 +796,8 @@ const PAGE_TOKEN_PREFIX: &str = "k1:";
 
 fn encode_page_token(last_key_id: &str) -> String {
     use base64::Engine;
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("{PAGE_TOKEN_PREFIX}{last_key_id}"))
+    base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .encode(format!("{PAGE_TOKEN_PREFIX}{last_key_id}"))
 }
 
 fn decode_page_token(token: &str) -> Result<Option<String>, Invalid> {

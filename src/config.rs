@@ -6,7 +6,11 @@ use std::net::SocketAddr;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 #[derive(Debug, Parser)]
-#[command(name = "authcell", version, about = "Credential authority: API keys, roles, disposable tokens, revocation")]
+#[command(
+    name = "authcell",
+    version,
+    about = "Credential authority: API keys, roles, disposable tokens, revocation"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,

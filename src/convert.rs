@@ -157,21 +157,43 @@ fn rule_from_proto(field: &str, rule: &pr::Rule) -> Result<Rule, Invalid> {
             })?;
             use pr::rule::cache_rule::{Cache, CacheItem};
             let cache = match &r.cache {
-                None => return Err(Invalid::new(format!("{f}.cache"), "set all_caches or cache_selector")),
+                None => {
+                    return Err(Invalid::new(
+                        format!("{f}.cache"),
+                        "set all_caches or cache_selector",
+                    ))
+                }
                 Some(Cache::AllCaches(_)) => NameSel::All,
                 Some(Cache::CacheSelector(s)) => match &s.kind {
-                    None => return Err(Invalid::new(format!("{f}.cache_selector"), "empty selector: set cache_name")),
+                    None => {
+                        return Err(Invalid::new(
+                            format!("{f}.cache_selector"),
+                            "empty selector: set cache_name",
+                        ))
+                    }
                     Some(pr::cache_selector::Kind::CacheName(n)) => {
                         NameSel::Name(name(&format!("{f}.cache_selector.cache_name"), n)?)
                     }
                 },
             };
             let item = match &r.cache_item {
-                None => return Err(Invalid::new(format!("{f}.cache_item"), "set all_items or item_selector")),
+                None => {
+                    return Err(Invalid::new(
+                        format!("{f}.cache_item"),
+                        "set all_items or item_selector",
+                    ))
+                }
                 Some(CacheItem::AllItems(_)) => BytesSel::All,
                 Some(CacheItem::ItemSelector(s)) => match &s.kind {
-                    None => return Err(Invalid::new(format!("{f}.item_selector"), "empty selector: set key or key_prefix")),
-                    Some(pr::cache_item_selector::Kind::Key(k)) => BytesSel::Key(key(&format!("{f}.item_selector.key"), k)?),
+                    None => {
+                        return Err(Invalid::new(
+                            format!("{f}.item_selector"),
+                            "empty selector: set key or key_prefix",
+                        ))
+                    }
+                    Some(pr::cache_item_selector::Kind::Key(k)) => {
+                        BytesSel::Key(key(&format!("{f}.item_selector.key"), k)?)
+                    }
                     Some(pr::cache_item_selector::Kind::KeyPrefix(k)) => {
                         BytesSel::Prefix(key(&format!("{f}.item_selector.key_prefix"), k)?)
                     }
@@ -191,20 +213,40 @@ fn rule_from_proto(field: &str, rule: &pr::Rule) -> Result<Rule, Invalid> {
             })?;
             use pr::rule::topic_rule::{Cache, Topic};
             let cache = match &r.cache {
-                None => return Err(Invalid::new(format!("{f}.cache"), "set all_caches or cache_selector")),
+                None => {
+                    return Err(Invalid::new(
+                        format!("{f}.cache"),
+                        "set all_caches or cache_selector",
+                    ))
+                }
                 Some(Cache::AllCaches(_)) => NameSel::All,
                 Some(Cache::CacheSelector(s)) => match &s.kind {
-                    None => return Err(Invalid::new(format!("{f}.cache_selector"), "empty selector: set cache_name")),
+                    None => {
+                        return Err(Invalid::new(
+                            format!("{f}.cache_selector"),
+                            "empty selector: set cache_name",
+                        ))
+                    }
                     Some(pr::cache_selector::Kind::CacheName(n)) => {
                         NameSel::Name(name(&format!("{f}.cache_selector.cache_name"), n)?)
                     }
                 },
             };
             let topic = match &r.topic {
-                None => return Err(Invalid::new(format!("{f}.topic"), "set all_topics or topic_selector")),
+                None => {
+                    return Err(Invalid::new(
+                        format!("{f}.topic"),
+                        "set all_topics or topic_selector",
+                    ))
+                }
                 Some(Topic::AllTopics(_)) => TextSel::All,
                 Some(Topic::TopicSelector(s)) => match &s.kind {
-                    None => return Err(Invalid::new(format!("{f}.topic_selector"), "empty selector: set topic_name or topic_name_prefix")),
+                    None => {
+                        return Err(Invalid::new(
+                            format!("{f}.topic_selector"),
+                            "empty selector: set topic_name or topic_name_prefix",
+                        ))
+                    }
                     Some(pr::topic_selector::Kind::TopicName(n)) => {
                         TextSel::Name(name(&format!("{f}.topic_selector.topic_name"), n)?)
                     }
@@ -227,21 +269,43 @@ fn rule_from_proto(field: &str, rule: &pr::Rule) -> Result<Rule, Invalid> {
             })?;
             use pr::rule::store_rule::{Store, StoreItem};
             let store = match &r.store {
-                None => return Err(Invalid::new(format!("{f}.store"), "set all_stores or store_selector")),
+                None => {
+                    return Err(Invalid::new(
+                        format!("{f}.store"),
+                        "set all_stores or store_selector",
+                    ))
+                }
                 Some(Store::AllStores(_)) => NameSel::All,
                 Some(Store::StoreSelector(s)) => match &s.kind {
-                    None => return Err(Invalid::new(format!("{f}.store_selector"), "empty selector: set store_name")),
+                    None => {
+                        return Err(Invalid::new(
+                            format!("{f}.store_selector"),
+                            "empty selector: set store_name",
+                        ))
+                    }
                     Some(pr::store_selector::Kind::StoreName(n)) => {
                         NameSel::Name(name(&format!("{f}.store_selector.store_name"), n)?)
                     }
                 },
             };
             let item = match &r.store_item {
-                None => return Err(Invalid::new(format!("{f}.store_item"), "set all_items or item_selector")),
+                None => {
+                    return Err(Invalid::new(
+                        format!("{f}.store_item"),
+                        "set all_items or item_selector",
+                    ))
+                }
                 Some(StoreItem::AllItems(_)) => BytesSel::All,
                 Some(StoreItem::ItemSelector(s)) => match &s.kind {
-                    None => return Err(Invalid::new(format!("{f}.item_selector"), "empty selector: set key or key_prefix")),
-                    Some(pr::store_item_selector::Kind::Key(k)) => BytesSel::Key(key(&format!("{f}.item_selector.key"), k)?),
+                    None => {
+                        return Err(Invalid::new(
+                            format!("{f}.item_selector"),
+                            "empty selector: set key or key_prefix",
+                        ))
+                    }
+                    Some(pr::store_item_selector::Kind::Key(k)) => {
+                        BytesSel::Key(key(&format!("{f}.item_selector.key"), k)?)
+                    }
                     Some(pr::store_item_selector::Kind::KeyPrefix(k)) => {
                         BytesSel::Prefix(key(&format!("{f}.item_selector.key_prefix"), k)?)
                     }
@@ -259,20 +323,40 @@ fn rule_from_proto(field: &str, rule: &pr::Rule) -> Result<Rule, Invalid> {
             })?;
             use pr::rule::function_rule::{Cache, Function};
             let cache = match &r.cache {
-                None => return Err(Invalid::new(format!("{f}.cache"), "set all_caches or cache_selector")),
+                None => {
+                    return Err(Invalid::new(
+                        format!("{f}.cache"),
+                        "set all_caches or cache_selector",
+                    ))
+                }
                 Some(Cache::AllCaches(_)) => NameSel::All,
                 Some(Cache::CacheSelector(s)) => match &s.kind {
-                    None => return Err(Invalid::new(format!("{f}.cache_selector"), "empty selector: set cache_name")),
+                    None => {
+                        return Err(Invalid::new(
+                            format!("{f}.cache_selector"),
+                            "empty selector: set cache_name",
+                        ))
+                    }
                     Some(pr::cache_selector::Kind::CacheName(n)) => {
                         NameSel::Name(name(&format!("{f}.cache_selector.cache_name"), n)?)
                     }
                 },
             };
             let function = match &r.function {
-                None => return Err(Invalid::new(format!("{f}.function"), "set all_functions or function_selector")),
+                None => {
+                    return Err(Invalid::new(
+                        format!("{f}.function"),
+                        "set all_functions or function_selector",
+                    ))
+                }
                 Some(Function::AllFunctions(_)) => TextSel::All,
                 Some(Function::FunctionSelector(s)) => match &s.kind {
-                    None => return Err(Invalid::new(format!("{f}.function_selector"), "empty selector: set function_name or function_prefix")),
+                    None => {
+                        return Err(Invalid::new(
+                            format!("{f}.function_selector"),
+                            "empty selector: set function_name or function_prefix",
+                        ))
+                    }
                     Some(pr::function_selector::Kind::FunctionName(n)) => {
                         TextSel::Name(name(&format!("{f}.function_selector.function_name"), n)?)
                     }
@@ -281,7 +365,11 @@ fn rule_from_proto(field: &str, rule: &pr::Rule) -> Result<Rule, Invalid> {
                     }
                 },
             };
-            Rule::Function { ops, cache, function }
+            Rule::Function {
+                ops,
+                cache,
+                function,
+            }
         }
     })
 }
@@ -291,11 +379,17 @@ fn ops_from(field: &str, values: &[i32], map: impl Fn(i32) -> Option<Ops>) -> Re
     if values.is_empty() {
         return Err(Invalid::new(field, "at least one permission is required"));
     }
-    values.iter().enumerate().try_fold(Ops::empty(), |acc, (i, v)| {
-        map(*v)
-            .map(|op| acc.union(op))
-            .ok_or_else(|| Invalid::new(format!("{field}[{i}]"), format!("unknown permission value {v}")))
-    })
+    values
+        .iter()
+        .enumerate()
+        .try_fold(Ops::empty(), |acc, (i, v)| {
+            map(*v).map(|op| acc.union(op)).ok_or_else(|| {
+                Invalid::new(
+                    format!("{field}[{i}]"),
+                    format!("unknown permission value {v}"),
+                )
+            })
+        })
 }
 
 /// A list permission cannot be restricted by a selector (upstream contract), so a rule that
@@ -325,7 +419,10 @@ fn name(field: &str, value: &str) -> Result<String, Invalid> {
 
 fn key(field: &str, value: &[u8]) -> Result<Vec<u8>, Invalid> {
     if value.is_empty() {
-        return Err(Invalid::new(field, "must not be empty (use all_items for every item)"));
+        return Err(Invalid::new(
+            field,
+            "must not be empty (use all_items for every item)",
+        ));
     }
     if value.len() > MAX_KEY_LEN {
         return Err(Invalid::new(field, format!("at most {MAX_KEY_LEN} bytes")));
@@ -410,8 +507,12 @@ pub fn permission_set_to_proto(set: &PermissionSet) -> pr::PermissionSet {
                         .iter()
                         .map(|net| pr::ip_filter::CidrRange {
                             range: Some(match net {
-                                IpNet::V4(_) => pr::ip_filter::cidr_range::Range::Ipv4(net.to_string()),
-                                IpNet::V6(_) => pr::ip_filter::cidr_range::Range::Ipv6(net.to_string()),
+                                IpNet::V4(_) => {
+                                    pr::ip_filter::cidr_range::Range::Ipv4(net.to_string())
+                                }
+                                IpNet::V6(_) => {
+                                    pr::ip_filter::cidr_range::Range::Ipv6(net.to_string())
+                                }
                             }),
                         })
                         .collect(),
@@ -472,7 +573,9 @@ fn rule_to_proto(rule: &Rule) -> pr::Rule {
                 pr::ResourceManagementPermissions::ResourceWrite as i32,
                 pr::ResourceManagementPermissions::ResourceList as i32,
             ),
-            resources: Some(pr::rule::resource_management_rule::Resources::AllResources(all())),
+            resources: Some(pr::rule::resource_management_rule::Resources::AllResources(
+                all(),
+            )),
         }),
         Rule::Cache { ops, cache, item } => {
             use pr::rule::cache_rule::{Cache, CacheItem};
@@ -548,7 +651,9 @@ fn rule_to_proto(rule: &Rule) -> pr::Rule {
                 }),
             })
         }
-        Rule::Function { cache, function, .. } => {
+        Rule::Function {
+            cache, function, ..
+        } => {
             use pr::rule::function_rule::{Cache, Function};
             Kind::FunctionRule(pr::rule::FunctionRule {
                 permissions: vec![pr::FunctionApiPermissions::FunctionInvoke as i32],
@@ -589,7 +694,12 @@ pub fn statements_from_proto(
 ) -> Result<Vec<Rule>, Invalid> {
     let permissions = permissions.ok_or_else(|| Invalid::new(field, "required"))?;
     let explicit = match &permissions.kind {
-        None => return Err(Invalid::new(format!("{field}.kind"), "set explicit permissions")),
+        None => {
+            return Err(Invalid::new(
+                format!("{field}.kind"),
+                "set explicit permissions",
+            ))
+        }
         Some(pm::permissions::Kind::SuperUser(_)) => {
             return Err(Invalid::new(
                 format!("{field}.super_user"),
@@ -600,7 +710,10 @@ pub fn statements_from_proto(
     };
     let field = format!("{field}.explicit.permissions");
     if explicit.permissions.is_empty() {
-        return Err(Invalid::new(field, "at least one permission statement is required"));
+        return Err(Invalid::new(
+            field,
+            "at least one permission statement is required",
+        ));
     }
     if explicit.permissions.len() > MAX_STATEMENTS {
         return Err(Invalid::new(
@@ -624,18 +737,26 @@ fn statement_from_proto(field: &str, s: &pm::PermissionsType) -> Result<Rule, In
             "unknown or missing statement type (cache_permissions, topic_permissions, function_permissions)",
         )
     })?;
-    let cache_of = |f: &str, sel: Option<&pt::CacheSelector>, all: bool| -> Result<NameSel, Invalid> {
-        match (all, sel) {
-            (true, _) => Ok(NameSel::All),
-            (false, None) => Err(Invalid::new(format!("{f}.cache"), "set all_caches or cache_selector")),
-            (false, Some(sel)) => match &sel.kind {
-                None => Err(Invalid::new(format!("{f}.cache_selector"), "empty selector: set cache_name")),
-                Some(pt::cache_selector::Kind::CacheName(n)) => {
-                    Ok(NameSel::Name(name(&format!("{f}.cache_selector.cache_name"), n)?))
-                }
-            },
-        }
-    };
+    let cache_of =
+        |f: &str, sel: Option<&pt::CacheSelector>, all: bool| -> Result<NameSel, Invalid> {
+            match (all, sel) {
+                (true, _) => Ok(NameSel::All),
+                (false, None) => Err(Invalid::new(
+                    format!("{f}.cache"),
+                    "set all_caches or cache_selector",
+                )),
+                (false, Some(sel)) => match &sel.kind {
+                    None => Err(Invalid::new(
+                        format!("{f}.cache_selector"),
+                        "empty selector: set cache_name",
+                    )),
+                    Some(pt::cache_selector::Kind::CacheName(n)) => Ok(NameSel::Name(name(
+                        &format!("{f}.cache_selector.cache_name"),
+                        n,
+                    )?)),
+                },
+            }
+        };
     Ok(match kind {
         pt::Kind::CachePermissions(c) => {
             let f = format!("{field}.cache_permissions");
@@ -661,8 +782,15 @@ fn statement_from_proto(field: &str, s: &pm::PermissionsType) -> Result<Rule, In
                 // semantics are "all items".
                 None | Some(CacheItem::AllItems(_)) => BytesSel::All,
                 Some(CacheItem::ItemSelector(sel)) => match &sel.kind {
-                    None => return Err(Invalid::new(format!("{f}.item_selector"), "empty selector: set key or key_prefix")),
-                    Some(pt::cache_item_selector::Kind::Key(k)) => BytesSel::Key(key(&format!("{f}.item_selector.key"), k)?),
+                    None => {
+                        return Err(Invalid::new(
+                            format!("{f}.item_selector"),
+                            "empty selector: set key or key_prefix",
+                        ))
+                    }
+                    Some(pt::cache_item_selector::Kind::Key(k)) => {
+                        BytesSel::Key(key(&format!("{f}.item_selector.key"), k)?)
+                    }
                     Some(pt::cache_item_selector::Kind::KeyPrefix(k)) => {
                         BytesSel::Prefix(key(&format!("{f}.item_selector.key_prefix"), k)?)
                     }
@@ -690,10 +818,20 @@ fn statement_from_proto(field: &str, s: &pm::PermissionsType) -> Result<Rule, In
                 None => cache_of(&f, None, false)?,
             };
             let topic = match &t.topic {
-                None => return Err(Invalid::new(format!("{f}.topic"), "set all_topics or topic_selector")),
+                None => {
+                    return Err(Invalid::new(
+                        format!("{f}.topic"),
+                        "set all_topics or topic_selector",
+                    ))
+                }
                 Some(Topic::AllTopics(_)) => TextSel::All,
                 Some(Topic::TopicSelector(sel)) => match &sel.kind {
-                    None => return Err(Invalid::new(format!("{f}.topic_selector"), "empty selector: set topic_name or topic_name_prefix")),
+                    None => {
+                        return Err(Invalid::new(
+                            format!("{f}.topic_selector"),
+                            "empty selector: set topic_name or topic_name_prefix",
+                        ))
+                    }
                     Some(pt::topic_selector::Kind::TopicName(n)) => {
                         TextSel::Name(name(&format!("{f}.topic_selector.topic_name"), n)?)
                     }
@@ -719,16 +857,26 @@ fn statement_from_proto(field: &str, s: &pm::PermissionsType) -> Result<Rule, In
                 None => cache_of(&f, None, false)?,
             };
             let function = match &p.function {
-                None => return Err(Invalid::new(format!("{f}.function"), "set all_functions or function_selector")),
+                None => {
+                    return Err(Invalid::new(
+                        format!("{f}.function"),
+                        "set all_functions or function_selector",
+                    ))
+                }
                 Some(Function::AllFunctions(_)) => TextSel::All,
                 Some(Function::FunctionSelector(sel)) => match &sel.kind {
-                    None => return Err(Invalid::new(format!("{f}.function_selector"), "empty selector: set function_name or function_name_prefix")),
+                    None => {
+                        return Err(Invalid::new(
+                            format!("{f}.function_selector"),
+                            "empty selector: set function_name or function_name_prefix",
+                        ))
+                    }
                     Some(pt::function_selector::Kind::FunctionName(n)) => {
                         TextSel::Name(name(&format!("{f}.function_selector.function_name"), n)?)
                     }
-                    Some(pt::function_selector::Kind::FunctionNamePrefix(n)) => {
-                        TextSel::Prefix(name(&format!("{f}.function_selector.function_name_prefix"), n)?)
-                    }
+                    Some(pt::function_selector::Kind::FunctionNamePrefix(n)) => TextSel::Prefix(
+                        name(&format!("{f}.function_selector.function_name_prefix"), n)?,
+                    ),
                 },
             };
             Rule::Function {

@@ -271,9 +271,15 @@ pub fn encode_rule(rule: &Rule) -> String {
         Rule::Account(_) => format!("a{ops:x}"),
         Rule::Auth(_) => format!("u{ops:x}"),
         Rule::Resource(_) => format!("r{ops:x}"),
-        Rule::Cache { cache, item, .. } => format!("c{ops:x};{};{}", name_sel(cache), bytes_sel(item)),
-        Rule::Topic { cache, topic, .. } => format!("t{ops:x};{};{}", name_sel(cache), text_sel(topic)),
-        Rule::Store { store, item, .. } => format!("s{ops:x};{};{}", name_sel(store), bytes_sel(item)),
+        Rule::Cache { cache, item, .. } => {
+            format!("c{ops:x};{};{}", name_sel(cache), bytes_sel(item))
+        }
+        Rule::Topic { cache, topic, .. } => {
+            format!("t{ops:x};{};{}", name_sel(cache), text_sel(topic))
+        }
+        Rule::Store { store, item, .. } => {
+            format!("s{ops:x};{};{}", name_sel(store), bytes_sel(item))
+        }
         Rule::Function {
             cache, function, ..
         } => format!("f{ops:x};{};{}", name_sel(cache), text_sel(function)),

@@ -51,7 +51,10 @@ impl fmt::Debug for KeyRing {
         f.debug_struct("KeyRing")
             .field("active_kid", &self.active_kid)
             .field("signer", &"<redacted>")
-            .field("verification_kids", &self.verifiers.keys().collect::<Vec<_>>())
+            .field(
+                "verification_kids",
+                &self.verifiers.keys().collect::<Vec<_>>(),
+            )
             .field("ephemeral", &self.ephemeral)
             .finish()
     }
@@ -116,9 +119,10 @@ impl KeyRing {
             path: path.to_owned(),
             source,
         })?;
-        let public = VerifyingKey::from_public_key_pem(&pem).map_err(|_| KeyError::BadPublicKey {
-            path: path.to_owned(),
-        })?;
+        let public =
+            VerifyingKey::from_public_key_pem(&pem).map_err(|_| KeyError::BadPublicKey {
+                path: path.to_owned(),
+            })?;
         let key = verification_key(public);
         let kid = key.kid.clone();
         self.verifiers.insert(kid.clone(), key);

@@ -78,7 +78,11 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
     println!("AUTHCELL_API_KEY={owner_key}");
     println!(
         "# embedded mode: state is in memory{}; it is all lost when authcell stops",
-        if ephemeral_key { " and the signing key is ephemeral" } else { "" }
+        if ephemeral_key {
+            " and the signing key is ephemeral"
+        } else {
+            ""
+        }
     );
     tracing::warn!(
         account = %args.dev_account,
@@ -130,7 +134,10 @@ fn keygen(public: bool) -> Result<(), String> {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("authcell: cannot start the runtime: {e}");

@@ -3,10 +3,10 @@
 use std::sync::Arc;
 
 use crate::authority::{Authority, Settings};
-use crate::ratelimit;
 use crate::clock::Clock;
 use crate::config::CommonArgs;
 use crate::keyring::{KeyError, KeyRing};
+use crate::ratelimit;
 use crate::store::memory::MemoryStore;
 use crate::verifier::Verifier;
 use crate::view::View;

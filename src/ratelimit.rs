@@ -75,8 +75,14 @@ mod tests {
         for _ in 0..3 {
             assert!(limiter.acquire("a").await.is_ok());
         }
-        let wait = limiter.acquire("a").await.expect_err("fourth call within the burst window");
-        assert!(wait > Duration::ZERO && wait <= Duration::from_millis(200), "{wait:?}");
+        let wait = limiter
+            .acquire("a")
+            .await
+            .expect_err("fourth call within the burst window");
+        assert!(
+            wait > Duration::ZERO && wait <= Duration::from_millis(200),
+            "{wait:?}"
+        );
         // Another account has its own bucket.
         assert!(limiter.acquire("b").await.is_ok());
     }

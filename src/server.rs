@@ -44,7 +44,9 @@ pub async fn run(
         .set_serving::<proto::auth::auth_server::AuthServer<auth::AuthService>>()
         .await;
     health_reporter
-        .set_serving::<proto::global_admin::global_admin_server::GlobalAdminServer<global_admin::GlobalAdminService>>()
+        .set_serving::<proto::global_admin::global_admin_server::GlobalAdminServer<
+            global_admin::GlobalAdminService,
+        >>()
         .await;
     health_reporter
         .set_serving::<proto::authcell::v1::admin_server::AdminServer<admin::AdminService>>()
@@ -73,8 +75,10 @@ pub async fn run(
         .add_optional_service(reflection_v1)
         .add_optional_service(reflection_v1alpha)
         .add_service(
-            proto::token::token_server::TokenServer::new(token::TokenService::new(authority.clone()))
-                .max_decoding_message_size(MAX_MESSAGE_BYTES),
+            proto::token::token_server::TokenServer::new(token::TokenService::new(
+                authority.clone(),
+            ))
+            .max_decoding_message_size(MAX_MESSAGE_BYTES),
         )
         .add_service(
             proto::auth::auth_server::AuthServer::new(auth::AuthService::new(authority.clone()))

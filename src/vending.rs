@@ -305,18 +305,17 @@ impl Authority {
         };
         match replacing {
             None => self.store().insert_key(record).await?,
-            Some((old_id, old_hash)) => {
-                self.store()
-                    .rotate_refresh(&claims.sub, old_id, old_hash, record, now)
-                    .await
-                    .map_err(|e| match e {
-                        crate::store::StoreError::FailedPrecondition(_)
-                        | crate::store::StoreError::NotFound(_) => {
-                            Error::Unauthenticated(CredentialError::RefreshRejected)
-                        }
-                        other => other.into(),
-                    })?
-            }
+            Some((old_id, old_hash)) => self
+                .store()
+                .rotate_refresh(&claims.sub, old_id, old_hash, record, now)
+                .await
+                .map_err(|e| match e {
+                    crate::store::StoreError::FailedPrecondition(_)
+                    | crate::store::StoreError::NotFound(_) => {
+                        Error::Unauthenticated(CredentialError::RefreshRejected)
+                    }
+                    other => other.into(),
+                })?,
         }
         tracing::info!(
             account = %claims.sub,

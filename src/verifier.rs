@@ -114,7 +114,11 @@ impl Verifier {
         self.authenticate_inner(token, false)
     }
 
-    fn authenticate_inner(&self, token: &str, check_expiry: bool) -> Result<Principal, CredentialError> {
+    fn authenticate_inner(
+        &self,
+        token: &str,
+        check_expiry: bool,
+    ) -> Result<Principal, CredentialError> {
         let credential = credential::decode(&self.keyring, token)?;
         let now = self.clock.now();
         if check_expiry
@@ -132,7 +136,10 @@ impl Verifier {
             &credential.account,
             credential.origin_issued_at,
             ids,
-            credential.token_id.as_deref().filter(|_| credential.disposable),
+            credential
+                .token_id
+                .as_deref()
+                .filter(|_| credential.disposable),
         ) {
             return Err(CredentialError::Revoked);
         }

@@ -65,7 +65,11 @@ impl View {
         let mut accounts = self.accounts.write().unwrap_or_else(|e| e.into_inner());
         match event {
             Event::CredentialRevoked { account, id } => {
-                accounts.entry(account.clone()).or_default().revoked.insert(id.clone());
+                accounts
+                    .entry(account.clone())
+                    .or_default()
+                    .revoked
+                    .insert(id.clone());
             }
             Event::TokenIdRevoked { account, token_id } => {
                 accounts

@@ -93,11 +93,7 @@ impl pb::admin_server::Admin for AdminService {
             .await
             .map_err(|e| to_status(&e))?;
         Ok(Response::new(pb::ListApiKeysResponse {
-            keys: page
-                .keys
-                .into_iter()
-                .map(|(k, s)| key_info(k, s))
-                .collect(),
+            keys: page.keys.into_iter().map(|(k, s)| key_info(k, s)).collect(),
             next_token: page.next_token.unwrap_or_default(),
         }))
     }
@@ -129,7 +125,9 @@ impl pb::admin_server::Admin for AdminService {
         let req = request.into_inner();
         let permissions = match req.permissions.as_ref() {
             None => None,
-            Some(p) => Some(permission_set_from_proto("permissions", Some(p), false).map_err(invalid)?),
+            Some(p) => {
+                Some(permission_set_from_proto("permissions", Some(p), false).map_err(invalid)?)
+            }
         };
         let updated = self
             .authority

@@ -50,7 +50,12 @@ fn action_and_resource(req: &pb::AuthorizeRequest) -> Result<(Action, Resource<'
         Ok(pb::Action::TopicPublish) => Action::TopicPublish,
         Ok(pb::Action::FunctionInvoke) => Action::FunctionInvoke,
         Ok(pb::Action::Unspecified) => return Err(Invalid::new("action", "required")),
-        Err(_) => return Err(Invalid::new("action", format!("unknown value {}", req.action))),
+        Err(_) => {
+            return Err(Invalid::new(
+                "action",
+                format!("unknown value {}", req.action),
+            ))
+        }
     };
     let cache = Some(require_name("cache", &req.cache)?);
     let resource = match action {

@@ -109,7 +109,9 @@ impl Store for MemoryStore {
             .keys
             .get_mut(account)
             .and_then(|keys| keys.get_mut(key_id))
-            .ok_or_else(|| StoreError::NotFound(format!("key_id: no key {key_id} in this account")))?;
+            .ok_or_else(|| {
+                StoreError::NotFound(format!("key_id: no key {key_id} in this account"))
+            })?;
         if key.revoked_at.is_none() {
             key.revoked_at = Some(now);
         }

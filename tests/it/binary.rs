@@ -33,7 +33,10 @@ async fn embedded_serve_prints_the_two_lines_serves_and_exits_cleanly_on_sigterm
         .strip_prefix("AUTHCELL_API_KEY=")
         .expect("AUTHCELL_API_KEY= line")
         .to_owned();
-    assert!(note.starts_with('#') && note.contains("in memory"), "{note}");
+    assert!(
+        note.starts_with('#') && note.contains("in memory"),
+        "{note}"
+    );
     assert_eq!(key.split('.').count(), 3, "the key is a JWT");
 
     let channel = tonic::transport::Channel::from_shared(format!("http://{endpoint}"))
@@ -59,7 +62,10 @@ async fn embedded_serve_prints_the_two_lines_serves_and_exits_cleanly_on_sigterm
         .await
         .expect("authorize")
         .into_inner();
-    assert!(verdict.allowed, "the printed key is an owner key: {verdict:?}");
+    assert!(
+        verdict.allowed,
+        "the printed key is an owner key: {verdict:?}"
+    );
     assert_eq!(verdict.account_id, "dev");
 
     let status = Command::new("kill")
@@ -72,7 +78,10 @@ async fn embedded_serve_prints_the_two_lines_serves_and_exits_cleanly_on_sigterm
         if let Some(exit) = child.try_wait().expect("wait") {
             break exit;
         }
-        assert!(Instant::now() < deadline, "authcell did not exit after SIGTERM");
+        assert!(
+            Instant::now() < deadline,
+            "authcell did not exit after SIGTERM"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     };
     assert!(exit.success(), "clean exit after SIGTERM: {exit:?}");
@@ -117,5 +126,8 @@ fn a_bad_signing_key_file_is_one_clear_error() {
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("not an Ed25519 private key"), "{stderr}");
-    assert!(out.stdout.is_empty(), "nothing printed on stdout before failing");
+    assert!(
+        out.stdout.is_empty(),
+        "nothing printed on stdout before failing"
+    );
 }

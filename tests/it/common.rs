@@ -50,12 +50,19 @@ impl TestServer {
     }
 
     /// Starts with explicit node options (the endpoint is taken from `options`).
-    pub async fn start_with(ring: KeyRing, options: node::NodeOptions, listener: TcpListener) -> Self {
+    pub async fn start_with(
+        ring: KeyRing,
+        options: node::NodeOptions,
+        listener: TcpListener,
+    ) -> Self {
         let addr = listener.local_addr().expect("local addr");
         let endpoint = options.endpoint.clone();
         let clock = Arc::new(ManualClock::starting_now());
         let authority = node::embedded(ring, clock.clone(), &options);
-        let (owner_key, _) = authority.bootstrap(ACCOUNT, false).await.expect("bootstrap");
+        let (owner_key, _) = authority
+            .bootstrap(ACCOUNT, false)
+            .await
+            .expect("bootstrap");
         let (tx, rx) = oneshot::channel::<()>();
         let a = authority.clone();
         let handle = tokio::spawn(async move {
@@ -168,7 +175,12 @@ pub fn with_key<T>(message: T, key: &str) -> Request<T> {
 }
 
 /// An Authorize request for a cache action.
-pub fn cache_check(credential: &str, action: pb::Action, cache: &str, key: &[u8]) -> pb::AuthorizeRequest {
+pub fn cache_check(
+    credential: &str,
+    action: pb::Action,
+    cache: &str,
+    key: &[u8],
+) -> pb::AuthorizeRequest {
     pb::AuthorizeRequest {
         credential: credential.into(),
         action: action as i32,
@@ -179,7 +191,12 @@ pub fn cache_check(credential: &str, action: pb::Action, cache: &str, key: &[u8]
 }
 
 /// An Authorize request for a topic action.
-pub fn topic_check(credential: &str, action: pb::Action, cache: &str, topic: &str) -> pb::AuthorizeRequest {
+pub fn topic_check(
+    credential: &str,
+    action: pb::Action,
+    cache: &str,
+    topic: &str,
+) -> pb::AuthorizeRequest {
     pb::AuthorizeRequest {
         credential: credential.into(),
         action: action as i32,
@@ -232,7 +249,9 @@ impl TestServer {
         self.token()
             .await
             .generate_disposable_token(token::GenerateDisposableTokenRequest {
-                expires: Some(token::generate_disposable_token_request::Expires { valid_for_seconds }),
+                expires: Some(token::generate_disposable_token_request::Expires {
+                    valid_for_seconds,
+                }),
                 auth_token: caller.into(),
                 permissions: Some(explicit(permissions)),
                 token_id: token_id.into(),
@@ -247,7 +266,11 @@ pub mod statements {
     use authcell::proto::permission_messages as pm;
     use pm::permissions_type as pt;
 
-    pub fn cache(role: pm::CacheRole, cache: Option<&str>, item: Option<pt::cache_item_selector::Kind>) -> pm::PermissionsType {
+    pub fn cache(
+        role: pm::CacheRole,
+        cache: Option<&str>,
+        item: Option<pt::cache_item_selector::Kind>,
+    ) -> pm::PermissionsType {
         pm::PermissionsType {
             kind: Some(pt::Kind::CachePermissions(pt::CachePermissions {
                 role: role as i32,
@@ -259,13 +282,21 @@ pub mod statements {
                 }),
                 cache_item: Some(match item {
                     None => pt::cache_permissions::CacheItem::AllItems(pt::All {}),
-                    Some(kind) => pt::cache_permissions::CacheItem::ItemSelector(pt::CacheItemSelector { kind: Some(kind) }),
+                    Some(kind) => {
+                        pt::cache_permissions::CacheItem::ItemSelector(pt::CacheItemSelector {
+                            kind: Some(kind),
+                        })
+                    }
                 }),
             })),
         }
     }
 
-    pub fn topic(role: pm::TopicRole, cache: Option<&str>, topic: Option<pt::topic_selector::Kind>) -> pm::PermissionsType {
+    pub fn topic(
+        role: pm::TopicRole,
+        cache: Option<&str>,
+        topic: Option<pt::topic_selector::Kind>,
+    ) -> pm::PermissionsType {
         pm::PermissionsType {
             kind: Some(pt::Kind::TopicPermissions(pt::TopicPermissions {
                 role: role as i32,
@@ -277,25 +308,36 @@ pub mod statements {
                 }),
                 topic: Some(match topic {
                     None => pt::topic_permissions::Topic::AllTopics(pt::All {}),
-                    Some(kind) => pt::topic_permissions::Topic::TopicSelector(pt::TopicSelector { kind: Some(kind) }),
+                    Some(kind) => pt::topic_permissions::Topic::TopicSelector(pt::TopicSelector {
+                        kind: Some(kind),
+                    }),
                 }),
             })),
         }
     }
 
-    pub fn function(cache: Option<&str>, function: Option<pt::function_selector::Kind>) -> pm::PermissionsType {
+    pub fn function(
+        cache: Option<&str>,
+        function: Option<pt::function_selector::Kind>,
+    ) -> pm::PermissionsType {
         pm::PermissionsType {
             kind: Some(pt::Kind::FunctionPermissions(pt::FunctionPermissions {
                 role: pm::FunctionRole::FunctionInvoke as i32,
                 cache: Some(match cache {
                     None => pt::function_permissions::Cache::AllCaches(pt::All {}),
-                    Some(name) => pt::function_permissions::Cache::CacheSelector(pt::CacheSelector {
-                        kind: Some(pt::cache_selector::Kind::CacheName(name.into())),
-                    }),
+                    Some(name) => {
+                        pt::function_permissions::Cache::CacheSelector(pt::CacheSelector {
+                            kind: Some(pt::cache_selector::Kind::CacheName(name.into())),
+                        })
+                    }
                 }),
                 function: Some(match function {
                     None => pt::function_permissions::Function::AllFunctions(pt::All {}),
-                    Some(kind) => pt::function_permissions::Function::FunctionSelector(pt::FunctionSelector { kind: Some(kind) }),
+                    Some(kind) => {
+                        pt::function_permissions::Function::FunctionSelector(pt::FunctionSelector {
+                            kind: Some(kind),
+                        })
+                    }
                 }),
             })),
         }
@@ -312,6 +354,8 @@ pub fn explicit(
 ) -> authcell::proto::permission_messages::Permissions {
     use authcell::proto::permission_messages as pm;
     pm::Permissions {
-        kind: Some(pm::permissions::Kind::Explicit(pm::ExplicitPermissions { permissions })),
+        kind: Some(pm::permissions::Kind::Explicit(pm::ExplicitPermissions {
+            permissions,
+        })),
     }
 }

@@ -45,7 +45,11 @@ async fn mint(server: &TestServer, scope: impl Into<DisposableTokenScope>) -> St
         "credential provider should point at our endpoint: {debug}"
     );
     let token = provider.auth_token().to_owned();
-    assert_ne!(jwt_claim(&token, "t"), Some("g".into()), "a disposable token is not a v2 key");
+    assert_ne!(
+        jwt_claim(&token, "t"),
+        Some("g".into()),
+        "a disposable token is not a v2 key"
+    );
     token
 }
 
@@ -79,7 +83,8 @@ async fn assert_cache(server: &TestServer, token: &str, cases: &[(pb::Action, &s
     for (action, cache, key, expected) in cases {
         let got = allowed(server, cache_check(token, *action, cache, key)).await;
         assert_eq!(
-            got, *expected,
+            got,
+            *expected,
             "{action:?} on cache {cache:?} key {:?}",
             String::from_utf8_lossy(key)
         );
@@ -89,7 +94,10 @@ async fn assert_cache(server: &TestServer, token: &str, cases: &[(pb::Action, &s
 async fn assert_topics(server: &TestServer, token: &str, cases: &[(pb::Action, &str, &str, bool)]) {
     for (action, cache, topic, expected) in cases {
         let got = allowed(server, topic_check(token, *action, cache, topic)).await;
-        assert_eq!(got, *expected, "{action:?} on cache {cache:?} topic {topic:?}");
+        assert_eq!(
+            got, *expected,
+            "{action:?} on cache {cache:?} topic {topic:?}"
+        );
     }
 }
 
@@ -100,16 +108,28 @@ async fn credential_providers_recognise_our_v2_key() {
     assert!(CredentialProvider::from_api_key_v2(server.owner_key.clone(), "localhost").is_ok());
     let err = CredentialProvider::from_string(server.owner_key.clone())
         .expect_err("from_string refuses a v2 key");
-    assert!(err.message.contains("Received a v2 API key"), "{}", err.message);
+    assert!(
+        err.message.contains("Received a v2 API key"),
+        "{}",
+        err.message
+    );
     let err = CredentialProvider::from_disposable_token(server.owner_key.clone())
         .expect_err("from_disposable_token refuses a v2 key");
-    assert!(err.message.contains("Received a v2 API key"), "{}", err.message);
+    assert!(
+        err.message.contains("Received a v2 API key"),
+        "{}",
+        err.message
+    );
 }
 
 #[tokio::test]
 async fn cache_key_read_write() {
     let server = TestServer::start().await;
-    let token = mint(&server, DisposableTokenScopes::cache_key_read_write("c", "k")).await;
+    let token = mint(
+        &server,
+        DisposableTokenScopes::cache_key_read_write("c", "k"),
+    )
+    .await;
     assert_cache(
         &server,
         &token,
@@ -124,13 +144,23 @@ async fn cache_key_read_write() {
         ],
     )
     .await;
-    assert!(!allowed(&server, topic_check(&token, pb::Action::TopicSubscribe, "c", "k")).await);
+    assert!(
+        !allowed(
+            &server,
+            topic_check(&token, pb::Action::TopicSubscribe, "c", "k")
+        )
+        .await
+    );
 }
 
 #[tokio::test]
 async fn cache_key_prefix_read_write() {
     let server = TestServer::start().await;
-    let token = mint(&server, DisposableTokenScopes::cache_key_prefix_read_write("c", "user:")).await;
+    let token = mint(
+        &server,
+        DisposableTokenScopes::cache_key_prefix_read_write("c", "user:"),
+    )
+    .await;
     assert_cache(
         &server,
         &token,
@@ -149,7 +179,11 @@ async fn cache_key_prefix_read_write() {
 #[tokio::test]
 async fn cache_key_read_only() {
     let server = TestServer::start().await;
-    let token = mint(&server, DisposableTokenScopes::cache_key_read_only("c", "k")).await;
+    let token = mint(
+        &server,
+        DisposableTokenScopes::cache_key_read_only("c", "k"),
+    )
+    .await;
     assert_cache(
         &server,
         &token,
@@ -166,7 +200,11 @@ async fn cache_key_read_only() {
 #[tokio::test]
 async fn cache_key_prefix_read_only() {
     let server = TestServer::start().await;
-    let token = mint(&server, DisposableTokenScopes::cache_key_prefix_read_only("c", "p")).await;
+    let token = mint(
+        &server,
+        DisposableTokenScopes::cache_key_prefix_read_only("c", "p"),
+    )
+    .await;
     assert_cache(
         &server,
         &token,
@@ -183,7 +221,11 @@ async fn cache_key_prefix_read_only() {
 #[tokio::test]
 async fn cache_key_write_only_excludes_conditional_writes() {
     let server = TestServer::start().await;
-    let token = mint(&server, DisposableTokenScopes::cache_key_write_only("c", "k")).await;
+    let token = mint(
+        &server,
+        DisposableTokenScopes::cache_key_write_only("c", "k"),
+    )
+    .await;
     assert_cache(
         &server,
         &token,
@@ -200,7 +242,11 @@ async fn cache_key_write_only_excludes_conditional_writes() {
 #[tokio::test]
 async fn cache_key_prefix_write_only() {
     let server = TestServer::start().await;
-    let token = mint(&server, DisposableTokenScopes::cache_key_prefix_write_only("c", "p")).await;
+    let token = mint(
+        &server,
+        DisposableTokenScopes::cache_key_prefix_write_only("c", "p"),
+    )
+    .await;
     assert_cache(
         &server,
         &token,
@@ -221,21 +267,40 @@ async fn whole_cache_scopes_cover_every_key_of_the_named_cache_only() {
     assert_cache(
         &server,
         &rw,
-        &[(R, "c", b"a", true), (W, "c", b"b", true), (RW, "c", b"c", true), (R, "d", b"a", false)],
+        &[
+            (R, "c", b"a", true),
+            (W, "c", b"b", true),
+            (RW, "c", b"c", true),
+            (R, "d", b"a", false),
+        ],
     )
     .await;
-    let ro = mint(&server, PermissionScopes::cache_read_only(CacheSelector::AllCaches)).await;
+    let ro = mint(
+        &server,
+        PermissionScopes::cache_read_only(CacheSelector::AllCaches),
+    )
+    .await;
     assert_cache(
         &server,
         &ro,
-        &[(R, "c", b"a", true), (R, "d", b"a", true), (W, "c", b"a", false), (RW, "d", b"a", false)],
+        &[
+            (R, "c", b"a", true),
+            (R, "d", b"a", true),
+            (W, "c", b"a", false),
+            (RW, "d", b"a", false),
+        ],
     )
     .await;
     let wo = mint(&server, PermissionScopes::cache_write_only("c")).await;
     assert_cache(
         &server,
         &wo,
-        &[(W, "c", b"a", true), (R, "c", b"a", false), (RW, "c", b"a", false), (W, "d", b"a", false)],
+        &[
+            (W, "c", b"a", true),
+            (R, "c", b"a", false),
+            (RW, "c", b"a", false),
+            (W, "d", b"a", false),
+        ],
     )
     .await;
 }
@@ -244,11 +309,20 @@ async fn whole_cache_scopes_cover_every_key_of_the_named_cache_only() {
 async fn topic_scopes() {
     use pb::Action::{TopicPublish as P, TopicSubscribe as S};
     let server = TestServer::start().await;
-    let pubsub = mint(&server, PermissionScopes::topic_publish_subscribe("c", "news")).await;
+    let pubsub = mint(
+        &server,
+        PermissionScopes::topic_publish_subscribe("c", "news"),
+    )
+    .await;
     assert_topics(
         &server,
         &pubsub,
-        &[(P, "c", "news", true), (S, "c", "news", true), (S, "c", "sports", false), (P, "d", "news", false)],
+        &[
+            (P, "c", "news", true),
+            (S, "c", "news", true),
+            (S, "c", "sports", false),
+            (P, "d", "news", false),
+        ],
     )
     .await;
     assert!(!allowed(&server, cache_check(&pubsub, R, "c", b"news")).await);
@@ -260,14 +334,27 @@ async fn topic_scopes() {
     assert_topics(
         &server,
         &sub,
-        &[(S, "c", "a", true), (S, "d", "b", true), (P, "c", "a", false)],
+        &[
+            (S, "c", "a", true),
+            (S, "d", "b", true),
+            (P, "c", "a", false),
+        ],
     )
     .await;
-    let publish = mint(&server, PermissionScopes::topic_publish_only("c", TopicSelector::AllTopics)).await;
+    let publish = mint(
+        &server,
+        PermissionScopes::topic_publish_only("c", TopicSelector::AllTopics),
+    )
+    .await;
     assert_topics(
         &server,
         &publish,
-        &[(P, "c", "a", true), (P, "c", "b", true), (S, "c", "a", false), (P, "d", "a", false)],
+        &[
+            (P, "c", "a", true),
+            (P, "c", "b", true),
+            (S, "c", "a", false),
+            (P, "d", "a", false),
+        ],
     )
     .await;
 }
@@ -296,7 +383,12 @@ async fn explicit_permission_lists_combine_statements() {
     assert_cache(
         &server,
         &token,
-        &[(R, "a", b"k", true), (W, "a", b"k", false), (W, "b", b"k", true), (R, "b", b"k", false)],
+        &[
+            (R, "a", b"k", true),
+            (W, "a", b"k", false),
+            (W, "b", b"k", true),
+            (R, "b", b"k", false),
+        ],
     )
     .await;
     assert_topics(
@@ -311,7 +403,13 @@ async fn explicit_permission_lists_combine_statements() {
     .await;
     let all = mint(&server, Permissions::all_data_read_write()).await;
     assert!(allowed(&server, cache_check(&all, RW, "any", b"k")).await);
-    assert!(allowed(&server, topic_check(&all, pb::Action::TopicPublish, "any", "t")).await);
+    assert!(
+        allowed(
+            &server,
+            topic_check(&all, pb::Action::TopicPublish, "any", "t")
+        )
+        .await
+    );
 }
 
 #[tokio::test]
@@ -323,7 +421,10 @@ async fn token_id_round_trips_to_authorize() {
         ExpiresIn::seconds(30),
     )
     .token_id("session-42".into());
-    let response = client.send_request(request).await.expect("mint with token_id");
+    let response = client
+        .send_request(request)
+        .await
+        .expect("mint with token_id");
     let provider = CredentialProvider::from_disposable_token(response.auth_token()).expect("parse");
     let verdict = server
         .authorize(cache_check(provider.auth_token(), R, "c", b"k"))
@@ -345,7 +446,11 @@ async fn over_25_hours_is_refused_by_our_server() {
         )
         .await
         .expect_err("26 hours is over the limit");
-    assert_eq!(err.error_code, MomentoErrorCode::InvalidArgumentError, "{err:?}");
+    assert_eq!(
+        err.error_code,
+        MomentoErrorCode::InvalidArgumentError,
+        "{err:?}"
+    );
     assert!(format!("{err:?}").contains("valid_for_seconds"), "{err:?}");
     // Exactly 25 hours is fine.
     client
@@ -403,5 +508,9 @@ async fn a_revoked_key_cannot_mint_through_the_sdk() {
         )
         .await
         .expect_err("revoked key");
-    assert_eq!(err.error_code, MomentoErrorCode::AuthenticationError, "{err:?}");
+    assert_eq!(
+        err.error_code,
+        MomentoErrorCode::AuthenticationError,
+        "{err:?}"
+    );
 }

@@ -44,7 +44,12 @@ async fn the_credential_may_come_from_metadata_when_the_body_has_none() {
     assert_eq!(response.endpoint, server.endpoint);
     assert_eq!(response.valid_until, server.clock_now() + 60);
     let verdict = server
-        .authorize(cache_check(&response.api_key, pb::Action::CacheRead, "c", b"k"))
+        .authorize(cache_check(
+            &response.api_key,
+            pb::Action::CacheRead,
+            "c",
+            b"k",
+        ))
         .await;
     assert!(verdict.allowed, "{verdict:?}");
     assert_eq!(verdict.expires_at_epoch_seconds, Some(response.valid_until));
@@ -77,10 +82,15 @@ async fn bad_input_names_the_field() {
         r.expires = Some(token::generate_disposable_token_request::Expires {
             valid_for_seconds: seconds,
         });
-        assert_invalid(client.generate_disposable_token(r).await, "valid_for_seconds");
+        assert_invalid(
+            client.generate_disposable_token(r).await,
+            "valid_for_seconds",
+        );
     }
     let mut r = base.clone();
-    r.permissions = Some(explicit((0..21).map(|i| read_cache(&format!("c{i}"))).collect()));
+    r.permissions = Some(explicit(
+        (0..21).map(|i| read_cache(&format!("c{i}"))).collect(),
+    ));
     assert_invalid(client.generate_disposable_token(r).await, "at most 20");
     let mut r = base.clone();
     r.permissions = Some(explicit(vec![]));
@@ -90,7 +100,9 @@ async fn bad_input_names_the_field() {
     assert_invalid(client.generate_disposable_token(r).await, "permissions");
     let mut r = base.clone();
     r.permissions = Some(pm::Permissions {
-        kind: Some(pm::permissions::Kind::SuperUser(pm::SuperUserPermissions::SuperUser as i32)),
+        kind: Some(pm::permissions::Kind::SuperUser(
+            pm::SuperUserPermissions::SuperUser as i32,
+        )),
     });
     assert_invalid(client.generate_disposable_token(r).await, "super_user");
     let mut r = base.clone();
@@ -101,17 +113,40 @@ async fn bad_input_names_the_field() {
         kind: Some(pt::Kind::CachePermissions(pt::CachePermissions {
             role: pm::CacheRole::CacheReadOnly as i32,
             cache: Some(pt::cache_permissions::Cache::AllCaches(pt::All {})),
-            cache_item: Some(pt::cache_permissions::CacheItem::ItemSelector(pt::CacheItemSelector {
-                kind: None,
-            })),
+            cache_item: Some(pt::cache_permissions::CacheItem::ItemSelector(
+                pt::CacheItemSelector { kind: None },
+            )),
         })),
     };
     let cases = vec![
-        (cache(pm::CacheRole::CacheReadOnly, Some(""), None), "cache_name"),
-        (topic(pm::TopicRole::TopicReadOnly, Some("c"), Some(pt::topic_selector::Kind::TopicName(String::new()))), "topic_name"),
-        (topic(pm::TopicRole::TopicReadOnly, Some(""), None), "cache_name"),
-        (cache(pm::CacheRole::CacheReadOnly, Some("c"), Some(pt::cache_item_selector::Kind::Key(vec![]))), "item_selector.key"),
-        (cache(pm::CacheRole::CachePermitNone, Some("c"), None), "role"),
+        (
+            cache(pm::CacheRole::CacheReadOnly, Some(""), None),
+            "cache_name",
+        ),
+        (
+            topic(
+                pm::TopicRole::TopicReadOnly,
+                Some("c"),
+                Some(pt::topic_selector::Kind::TopicName(String::new())),
+            ),
+            "topic_name",
+        ),
+        (
+            topic(pm::TopicRole::TopicReadOnly, Some(""), None),
+            "cache_name",
+        ),
+        (
+            cache(
+                pm::CacheRole::CacheReadOnly,
+                Some("c"),
+                Some(pt::cache_item_selector::Kind::Key(vec![])),
+            ),
+            "item_selector.key",
+        ),
+        (
+            cache(pm::CacheRole::CachePermitNone, Some("c"), None),
+            "role",
+        ),
         (empty_item, "item_selector"),
         (pm::PermissionsType { kind: None }, "permissions[0].kind"),
     ];
@@ -175,14 +210,21 @@ async fn a_token_never_outlives_its_parent_and_expires() {
         .mint_raw(&response.api_key, vec![read_cache("c")], 3600, "")
         .await
         .expect("mint");
-    assert_eq!(minted.valid_until, now + 100, "clamped to the parent's expiry");
+    assert_eq!(
+        minted.valid_until,
+        now + 100,
+        "clamped to the parent's expiry"
+    );
 
     let short = server
         .mint_raw(&server.owner_key, vec![read_cache("c")], 10, "")
         .await
         .expect("mint");
     let check = || cache_check(&short.api_key, pb::Action::CacheRead, "c", b"k");
-    assert!(server.authorize(check()).await.allowed, "precondition: fresh token allowed");
+    assert!(
+        server.authorize(check()).await.allowed,
+        "precondition: fresh token allowed"
+    );
     server.clock.advance(10 + 6);
     let verdict = server.authorize(check()).await;
     assert!(!verdict.allowed);
@@ -218,8 +260,16 @@ async fn function_statements_are_honoured() {
         .mint_raw(
             &server.owner_key,
             vec![
-                function(Some("c"), Some(pt::function_selector::Kind::FunctionNamePrefix("img-".into()))),
-                function(None, Some(pt::function_selector::Kind::FunctionName("ping".into()))),
+                function(
+                    Some("c"),
+                    Some(pt::function_selector::Kind::FunctionNamePrefix(
+                        "img-".into(),
+                    )),
+                ),
+                function(
+                    None,
+                    Some(pt::function_selector::Kind::FunctionName("ping".into())),
+                ),
             ],
             60,
             "",
@@ -234,22 +284,58 @@ async fn function_statements_are_honoured() {
         ("any", "ping", true),
         ("any", "pong", false),
     ] {
-        let verdict = server.authorize(function_check(&minted, cache, function)).await;
+        let verdict = server
+            .authorize(function_check(&minted, cache, function))
+            .await;
         assert_eq!(verdict.allowed, expected, "{cache}/{function}: {verdict:?}");
     }
     let topic_prefix = server
         .mint_raw(
             &server.owner_key,
-            vec![topic(pm::TopicRole::TopicReadOnly, Some("c"), Some(pt::topic_selector::Kind::TopicNamePrefix("news.".into())))],
+            vec![topic(
+                pm::TopicRole::TopicReadOnly,
+                Some("c"),
+                Some(pt::topic_selector::Kind::TopicNamePrefix("news.".into())),
+            )],
             60,
             "",
         )
         .await
         .expect("mint")
         .api_key;
-    assert!(server.authorize(topic_check(&topic_prefix, pb::Action::TopicSubscribe, "c", "news.eu")).await.allowed);
-    assert!(!server.authorize(topic_check(&topic_prefix, pb::Action::TopicSubscribe, "c", "sport")).await.allowed);
-    assert!(!server.authorize(topic_check(&topic_prefix, pb::Action::TopicPublish, "c", "news.eu")).await.allowed);
+    assert!(
+        server
+            .authorize(topic_check(
+                &topic_prefix,
+                pb::Action::TopicSubscribe,
+                "c",
+                "news.eu"
+            ))
+            .await
+            .allowed
+    );
+    assert!(
+        !server
+            .authorize(topic_check(
+                &topic_prefix,
+                pb::Action::TopicSubscribe,
+                "c",
+                "sport"
+            ))
+            .await
+            .allowed
+    );
+    assert!(
+        !server
+            .authorize(topic_check(
+                &topic_prefix,
+                pb::Action::TopicPublish,
+                "c",
+                "news.eu"
+            ))
+            .await
+            .allowed
+    );
 }
 
 #[tokio::test]
@@ -259,7 +345,10 @@ async fn delegation_names_the_first_statement_that_exceeds_the_caller() {
     let status = server
         .mint_raw(
             &viewer,
-            vec![read_cache("c"), cache(pm::CacheRole::CacheWriteOnly, Some("c"), None)],
+            vec![
+                read_cache("c"),
+                cache(pm::CacheRole::CacheWriteOnly, Some("c"), None),
+            ],
             60,
             "",
         )
@@ -295,7 +384,9 @@ async fn generate_api_token(
         .generate_api_token(auth::GenerateApiTokenRequest {
             expiry: Some(match valid_for_seconds {
                 None => Expiry::Never(Never {}),
-                Some(s) => Expiry::Expires(Expires { valid_for_seconds: s }),
+                Some(s) => Expiry::Expires(Expires {
+                    valid_for_seconds: s,
+                }),
             }),
             auth_token: caller.into(),
             permissions: Some(explicit(permissions)),
@@ -309,16 +400,34 @@ async fn generate_api_token(
 #[tokio::test]
 async fn sdk_made_keys_refresh_once_and_keep_their_permissions() {
     let server = TestServer::start().await;
-    let made = generate_api_token(&server, &server.owner_key, vec![read_cache("c")], Some(3600))
-        .await
-        .expect("generate api token");
+    let made = generate_api_token(
+        &server,
+        &server.owner_key,
+        vec![read_cache("c")],
+        Some(3600),
+    )
+    .await
+    .expect("generate api token");
     assert_eq!(made.endpoint, server.endpoint);
     assert_eq!(made.valid_until, server.clock_now() + 3600);
     let read = |key: &str| cache_check(key, pb::Action::CacheRead, "c", b"k");
     let verdict = server.authorize(read(&made.api_key)).await;
     assert!(verdict.allowed, "{verdict:?}");
-    assert_eq!(verdict.token_id, "sdk-key", "the key's token_id is carried and reported");
-    assert!(!server.authorize(cache_check(&made.api_key, pb::Action::CacheWrite, "c", b"k")).await.allowed);
+    assert_eq!(
+        verdict.token_id, "sdk-key",
+        "the key's token_id is carried and reported"
+    );
+    assert!(
+        !server
+            .authorize(cache_check(
+                &made.api_key,
+                pb::Action::CacheWrite,
+                "c",
+                b"k"
+            ))
+            .await
+            .allowed
+    );
 
     server.clock.advance(100);
     let mut client = server.auth().await;
@@ -332,10 +441,18 @@ async fn sdk_made_keys_refresh_once_and_keep_their_permissions() {
         .into_inner();
     assert_ne!(refreshed.api_key, made.api_key);
     assert_ne!(refreshed.refresh_token, made.refresh_token);
-    assert_eq!(refreshed.valid_until, server.clock_now() + 3600, "same lifetime length");
+    assert_eq!(
+        refreshed.valid_until,
+        server.clock_now() + 3600,
+        "same lifetime length"
+    );
     assert!(server.authorize(read(&refreshed.api_key)).await.allowed);
     let old = server.authorize(read(&made.api_key)).await;
-    assert_eq!(old.reason, pb::Reason::Revoked as i32, "the old key is revoked: {old:?}");
+    assert_eq!(
+        old.reason,
+        pb::Reason::Revoked as i32,
+        "the old key is revoked: {old:?}"
+    );
 
     // A refresh token works once.
     let status = client
@@ -367,7 +484,10 @@ async fn refresh_fails_for_a_revoked_key() {
     let key_id = server
         .admin()
         .await
-        .list_api_keys(with_key(pb::ListApiKeysRequest::default(), &server.owner_key))
+        .list_api_keys(with_key(
+            pb::ListApiKeysRequest::default(),
+            &server.owner_key,
+        ))
         .await
         .expect("list")
         .into_inner()
@@ -400,12 +520,17 @@ async fn generate_api_token_refuses_super_user_and_bad_input() {
         )),
         auth_token: server.owner_key.clone(),
         permissions: Some(pm::Permissions {
-            kind: Some(pm::permissions::Kind::SuperUser(pm::SuperUserPermissions::SuperUser as i32)),
+            kind: Some(pm::permissions::Kind::SuperUser(
+                pm::SuperUserPermissions::SuperUser as i32,
+            )),
         }),
         token_id: String::new(),
         description: String::new(),
     };
-    assert_invalid(client.generate_api_token(request.clone()).await, "super_user");
+    assert_invalid(
+        client.generate_api_token(request.clone()).await,
+        "super_user",
+    );
     let mut r = request.clone();
     r.permissions = Some(explicit(vec![read_cache("c")]));
     r.expiry = None;
@@ -443,7 +568,10 @@ async fn revoking_a_key_revokes_its_tokens_and_keys_it_made() {
         .api_key;
     let read = |key: &str| cache_check(key, pb::Action::CacheRead, "c", b"k");
     for credential in [&token, &sdk_key, &grandchild] {
-        assert!(server.authorize(read(credential)).await.allowed, "precondition");
+        assert!(
+            server.authorize(read(credential)).await.allowed,
+            "precondition"
+        );
     }
     server.revoke_key(&server.owner_key, &info.key_id).await;
     for credential in [&token, &sdk_key, &grandchild] {
@@ -480,8 +608,14 @@ async fn revoke_token_by_id_and_by_token_id() {
         ))
         .await
         .expect("revoke by id");
-    assert_eq!(server.authorize(read(&a)).await.reason, pb::Reason::Revoked as i32);
-    assert!(server.authorize(read(&b)).await.allowed, "only a is revoked");
+    assert_eq!(
+        server.authorize(read(&a)).await.reason,
+        pb::Reason::Revoked as i32
+    );
+    assert!(
+        server.authorize(read(&b)).await.allowed,
+        "only a is revoked"
+    );
 
     admin
         .revoke_token(with_key(
@@ -493,10 +627,16 @@ async fn revoke_token_by_id_and_by_token_id() {
         ))
         .await
         .expect("revoke by token id");
-    assert_eq!(server.authorize(read(&b)).await.reason, pb::Reason::Revoked as i32);
+    assert_eq!(
+        server.authorize(read(&b)).await.reason,
+        pb::Reason::Revoked as i32
+    );
 
     let status = admin
-        .revoke_token(with_key(pb::RevokeTokenRequest::default(), &server.owner_key))
+        .revoke_token(with_key(
+            pb::RevokeTokenRequest::default(),
+            &server.owner_key,
+        ))
         .await
         .expect_err("nothing named");
     assert_eq!(status.code(), Code::InvalidArgument);
@@ -517,24 +657,37 @@ async fn revoke_issued_before_revokes_everything_older_in_one_step() {
     let status = server
         .admin()
         .await
-        .revoke_issued_before(with_key(pb::RevokeIssuedBeforeRequest::default(), &operator))
+        .revoke_issued_before(with_key(
+            pb::RevokeIssuedBeforeRequest::default(),
+            &operator,
+        ))
         .await
         .expect_err("operator");
     assert_eq!(status.code(), Code::PermissionDenied);
     let cut = server
         .admin()
         .await
-        .revoke_issued_before(with_key(pb::RevokeIssuedBeforeRequest::default(), &server.owner_key))
+        .revoke_issued_before(with_key(
+            pb::RevokeIssuedBeforeRequest::default(),
+            &server.owner_key,
+        ))
         .await
         .expect("owner")
         .into_inner()
         .issued_before_epoch_seconds;
     assert_eq!(cut, server.clock_now());
     for credential in [&operator, &token, &server.owner_key] {
-        assert_eq!(server.authorize(read(credential)).await.reason, pb::Reason::Revoked as i32);
+        assert_eq!(
+            server.authorize(read(credential)).await.reason,
+            pb::Reason::Revoked as i32
+        );
     }
     // Future cut-offs are refused (checked with a fresh owner key).
-    let (fresh, _) = server.authority.bootstrap(ACCOUNT, true).await.expect("new owner key");
+    let (fresh, _) = server
+        .authority
+        .bootstrap(ACCOUNT, true)
+        .await
+        .expect("new owner key");
     let status = server
         .admin()
         .await
@@ -551,7 +704,9 @@ async fn revoke_issued_before_revokes_everything_older_in_one_step() {
 
 #[tokio::test]
 async fn vending_is_rate_limited_per_account_with_retry_after() {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
     let endpoint = listener.local_addr().expect("addr").to_string();
     let options = NodeOptions {
         cell: "test-cell".into(),
@@ -559,12 +714,20 @@ async fn vending_is_rate_limited_per_account_with_retry_after() {
         vend_rate_per_second: 1,
         vend_burst: 3,
     };
-    let server = TestServer::start_with(KeyRing::ephemeral().expect("ring"), options, listener).await;
+    let server =
+        TestServer::start_with(KeyRing::ephemeral().expect("ring"), options, listener).await;
     let mut outcomes = Vec::new();
     for _ in 0..6 {
-        outcomes.push(server.mint_raw(&server.owner_key, vec![read_cache("c")], 60, "").await);
+        outcomes.push(
+            server
+                .mint_raw(&server.owner_key, vec![read_cache("c")], 60, "")
+                .await,
+        );
     }
-    assert!(outcomes[..3].iter().all(Result::is_ok), "the burst passes: {outcomes:?}");
+    assert!(
+        outcomes[..3].iter().all(Result::is_ok),
+        "the burst passes: {outcomes:?}"
+    );
     let refused = outcomes
         .iter()
         .filter_map(|o| o.as_ref().err())
@@ -580,7 +743,11 @@ async fn vending_is_rate_limited_per_account_with_retry_after() {
         .expect("retry-after metadata in seconds");
     assert!((1..=2).contains(&retry_after), "{retry_after}");
     // Another account is not affected.
-    let (other, _) = server.authority.bootstrap("other", false).await.expect("other account");
+    let (other, _) = server
+        .authority
+        .bootstrap("other", false)
+        .await
+        .expect("other account");
     server
         .mint_raw(&other, vec![read_cache("c")], 60, "")
         .await
