@@ -22,7 +22,7 @@ use crate::view::Event;
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error("{0}")]
-    Unauthenticated(#[from] CredentialError),
+    Unauthenticated(CredentialError),
     #[error("{0}")]
     PermissionDenied(String),
     #[error("{0}")]
@@ -42,6 +42,18 @@ pub enum Error {
     Unavailable(String),
     #[error("internal error: {0}")]
     Internal(String),
+}
+
+impl From<CredentialError> for Error {
+    fn from(e: CredentialError) -> Self {
+        match e {
+            // Not the caller's fault: this node cannot judge right now.
+            CredentialError::StateNotLoaded | CredentialError::StateStale => {
+                Error::Unavailable(e.to_string())
+            }
+            other => Error::Unauthenticated(other),
+        }
+    }
 }
 
 impl From<StoreError> for Error {
@@ -446,8 +458,13 @@ impl Authority {
         }
     }
 
-    /// RevokeGlobalApiKey: the next call made with the key, on any RPC, is refused.
-    pub async fn revoke_key(&self, caller: &Caller, key_id: &str) -> Result<KeyRecord> {
+    /// RevokeGlobalApiKey: the next call made with the key, on any RPC, is refused. Returns the
+    /// record and the revocation id (for [`Authority::confirm_revocation`]).
+    pub async fn revoke_key(
+        &self,
+        caller: &Caller,
+        key_id: &str,
+    ) -> Result<(KeyRecord, Option<String>)> {
         self.require(caller, Action::AuthWrite)?;
         validate_key_id(key_id)?;
         let key = self
@@ -474,8 +491,9 @@ impl Authority {
             .await?)
     }
 
-    /// RevokeToken: one disposable token, by its id (jti) or caller-chosen token id.
-    pub async fn revoke_token(&self, caller: &Caller, token: TokenRef) -> Result<()> {
+    /// RevokeToken: one disposable token, by its id (jti) or caller-chosen token id. Returns the
+    /// revocation id.
+    pub async fn revoke_token(&self, caller: &Caller, token: TokenRef) -> Result<Option<String>> {
         self.require(caller, Action::AuthWrite)?;
         let event = match token {
             TokenRef::Id(id) => {
@@ -501,7 +519,11 @@ impl Authority {
 
     /// RevokeIssuedBefore: every credential of the account issued before `before` (0 = now).
     /// Owner only: it also revokes owner keys.
-    pub async fn revoke_issued_before(&self, caller: &Caller, before: u64) -> Result<u64> {
+    pub async fn revoke_issued_before(
+        &self,
+        caller: &Caller,
+        before: u64,
+    ) -> Result<(u64, Option<String>)> {
         self.require(caller, Action::AuthWrite)?;
         if !caller.permissions().is_super_user() {
             return Err(Error::PermissionDenied(
@@ -515,13 +537,111 @@ impl Authority {
                 Invalid::new("issued_before_epoch_seconds", "must not be in the future").into(),
             );
         }
-        self.store
+        let id = self
+            .store
             .revoke(Event::IssuedBefore {
                 account: caller.account().to_owned(),
                 before,
             })
             .await?;
-        Ok(before)
+        Ok((before, id))
+    }
+
+    /// Waits until every live cell has applied the revocation `id` (or the newest event when
+    /// empty), up to `timeout_ms`; says which cells confirmed and which did not.
+    pub async fn confirm_revocation(
+        &self,
+        caller: &Caller,
+        id: &str,
+        timeout_ms: u32,
+    ) -> Result<Confirmation> {
+        self.require(caller, Action::AuthRead)?;
+        let timeout = match timeout_ms {
+            0 => 5000,
+            1..=60_000 => timeout_ms,
+            _ => return Err(Invalid::new("timeout_ms", "at most 60000").into()),
+        };
+        if !id.is_empty() && !is_stream_id(id) {
+            return Err(Invalid::new(
+                "revocation_id",
+                "not a revocation id (from a revoke response)",
+            )
+            .into());
+        }
+        let target = if id.is_empty() {
+            self.store.latest_event_id().await?
+        } else {
+            Some(id.to_owned())
+        };
+        let Some(target) = target else {
+            // No event stream (embedded mode): the revocation applied here, in the only cell.
+            return Ok(Confirmation {
+                confirmed: true,
+                confirmed_cells: vec![self.cell().to_owned()],
+                pending_cells: Vec::new(),
+                revocation_id: id.to_owned(),
+            });
+        };
+        let started = std::time::Instant::now();
+        loop {
+            let nodes = self.store.nodes().await?;
+            let now_ms = crate::store::redis::wall_ms();
+            let mut confirmed = std::collections::BTreeSet::new();
+            let mut pending = std::collections::BTreeSet::new();
+            for node in nodes.iter().filter(|n| is_live(n, now_ms)) {
+                if crate::store::redis::stream_id_cmp(&node.position, &target).is_ge() {
+                    confirmed.insert(node.cell.clone());
+                } else {
+                    pending.insert(node.cell.clone());
+                }
+            }
+            // A cell is confirmed only when every live node in it is.
+            confirmed.retain(|cell| !pending.contains(cell));
+            let done = pending.is_empty();
+            if done || started.elapsed().as_millis() >= u128::from(timeout) {
+                return Ok(Confirmation {
+                    confirmed: done,
+                    confirmed_cells: confirmed.into_iter().collect(),
+                    pending_cells: pending.into_iter().collect(),
+                    revocation_id: target,
+                });
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+    }
+
+    /// Every node's progress through the event stream, and the newest event id.
+    pub async fn cells(&self, caller: &Caller) -> Result<(Vec<CellNode>, Option<String>)> {
+        self.require(caller, Action::AuthRead)?;
+        let latest = self.store.latest_event_id().await?;
+        let now_ms = crate::store::redis::wall_ms();
+        let nodes = self.store.nodes().await?;
+        if latest.is_none() && nodes.is_empty() {
+            return Ok((
+                vec![CellNode {
+                    node_id: "embedded".into(),
+                    cell: self.cell().to_owned(),
+                    position: String::new(),
+                    lag_ms: 0,
+                    last_seen_ms_ago: 0,
+                    live: true,
+                }],
+                None,
+            ));
+        }
+        let latest_ms = latest.as_deref().map_or(0, crate::store::redis::stream_id_ms);
+        let nodes = nodes
+            .into_iter()
+            .map(|n| CellNode {
+                lag_ms: latest_ms.saturating_sub(crate::store::redis::stream_id_ms(&n.position)),
+                last_seen_ms_ago: now_ms.saturating_sub(n.seen_at_ms),
+                live: is_live(&n, now_ms),
+                node_id: n.node_id,
+                cell: n.cell,
+                position: n.position,
+            })
+            .collect();
+        Ok((nodes, latest))
     }
 
     /// System roles, then the account's custom roles.
@@ -661,6 +781,42 @@ impl Authority {
     pub(crate) fn sign_claims(&self, claims: &Claims) -> Result<String> {
         self.sign(claims)
     }
+}
+
+/// How long a node's last report keeps it counted as live.
+pub const LIVENESS_MS: u64 = 5000;
+
+fn is_live(node: &crate::store::NodeStatus, now_ms: u64) -> bool {
+    now_ms.saturating_sub(node.seen_at_ms) <= LIVENESS_MS
+}
+
+fn is_stream_id(id: &str) -> bool {
+    let mut parts = id.splitn(2, '-');
+    matches!(
+        (parts.next(), parts.next()),
+        (Some(ms), Some(seq)) if !ms.is_empty() && !seq.is_empty()
+            && ms.bytes().all(|b| b.is_ascii_digit()) && seq.bytes().all(|b| b.is_ascii_digit())
+    )
+}
+
+/// The outcome of waiting for a revocation to reach every cell.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Confirmation {
+    pub confirmed: bool,
+    pub confirmed_cells: Vec<String>,
+    pub pending_cells: Vec<String>,
+    pub revocation_id: String,
+}
+
+/// One node's progress.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CellNode {
+    pub node_id: String,
+    pub cell: String,
+    pub position: String,
+    pub lag_ms: u64,
+    pub last_seen_ms_ago: u64,
+    pub live: bool,
 }
 
 /// Which disposable token to revoke.

@@ -5,6 +5,8 @@ use std::net::SocketAddr;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+use crate::verifier::StalePolicy;
+
 #[derive(Debug, Parser)]
 #[command(
     name = "authcell",
@@ -52,6 +54,22 @@ pub struct CommonArgs {
     /// Log format.
     #[arg(long, env = "AUTHCELL_LOG_FORMAT", value_enum, default_value_t = LogFormat::Human)]
     pub log_format: LogFormat,
+
+    /// Redis primary (all writes), e.g. redis://10.0.0.5:6379/. Without it: embedded mode.
+    #[arg(long, env = "AUTHCELL_REDIS_URL")]
+    pub redis_url: Option<String>,
+
+    /// This cell's Redis replica, which the node reads and tails. Defaults to the primary.
+    #[arg(long, env = "AUTHCELL_REDIS_READ_URL")]
+    pub redis_read_url: Option<String>,
+
+    /// Prefix of every Redis key authcell uses.
+    #[arg(long, env = "AUTHCELL_REDIS_PREFIX", default_value = "authcell:")]
+    pub redis_prefix: String,
+
+    /// Approximate cap of the event stream length (XADD MAXLEN ~).
+    #[arg(long, env = "AUTHCELL_EVENT_STREAM_MAX_LEN", default_value_t = 100_000)]
+    pub event_stream_max_len: u64,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -71,6 +89,16 @@ pub struct ServeArgs {
     /// Burst allowance of the vending rate limit.
     #[arg(long, env = "AUTHCELL_VEND_BURST", default_value_t = 10)]
     pub vend_burst: u32,
+
+    /// Age of the revocation view (time since the last successful read of the event stream)
+    /// beyond which --stale-policy applies, in seconds.
+    #[arg(long, env = "AUTHCELL_MAX_STALENESS", default_value_t = 30)]
+    pub max_staleness: u64,
+
+    /// What a node does when its view is older than --max-staleness: keep serving checks from
+    /// the last known state, or deny every check.
+    #[arg(long, env = "AUTHCELL_STALE_POLICY", value_enum, default_value_t = StalePolicy::Serve)]
+    pub stale_policy: StalePolicy,
 
     /// Account created with an owner key in embedded mode.
     #[arg(long, env = "AUTHCELL_DEV_ACCOUNT", default_value = "dev")]

@@ -110,6 +110,10 @@ pub enum CredentialError {
     DisposableNotAllowed,
     #[error("refresh token is not valid for this key (a refresh token works once)")]
     RefreshRejected,
+    #[error("this node has not loaded the revocation state yet and serves no check")]
+    StateNotLoaded,
+    #[error("this node's revocation state is older than the configured bound (--max-staleness) and the stale policy is deny")]
+    StateStale,
 }
 
 /// Signs claims with the ring's active key.

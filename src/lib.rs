@@ -31,6 +31,7 @@ pub mod proto;
 pub mod ratelimit;
 pub mod server;
 pub mod store;
+pub mod sync;
 pub mod vending;
 pub mod verifier;
 pub mod view;

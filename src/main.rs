@@ -7,8 +7,13 @@ use std::sync::Arc;
 use clap::Parser;
 use tokio::net::TcpListener;
 
+use std::time::Duration;
+
+use authcell::authority::{Authority, Settings};
 use authcell::clock::SystemClock;
-use authcell::config::{Cli, Command, CommonArgs, LogFormat, ServeArgs};
+use authcell::config::{BootstrapArgs, Cli, Command, CommonArgs, LogFormat, ServeArgs};
+use authcell::ratelimit::Unlimited;
+use authcell::verifier::{StalePolicy, Verifier};
 use authcell::{keyring, node, server};
 
 fn init_logging(format: LogFormat) {
@@ -52,8 +57,23 @@ async fn shutdown_signal() {
     tracing::info!("shutting down: finishing in-flight calls");
 }
 
+fn redis_settings(common: &CommonArgs, serve: Option<&ServeArgs>) -> Option<node::RedisSettings> {
+    common.redis_url.as_ref().map(|url| node::RedisSettings {
+        url: url.clone(),
+        read_url: common.redis_read_url.clone(),
+        prefix: common.redis_prefix.clone(),
+        stream_max_len: common.event_stream_max_len,
+        max_staleness: Duration::from_secs(serve.map_or(30, |s| s.max_staleness)),
+        stale_policy: serve.map_or(StalePolicy::Serve, |s| s.stale_policy),
+    })
+}
+
 async fn serve(args: ServeArgs) -> Result<(), String> {
     let ring = node::keyring(&args.common).map_err(|e| e.to_string())?;
+    let redis = redis_settings(&args.common, Some(&args));
+    if redis.is_some() && ring.is_ephemeral() {
+        return Err("--signing-key-file is required with --redis-url: keys signed by an ephemeral key could not be verified by other nodes or after a restart (create one with `authcell keygen`)".into());
+    }
     let listener = TcpListener::bind(args.listen)
         .await
         .map_err(|e| format!("--listen {}: {e}", args.listen))?;
@@ -69,6 +89,13 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
         vend_rate_per_second: args.vend_rate,
         vend_burst: args.vend_burst,
     };
+    if let Some(settings) = redis {
+        let node = node::with_redis(ring, Arc::new(SystemClock), &options, &settings).await?;
+        tracing::info!(listen = %local, endpoint = %endpoint, cell = %args.common.cell, "serving with Redis");
+        let served = server::run(listener, node.authority, shutdown_signal()).await;
+        node.sync.stop().await;
+        return served.map_err(|e| format!("server: {e}"));
+    }
     let authority = node::embedded(ring, Arc::new(SystemClock), &options);
     let (owner_key, _) = authority
         .bootstrap(&args.dev_account, false)
@@ -78,11 +105,7 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
     println!("AUTHCELL_API_KEY={owner_key}");
     println!(
         "# embedded mode: state is in memory{}; it is all lost when authcell stops",
-        if ephemeral_key {
-            " and the signing key is ephemeral"
-        } else {
-            ""
-        }
+        if ephemeral_key { " and the signing key is ephemeral" } else { "" }
     );
     tracing::warn!(
         account = %args.dev_account,
@@ -111,10 +134,34 @@ fn validate_endpoint(endpoint: &str) -> Result<(), String> {
     }
 }
 
-async fn bootstrap(common: &CommonArgs) -> Result<(), String> {
-    // The embedded store lives only inside `serve`; a bootstrap there would vanish at exit.
-    let _ = common;
-    Err("bootstrap needs a persistent store: configure --redis-url (the embedded mode creates its own dev account at serve)".into())
+async fn bootstrap(args: &BootstrapArgs) -> Result<(), String> {
+    let Some(settings) = redis_settings(&args.common, None) else {
+        return Err("bootstrap needs a persistent store: set --redis-url (the embedded mode creates its own dev account when it starts)".into());
+    };
+    let ring = node::keyring(&args.common).map_err(|e| e.to_string())?;
+    if ring.is_ephemeral() {
+        return Err("--signing-key-file is required: a key signed by an ephemeral key could never be verified".into());
+    }
+    let (store, view) = node::redis_store(&settings).await?;
+    let ring = Arc::new(ring);
+    let verifier = Verifier::new(ring.clone(), view, Arc::new(SystemClock));
+    let authority = Authority::new(
+        Arc::new(store),
+        verifier,
+        ring,
+        Settings {
+            cell: args.common.cell.clone(),
+            endpoint: String::new(),
+            limiter: Box::new(Unlimited),
+        },
+    );
+    let (key, record) = authority
+        .bootstrap(&args.account, args.force)
+        .await
+        .map_err(|e| e.to_string())?;
+    println!("AUTHCELL_API_KEY={key}");
+    tracing::info!(account = %record.account, key_id = %record.key_id, "owner key created");
+    Ok(())
 }
 
 fn keygen(public: bool) -> Result<(), String> {
@@ -151,7 +198,7 @@ fn main() -> ExitCode {
         }
         Command::Bootstrap(args) => {
             init_logging(args.common.log_format);
-            runtime.block_on(bootstrap(&args.common))
+            runtime.block_on(bootstrap(&args))
         }
         Command::Keygen(args) => keygen(args.public),
     };

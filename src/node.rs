@@ -2,7 +2,12 @@
 
 use std::sync::Arc;
 
+use std::time::Duration;
+
 use crate::authority::{Authority, Settings};
+use crate::store::redis::{self as redis_store, Keys, RedisConfig, RedisStore};
+use crate::sync::{self, NodeIdentity, SyncHandle};
+use crate::verifier::StalePolicy;
 use crate::clock::Clock;
 use crate::config::CommonArgs;
 use crate::keyring::{KeyError, KeyRing};
@@ -49,4 +54,95 @@ pub fn embedded(keyring: KeyRing, clock: Arc<dyn Clock>, options: &NodeOptions) 
             limiter: ratelimit::from_config(options.vend_rate_per_second, options.vend_burst),
         },
     ))
+}
+
+/// How a Redis-backed node reaches Redis and treats a stale view.
+#[derive(Clone, Debug)]
+pub struct RedisSettings {
+    /// The primary: every write.
+    pub url: String,
+    /// This cell's replica: loading and tailing the view. `None`: the primary.
+    pub read_url: Option<String>,
+    pub prefix: String,
+    pub stream_max_len: u64,
+    pub max_staleness: Duration,
+    pub stale_policy: StalePolicy,
+}
+
+/// A node whose state lives in Redis: its authority, and the sync task feeding its view.
+pub struct RedisNode {
+    pub authority: Arc<Authority>,
+    pub sync: SyncHandle,
+}
+
+fn redis_config(settings: &RedisSettings) -> RedisConfig {
+    RedisConfig {
+        prefix: settings.prefix.clone(),
+        stream_max_len: settings.stream_max_len,
+    }
+}
+
+/// Opens the Redis store (primary only) without a sync task: for `bootstrap`.
+pub async fn redis_store(settings: &RedisSettings) -> Result<(RedisStore, Arc<View>), String> {
+    let primary = redis_store::connect(&settings.url)
+        .await
+        .map_err(|e| format!("--redis-url: cannot connect to Redis: {e}"))?;
+    let view = Arc::new(View::tracked());
+    Ok((RedisStore::new(primary, redis_config(settings), view.clone()), view))
+}
+
+/// Builds a node backed by Redis and starts its sync task. Fails with one clear message if
+/// Redis cannot be reached at start.
+pub async fn with_redis(
+    keyring: KeyRing,
+    clock: Arc<dyn Clock>,
+    options: &NodeOptions,
+    settings: &RedisSettings,
+) -> Result<RedisNode, String> {
+    let primary = redis_store::connect(&settings.url)
+        .await
+        .map_err(|e| format!("--redis-url: cannot connect to Redis: {e}"))?;
+    let read_url = settings.read_url.as_deref().unwrap_or(&settings.url);
+    // A connection of its own: blocking stream reads would hold up other commands.
+    let read = redis_store::connect(read_url)
+        .await
+        .map_err(|e| format!("--redis-read-url: cannot connect to Redis: {e}"))?;
+    let keyring = Arc::new(keyring);
+    let view = Arc::new(View::tracked());
+    let keys = Keys::new(&settings.prefix);
+    let store = Arc::new(RedisStore::new(
+        primary.clone(),
+        redis_config(settings),
+        view.clone(),
+    ));
+    let limiter: Box<dyn ratelimit::RateLimiter> = match (
+        std::num::NonZeroU32::new(options.vend_rate_per_second),
+        std::num::NonZeroU32::new(options.vend_burst.max(1)),
+    ) {
+        (Some(rate), Some(burst)) => Box::new(ratelimit::RedisRateLimiter::new(
+            primary.clone(),
+            keys.clone(),
+            rate,
+            burst,
+        )),
+        _ => Box::new(ratelimit::Unlimited),
+    };
+    let verifier = Verifier::new(keyring.clone(), view.clone(), clock)
+        .with_staleness(settings.max_staleness, settings.stale_policy);
+    let identity = NodeIdentity {
+        node_id: format!("{}/{}", options.cell, uuid::Uuid::new_v4()),
+        cell: options.cell.clone(),
+    };
+    let sync = sync::spawn(view, read, primary, keys, identity);
+    let authority = Arc::new(Authority::new(
+        store,
+        verifier,
+        keyring,
+        Settings {
+            cell: options.cell.clone(),
+            endpoint: options.endpoint.clone(),
+            limiter,
+        },
+    ));
+    Ok(RedisNode { authority, sync })
 }

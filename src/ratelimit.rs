@@ -54,6 +54,74 @@ impl RateLimiter for LocalRateLimiter {
     }
 }
 
+const GCRA: &str = r#"
+-- KEYS: the account's bucket. ARGV: emission interval (ms), burst.
+-- Returns 0 when allowed, else the milliseconds to wait.
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local interval = tonumber(ARGV[1])
+local burst = tonumber(ARGV[2])
+local tat = tonumber(redis.call('GET', KEYS[1]) or now)
+if tat < now then tat = now end
+local new_tat = tat + interval
+local allow_at = new_tat - burst * interval
+if allow_at > now then return allow_at - now end
+redis.call('SET', KEYS[1], new_tat, 'PX', math.ceil(new_tat - now) + 1000)
+return 0
+"#;
+
+/// A limiter shared by every node of every cell: a GCRA bucket per account in Redis (the
+/// primary), using Redis's clock so nodes' clocks do not matter. If Redis cannot be reached it
+/// falls back to a local limiter with the same quota, so vending (which needs no store write)
+/// keeps working, limited per node, through an outage.
+pub struct RedisRateLimiter {
+    conn: redis::aio::ConnectionManager,
+    keys: crate::store::redis::Keys,
+    interval_ms: u64,
+    burst: u32,
+    script: redis::Script,
+    fallback: LocalRateLimiter,
+}
+
+impl RedisRateLimiter {
+    pub fn new(
+        conn: redis::aio::ConnectionManager,
+        keys: crate::store::redis::Keys,
+        per_second: NonZeroU32,
+        burst: NonZeroU32,
+    ) -> Self {
+        RedisRateLimiter {
+            conn,
+            keys,
+            interval_ms: (1000 / u64::from(per_second.get())).max(1),
+            burst: burst.get(),
+            script: redis::Script::new(GCRA),
+            fallback: LocalRateLimiter::new(per_second, burst),
+        }
+    }
+}
+
+#[async_trait]
+impl RateLimiter for RedisRateLimiter {
+    async fn acquire(&self, account: &str) -> Result<(), Duration> {
+        let waited: redis::RedisResult<u64> = self
+            .script
+            .key(self.keys.rate(account))
+            .arg(self.interval_ms)
+            .arg(self.burst)
+            .invoke_async(&mut self.conn.clone())
+            .await;
+        match waited {
+            Ok(0) => Ok(()),
+            Ok(ms) => Err(Duration::from_millis(ms)),
+            Err(e) => {
+                tracing::warn!(error = %e, "shared rate limiter unreachable; limiting on this node");
+                self.fallback.acquire(account).await
+            }
+        }
+    }
+}
+
 /// Builds the limiter for a configured rate: 0 means unlimited.
 pub fn from_config(per_second: u32, burst: u32) -> Box<dyn RateLimiter> {
     match NonZeroU32::new(per_second) {

@@ -68,8 +68,12 @@ pub async fn run(
         .map_err(|e| panic_free_reflection_error(&e))
         .ok();
 
+    // Health follows the verifier: NOT_SERVING until the revocation view is loaded, and while
+    // it is stale under the deny policy.
+    let watcher = tokio::spawn(watch_health(authority.clone(), health_reporter));
+
     let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
-    Server::builder()
+    let served = Server::builder()
         .http2_max_header_list_size(MAX_HEADER_LIST_BYTES)
         .add_service(health_service)
         .add_optional_service(reflection_v1)
@@ -103,7 +107,39 @@ pub async fn run(
             .max_decoding_message_size(MAX_MESSAGE_BYTES),
         )
         .serve_with_incoming_shutdown(incoming, shutdown)
-        .await
+        .await;
+    watcher.abort();
+    served
+}
+
+async fn watch_health(authority: Arc<Authority>, reporter: tonic_health::server::HealthReporter) {
+    use tonic_health::ServingStatus;
+    let mut last = None;
+    loop {
+        let serving = authority.verifier().is_serving();
+        if last != Some(serving) {
+            let status = if serving {
+                ServingStatus::Serving
+            } else {
+                ServingStatus::NotServing
+            };
+            reporter.set_service_status("", status).await;
+            for service in [
+                "authcell.v1.Verifier",
+                "authcell.v1.Admin",
+                "token.Token",
+                "auth.Auth",
+                "global_admin.GlobalAdmin",
+            ] {
+                reporter.set_service_status(service, status).await;
+            }
+            if !serving {
+                tracing::warn!("not serving checks: the revocation view is not loaded or too stale");
+            }
+            last = Some(serving);
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
 }
 
 /// Reflection is a convenience for operators; a descriptor problem must not stop the server.

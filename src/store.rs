@@ -6,6 +6,7 @@
 //! nothing survives exit.
 
 pub mod memory;
+pub mod redis;
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
@@ -41,6 +42,17 @@ pub struct RoleRecord {
     pub permissions: PermissionSet,
     pub created_at: u64,
     pub updated_at: u64,
+}
+
+/// What one node reported about its progress through the event stream.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeStatus {
+    pub node_id: String,
+    pub cell: String,
+    /// The last event stream id the node applied ("0-0" before any).
+    pub position: String,
+    /// Wall-clock milliseconds of the report.
+    pub seen_at_ms: u64,
 }
 
 /// Store failures, each with the meaning the API reports.
@@ -83,11 +95,23 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreResult<Vec<KeyRecord>>;
 
     /// Marks a key revoked (idempotent: revoking a revoked key keeps the first time) and
-    /// publishes its revocation. `NotFound` if the account has no such key.
-    async fn revoke_key(&self, account: &str, key_id: &str, now: u64) -> StoreResult<KeyRecord>;
+    /// publishes its revocation. `NotFound` if the account has no such key. Returns the record
+    /// and the revocation's event id (`None` where there is no event stream).
+    async fn revoke_key(
+        &self,
+        account: &str,
+        key_id: &str,
+        now: u64,
+    ) -> StoreResult<(KeyRecord, Option<String>)>;
 
-    /// Publishes a revocation that has no key record (a disposable token).
-    async fn revoke(&self, event: Event) -> StoreResult<()>;
+    /// Publishes a revocation that has no key record (a token, a token id, a watermark).
+    async fn revoke(&self, event: Event) -> StoreResult<Option<String>>;
+
+    /// The newest event id of the stream (`None` where there is no event stream).
+    async fn latest_event_id(&self) -> StoreResult<Option<String>>;
+
+    /// Every node's last reported position (empty where there is no event stream).
+    async fn nodes(&self) -> StoreResult<Vec<NodeStatus>>;
 
     async fn list_roles(&self, account: &str) -> StoreResult<Vec<RoleRecord>>;
 

@@ -7,6 +7,7 @@
 
 use std::net::IpAddr;
 use std::sync::{Arc, OnceLock};
+use std::time::Duration;
 
 use crate::clock::Clock;
 use crate::credential::{self, Authority, Credential, CredentialError};
@@ -24,9 +25,22 @@ pub struct Principal {
     pub permissions: Arc<PermissionSet>,
 }
 
+/// What a node does when its revocation view is older than the bound.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum StalePolicy {
+    /// Go on serving checks from the last known state (availability first).
+    #[default]
+    Serve,
+    /// Refuse every check until the view is fresh again (safety first).
+    Deny,
+}
+
 /// Why a check said no.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Reason {
+    /// The node cannot judge: its revocation state is not loaded, or too old under `deny`.
+    Unavailable,
+    Stale,
     Unauthenticated,
     Expired,
     Revoked,
@@ -43,6 +57,8 @@ impl From<CredentialError> for Reason {
             CredentialError::Revoked => Reason::Revoked,
             CredentialError::RoleNotFound => Reason::RoleNotFound,
             CredentialError::NotYetValid => Reason::NotYetValid,
+            CredentialError::StateNotLoaded => Reason::Unavailable,
+            CredentialError::StateStale => Reason::Stale,
             _ => Reason::Unauthenticated,
         }
     }
@@ -69,6 +85,8 @@ pub struct Verifier {
     keyring: Arc<KeyRing>,
     view: Arc<View>,
     clock: Arc<dyn Clock>,
+    max_staleness: Duration,
+    stale_policy: StalePolicy,
 }
 
 fn system_role(role_id: &str) -> Option<Arc<PermissionSet>> {
@@ -91,7 +109,26 @@ impl Verifier {
             keyring,
             view,
             clock,
+            max_staleness: Duration::from_secs(30),
+            stale_policy: StalePolicy::Serve,
         }
+    }
+
+    /// Sets what happens when the view is older than `max_staleness`.
+    pub fn with_staleness(mut self, max_staleness: Duration, policy: StalePolicy) -> Self {
+        self.max_staleness = max_staleness;
+        self.stale_policy = policy;
+        self
+    }
+
+    /// Whether the view is older than the bound.
+    pub fn is_stale(&self) -> bool {
+        self.view.age() > self.max_staleness
+    }
+
+    /// Whether this node can judge credentials now (health: SERVING).
+    pub fn is_serving(&self) -> bool {
+        self.view.is_loaded() && !(self.stale_policy == StalePolicy::Deny && self.is_stale())
     }
 
     pub fn clock(&self) -> &Arc<dyn Clock> {

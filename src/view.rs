@@ -6,7 +6,9 @@
 //! the events it tails from its cell's replica. A check never waits on the store.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::{Arc, RwLock};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock, RwLock};
+use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
@@ -44,14 +46,80 @@ struct AccountState {
 
 /// The live view. Reads vastly outnumber writes (every check reads; only revocations and role
 /// changes write), so a reader-writer lock fits: checks share it and never block each other.
-#[derive(Default)]
 pub struct View {
     accounts: RwLock<HashMap<String, AccountState>>,
+    /// Whether the view was ever loaded from the store. An empty, never-loaded view must not let
+    /// revoked credentials through, so checks are refused until this is set.
+    loaded: AtomicBool,
+    /// Milliseconds (since [`epoch`]) of the last successful sync with the store, or
+    /// `u64::MAX` for a view that is the system of record itself (embedded mode).
+    synced_at_ms: AtomicU64,
+}
+
+impl Default for View {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// A process-local monotonic origin for sync times.
+fn epoch() -> Instant {
+    static EPOCH: OnceLock<Instant> = OnceLock::new();
+    *EPOCH.get_or_init(Instant::now)
+}
+
+fn now_ms() -> u64 {
+    u64::try_from(epoch().elapsed().as_millis()).unwrap_or(u64::MAX - 1)
 }
 
 impl View {
+    /// A view that is itself the system of record (embedded store): always loaded and fresh.
     pub fn new() -> Self {
-        Self::default()
+        View {
+            accounts: RwLock::new(HashMap::new()),
+            loaded: AtomicBool::new(true),
+            synced_at_ms: AtomicU64::new(u64::MAX),
+        }
+    }
+
+    /// A view fed from a remote store: not loaded until [`View::replace`] is first called.
+    pub fn tracked() -> Self {
+        View {
+            accounts: RwLock::new(HashMap::new()),
+            loaded: AtomicBool::new(false),
+            synced_at_ms: AtomicU64::new(0),
+        }
+    }
+
+    pub fn is_loaded(&self) -> bool {
+        self.loaded.load(Ordering::Acquire)
+    }
+
+    /// Records a successful sync with the store now.
+    pub fn mark_synced(&self) {
+        if self.synced_at_ms.load(Ordering::Relaxed) != u64::MAX {
+            self.synced_at_ms.store(now_ms(), Ordering::Release);
+        }
+    }
+
+    /// Time since the last successful sync; zero for an embedded view.
+    pub fn age(&self) -> Duration {
+        match self.synced_at_ms.load(Ordering::Acquire) {
+            u64::MAX => Duration::ZERO,
+            at => Duration::from_millis(now_ms().saturating_sub(at)),
+        }
+    }
+
+    /// Replaces the whole state by the result of applying `events` to an empty view (a full
+    /// load or reload), atomically for readers, and marks the view loaded and synced.
+    pub fn replace(&self, events: impl IntoIterator<Item = Event>) {
+        let mut fresh = HashMap::new();
+        for event in events {
+            apply_to(&mut fresh, &event);
+        }
+        *self.accounts.write().unwrap_or_else(|e| e.into_inner()) = fresh;
+        self.loaded.store(true, Ordering::Release);
+        self.mark_synced();
     }
 
     fn read(&self) -> std::sync::RwLockReadGuard<'_, HashMap<String, AccountState>> {
@@ -63,42 +131,7 @@ impl View {
     /// Applies one event.
     pub fn apply(&self, event: &Event) {
         let mut accounts = self.accounts.write().unwrap_or_else(|e| e.into_inner());
-        match event {
-            Event::CredentialRevoked { account, id } => {
-                accounts
-                    .entry(account.clone())
-                    .or_default()
-                    .revoked
-                    .insert(id.clone());
-            }
-            Event::TokenIdRevoked { account, token_id } => {
-                accounts
-                    .entry(account.clone())
-                    .or_default()
-                    .revoked_token_ids
-                    .insert(token_id.clone());
-            }
-            Event::IssuedBefore { account, before } => {
-                let state = accounts.entry(account.clone()).or_default();
-                state.watermark = state.watermark.max(*before);
-            }
-            Event::RoleSet {
-                account,
-                role_id,
-                permissions,
-            } => {
-                accounts
-                    .entry(account.clone())
-                    .or_default()
-                    .roles
-                    .insert(role_id.clone(), Arc::new(permissions.clone()));
-            }
-            Event::RoleDeleted { account, role_id } => {
-                if let Some(state) = accounts.get_mut(account) {
-                    state.roles.remove(role_id);
-                }
-            }
-        }
+        apply_to(&mut accounts, event);
     }
 
     /// Whether the credential is revoked: issued (along its chain) before the account's
@@ -138,5 +171,44 @@ impl View {
             .values()
             .map(|s| s.revoked.len() + s.revoked_token_ids.len())
             .sum()
+    }
+}
+
+fn apply_to(accounts: &mut HashMap<String, AccountState>, event: &Event) {
+    match event {
+        Event::CredentialRevoked { account, id } => {
+            accounts
+                .entry(account.clone())
+                .or_default()
+                .revoked
+                .insert(id.clone());
+        }
+        Event::TokenIdRevoked { account, token_id } => {
+            accounts
+                .entry(account.clone())
+                .or_default()
+                .revoked_token_ids
+                .insert(token_id.clone());
+        }
+        Event::IssuedBefore { account, before } => {
+            let state = accounts.entry(account.clone()).or_default();
+            state.watermark = state.watermark.max(*before);
+        }
+        Event::RoleSet {
+            account,
+            role_id,
+            permissions,
+        } => {
+            accounts
+                .entry(account.clone())
+                .or_default()
+                .roles
+                .insert(role_id.clone(), Arc::new(permissions.clone()));
+        }
+        Event::RoleDeleted { account, role_id } => {
+            if let Some(state) = accounts.get_mut(account) {
+                state.roles.remove(role_id);
+            }
+        }
     }
 }

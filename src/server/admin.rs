@@ -187,12 +187,15 @@ impl pb::admin_server::Admin for AdminService {
             Some(pb::revoke_token_request::Token::TokenId(tid)) => TokenRef::TokenId(tid),
             None => return Err(invalid(Invalid::new("token", "set id or token_id"))),
         };
-        self.authority
+        let revocation_id = self
+            .authority
             .revoke_token(&caller, token.clone())
             .await
             .map_err(|e| to_status(&e))?;
         tracing::info!(account = %caller.account(), token = ?token, revoked_by = %caller.key_id(), "token revoked");
-        Ok(Response::new(pb::RevokeTokenResponse {}))
+        Ok(Response::new(pb::RevokeTokenResponse {
+            revocation_id: revocation_id.unwrap_or_default(),
+        }))
     }
 
     async fn revoke_issued_before(
@@ -200,7 +203,7 @@ impl pb::admin_server::Admin for AdminService {
         request: Request<pb::RevokeIssuedBeforeRequest>,
     ) -> Result<Response<pb::RevokeIssuedBeforeResponse>, Status> {
         let caller = caller(&self.authority, &request)?;
-        let before = self
+        let (before, revocation_id) = self
             .authority
             .revoke_issued_before(&caller, request.get_ref().issued_before_epoch_seconds)
             .await
@@ -208,6 +211,52 @@ impl pb::admin_server::Admin for AdminService {
         tracing::info!(account = %caller.account(), issued_before = before, revoked_by = %caller.key_id(), "credentials issued before a time revoked");
         Ok(Response::new(pb::RevokeIssuedBeforeResponse {
             issued_before_epoch_seconds: before,
+            revocation_id: revocation_id.unwrap_or_default(),
+        }))
+    }
+
+    async fn confirm_revocation(
+        &self,
+        request: Request<pb::ConfirmRevocationRequest>,
+    ) -> Result<Response<pb::ConfirmRevocationResponse>, Status> {
+        let caller = caller(&self.authority, &request)?;
+        let req = request.get_ref();
+        let outcome = self
+            .authority
+            .confirm_revocation(&caller, &req.revocation_id, req.timeout_ms)
+            .await
+            .map_err(|e| to_status(&e))?;
+        Ok(Response::new(pb::ConfirmRevocationResponse {
+            confirmed: outcome.confirmed,
+            confirmed_cells: outcome.confirmed_cells,
+            pending_cells: outcome.pending_cells,
+            revocation_id: outcome.revocation_id,
+        }))
+    }
+
+    async fn list_cells(
+        &self,
+        request: Request<pb::ListCellsRequest>,
+    ) -> Result<Response<pb::ListCellsResponse>, Status> {
+        let caller = caller(&self.authority, &request)?;
+        let (nodes, latest) = self
+            .authority
+            .cells(&caller)
+            .await
+            .map_err(|e| to_status(&e))?;
+        Ok(Response::new(pb::ListCellsResponse {
+            nodes: nodes
+                .into_iter()
+                .map(|n| pb::NodeStatus {
+                    node_id: n.node_id,
+                    cell: n.cell,
+                    position: n.position,
+                    lag_ms: n.lag_ms,
+                    last_seen_ms_ago: n.last_seen_ms_ago,
+                    live: n.live,
+                })
+                .collect(),
+            latest_event_id: latest.unwrap_or_default(),
         }))
     }
 }

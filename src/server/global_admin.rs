@@ -115,7 +115,7 @@ impl ga::global_admin_server::GlobalAdmin for GlobalAdminService {
     ) -> Result<Response<ga::RevokeGlobalApiKeyResponse>, Status> {
         let caller = caller(&self.authority, &request)?;
         let key_id = request.into_inner().key_id;
-        let record = self
+        let (record, revocation_id) = self
             .authority
             .revoke_key(&caller, &key_id)
             .await
@@ -126,6 +126,11 @@ impl ga::global_admin_server::GlobalAdmin for GlobalAdminService {
             revoked_by = %caller.key_id(),
             "api key revoked"
         );
-        Ok(Response::new(ga::RevokeGlobalApiKeyResponse {}))
+        let mut response = Response::new(ga::RevokeGlobalApiKeyResponse {});
+        // The upstream response has no field for it: the id travels in metadata.
+        if let Some(value) = revocation_id.and_then(|id| id.parse().ok()) {
+            response.metadata_mut().insert("authcell-revocation-id", value);
+        }
+        Ok(response)
     }
 }

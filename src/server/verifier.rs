@@ -87,6 +87,8 @@ fn reason(r: Reason) -> pb::Reason {
         Reason::IpNotAllowed => pb::Reason::IpNotAllowed,
         Reason::RoleNotFound => pb::Reason::RoleNotFound,
         Reason::NotYetValid => pb::Reason::NotYetValid,
+        Reason::Unavailable => pb::Reason::Unavailable,
+        Reason::Stale => pb::Reason::StaleState,
     }
 }
 

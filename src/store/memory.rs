@@ -61,6 +61,19 @@ impl Store for MemoryStore {
 
     async fn insert_key(&self, key: KeyRecord) -> StoreResult<()> {
         let mut data = self.lock();
+        // A key may not be bound to a custom role deleted meanwhile.
+        if let Some(role_id) = key.role_id.as_deref() {
+            let custom = crate::permissions::system::permissions(role_id).is_none();
+            let exists = data
+                .roles
+                .get(&key.account)
+                .is_some_and(|roles| roles.contains_key(role_id));
+            if custom && !exists {
+                return Err(StoreError::NotFound(format!(
+                    "role_id: no role {role_id:?} in this account"
+                )));
+            }
+        }
         let keys = data.keys.entry(key.account.clone()).or_default();
         if keys.contains_key(&key.key_id) {
             return Err(StoreError::AlreadyExists(format!(
@@ -103,7 +116,12 @@ impl Store for MemoryStore {
             .collect())
     }
 
-    async fn revoke_key(&self, account: &str, key_id: &str, now: u64) -> StoreResult<KeyRecord> {
+    async fn revoke_key(
+        &self,
+        account: &str,
+        key_id: &str,
+        now: u64,
+    ) -> StoreResult<(KeyRecord, Option<String>)> {
         let mut data = self.lock();
         let key = data
             .keys
@@ -120,13 +138,21 @@ impl Store for MemoryStore {
             account: account.to_owned(),
             id: key_id.to_owned(),
         });
-        Ok(record)
+        Ok((record, None))
     }
 
-    async fn revoke(&self, event: Event) -> StoreResult<()> {
+    async fn revoke(&self, event: Event) -> StoreResult<Option<String>> {
         let _data = self.lock();
         self.view.apply(&event);
-        Ok(())
+        Ok(None)
+    }
+
+    async fn latest_event_id(&self) -> StoreResult<Option<String>> {
+        Ok(None)
+    }
+
+    async fn nodes(&self) -> StoreResult<Vec<super::NodeStatus>> {
+        Ok(Vec::new())
     }
 
     async fn rotate_refresh(

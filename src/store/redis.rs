@@ -1,0 +1,749 @@
+//! The Redis store: the system of record in production.
+//!
+//! Writes go to the primary; every mutation is one Lua script, so it is atomic and appends its
+//! [`Event`] to the event stream in the same step. Reads of records go to the primary too (they
+//! are management calls, where read-your-writes matters more than a round trip); the hot path
+//! never reads Redis: it reads the live view, which [`crate::sync`] feeds from this cell's
+//! replica.
+//!
+//! # Key layout
+//!
+//! Everything lives under the prefix (default `authcell:`):
+//!
+//! | key | type | content |
+//! | --- | --- | --- |
+//! | `accounts` | set | account names |
+//! | `acct:{account}:keys` | sorted set, all scores 0 | key ids; lexicographic order = creation order (UUIDv7), so pages are `ZRANGEBYLEX` in O(log n + page) |
+//! | `key:{account}:{key_id}` | hash | `rec` (KeyRecord JSON, immutable), `revoked_at`, `refresh` (SHA-256 of the refresh token) |
+//! | `acct:{account}:rolekeys:{role_id}` | sorted set | ids of the role's unrevoked keys, scored by expiry (`+inf` for never): live keys are `ZCOUNT (now +inf` |
+//! | `acct:{account}:roles` | hash | role id -> RoleRecord JSON |
+//! | `acct:{account}:rolenames` | hash | role name -> role id (unique names) |
+//! | `roles` | hash | `{account}\0{role_id}` -> RoleRecord JSON (what the view loads) |
+//! | `revoked` | hash | `c\0{account}\0{id}` (credential) or `t\0{account}\0{token_id}` -> revocation time |
+//! | `watermarks` | hash | account -> issued-before epoch seconds (only ever raised) |
+//! | `events` | stream | field `e`: [`Event`] JSON; capped with `MAXLEN ~` |
+//! | `nodes` | hash | node id -> [`NodeStatus`] JSON (progress reports) |
+//! | `rl:{account}` | string | GCRA theoretical arrival time, ms (rate limiter) |
+//!
+//! Redis Cluster is not supported: scripts touch keys of several accounts' slots.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::{AsyncCommands, Script};
+
+use super::{KeyRecord, NodeStatus, RoleRecord, Store, StoreError, StoreResult};
+use crate::permissions::system;
+use crate::view::{Event, View};
+use std::sync::Arc;
+
+/// How Redis is reached and how big the event stream may grow.
+#[derive(Clone, Debug)]
+pub struct RedisConfig {
+    pub prefix: String,
+    /// Approximate cap of the event stream (`XADD MAXLEN ~`).
+    pub stream_max_len: u64,
+}
+
+impl Default for RedisConfig {
+    fn default() -> Self {
+        RedisConfig {
+            prefix: "authcell:".into(),
+            stream_max_len: 100_000,
+        }
+    }
+}
+
+/// Key names under the configured prefix.
+#[derive(Clone, Debug)]
+pub struct Keys {
+    prefix: String,
+}
+
+impl Keys {
+    pub fn new(prefix: &str) -> Self {
+        Keys {
+            prefix: prefix.to_owned(),
+        }
+    }
+    pub fn accounts(&self) -> String {
+        format!("{}accounts", self.prefix)
+    }
+    pub fn account_keys(&self, account: &str) -> String {
+        format!("{}acct:{account}:keys", self.prefix)
+    }
+    pub fn key(&self, account: &str, key_id: &str) -> String {
+        format!("{}key:{account}:{key_id}", self.prefix)
+    }
+    pub fn role_keys(&self, account: &str, role_id: &str) -> String {
+        format!("{}acct:{account}:rolekeys:{role_id}", self.prefix)
+    }
+    pub fn roles(&self, account: &str) -> String {
+        format!("{}acct:{account}:roles", self.prefix)
+    }
+    pub fn role_names(&self, account: &str) -> String {
+        format!("{}acct:{account}:rolenames", self.prefix)
+    }
+    pub fn all_roles(&self) -> String {
+        format!("{}roles", self.prefix)
+    }
+    pub fn revoked(&self) -> String {
+        format!("{}revoked", self.prefix)
+    }
+    pub fn watermarks(&self) -> String {
+        format!("{}watermarks", self.prefix)
+    }
+    pub fn events(&self) -> String {
+        format!("{}events", self.prefix)
+    }
+    pub fn nodes(&self) -> String {
+        format!("{}nodes", self.prefix)
+    }
+    pub fn rate(&self, account: &str) -> String {
+        format!("{}rl:{account}", self.prefix)
+    }
+}
+
+/// The field of the `revoked` hash for a revoked credential id.
+pub fn revoked_credential_field(account: &str, id: &str) -> String {
+    format!("c\u{0}{account}\u{0}{id}")
+}
+
+/// The field of the `revoked` hash for a revoked token id.
+pub fn revoked_token_id_field(account: &str, token_id: &str) -> String {
+    format!("t\u{0}{account}\u{0}{token_id}")
+}
+
+/// The field of the `roles` hash.
+pub fn role_field(account: &str, role_id: &str) -> String {
+    format!("{account}\u{0}{role_id}")
+}
+
+const INSERT_KEY: &str = r#"
+-- KEYS: key hash, account keys, role keys, account roles
+-- ARGV: key id, record, refresh hash or '', expiry score, role id or '', 'custom' or ''
+if redis.call('EXISTS', KEYS[1]) == 1 then return 'EXISTS' end
+if ARGV[6] == 'custom' and redis.call('HEXISTS', KEYS[4], ARGV[5]) == 0 then return 'NOROLE' end
+redis.call('HSET', KEYS[1], 'rec', ARGV[2])
+if ARGV[3] ~= '' then redis.call('HSET', KEYS[1], 'refresh', ARGV[3]) end
+redis.call('ZADD', KEYS[2], 0, ARGV[1])
+if ARGV[5] ~= '' then redis.call('ZADD', KEYS[3], ARGV[4], ARGV[1]) end
+return 'OK'
+"#;
+
+const REVOKE_KEY: &str = r#"
+-- KEYS: key hash, role keys, revoked, events
+-- ARGV: now, revoked field, event, max len, key id
+if redis.call('HEXISTS', KEYS[1], 'rec') == 0 then return {'NOTFOUND'} end
+redis.call('HSETNX', KEYS[1], 'revoked_at', ARGV[1])
+redis.call('ZREM', KEYS[2], ARGV[5])
+redis.call('HSET', KEYS[3], ARGV[2], ARGV[1])
+local id = redis.call('XADD', KEYS[4], 'MAXLEN', '~', ARGV[4], '*', 'e', ARGV[3])
+return {'OK', id, redis.call('HGET', KEYS[1], 'revoked_at')}
+"#;
+
+const PUBLISH: &str = r#"
+-- KEYS: revoked or watermarks hash, events
+-- ARGV: 'watermark' or 'set', field, value, event, max len
+if ARGV[1] == 'watermark' then
+  local current = tonumber(redis.call('HGET', KEYS[1], ARGV[2]) or '0')
+  if tonumber(ARGV[3]) > current then redis.call('HSET', KEYS[1], ARGV[2], ARGV[3]) end
+else
+  redis.call('HSET', KEYS[1], ARGV[2], ARGV[3])
+end
+return redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[5], '*', 'e', ARGV[4])
+"#;
+
+const PUT_ROLE: &str = r#"
+-- KEYS: account roles, role names, all roles, events
+-- ARGV: role id, expected old record or '' (create), new record, old name or '', new name,
+--       all-roles field, event, max len
+local old = redis.call('HGET', KEYS[1], ARGV[1])
+if ARGV[2] == '' then
+  if old then return 'EXISTS' end
+else
+  if not old then return 'NOTFOUND' end
+  if old ~= ARGV[2] then return 'CONFLICT' end
+end
+if ARGV[4] ~= ARGV[5] then
+  if redis.call('HEXISTS', KEYS[2], ARGV[5]) == 1 then return 'NAMETAKEN' end
+  if ARGV[4] ~= '' then redis.call('HDEL', KEYS[2], ARGV[4]) end
+  redis.call('HSET', KEYS[2], ARGV[5], ARGV[1])
+end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[3])
+redis.call('HSET', KEYS[3], ARGV[6], ARGV[3])
+redis.call('XADD', KEYS[4], 'MAXLEN', '~', ARGV[8], '*', 'e', ARGV[7])
+return 'OK'
+"#;
+
+const DELETE_ROLE: &str = r#"
+-- KEYS: account roles, role names, all roles, role keys, events
+-- ARGV: role id, expected record, name, now, all-roles field, event, max len
+local old = redis.call('HGET', KEYS[1], ARGV[1])
+if not old then return {'NOTFOUND'} end
+if old ~= ARGV[2] then return {'CONFLICT'} end
+local live = redis.call('ZCOUNT', KEYS[4], '(' .. ARGV[4], '+inf')
+if live > 0 then return {'INUSE', live} end
+redis.call('HDEL', KEYS[1], ARGV[1])
+redis.call('HDEL', KEYS[2], ARGV[3])
+redis.call('HDEL', KEYS[3], ARGV[5])
+redis.call('DEL', KEYS[4])
+redis.call('XADD', KEYS[5], 'MAXLEN', '~', ARGV[7], '*', 'e', ARGV[6])
+return {'OK'}
+"#;
+
+const ROTATE_REFRESH: &str = r#"
+-- KEYS: old key hash, new key hash, account keys, revoked, events
+-- ARGV: refresh hash, now, new id, new record, new refresh hash, revoked field, event, max len
+if redis.call('HEXISTS', KEYS[1], 'rec') == 0 then return 'NOTFOUND' end
+if redis.call('HEXISTS', KEYS[1], 'revoked_at') == 1 then return 'USED' end
+if redis.call('HGET', KEYS[1], 'refresh') ~= ARGV[1] then return 'MISMATCH' end
+if redis.call('EXISTS', KEYS[2]) == 1 then return 'EXISTS' end
+redis.call('HSET', KEYS[1], 'revoked_at', ARGV[2])
+redis.call('HSET', KEYS[2], 'rec', ARGV[4], 'refresh', ARGV[5])
+redis.call('ZADD', KEYS[3], 0, ARGV[3])
+redis.call('HSET', KEYS[4], ARGV[6], ARGV[2])
+redis.call('XADD', KEYS[5], 'MAXLEN', '~', ARGV[8], '*', 'e', ARGV[7])
+return 'OK'
+"#;
+
+/// Redis-backed [`Store`].
+pub struct RedisStore {
+    conn: ConnectionManager,
+    keys: Keys,
+    config: RedisConfig,
+    /// Our own mutations are applied to the local view as soon as Redis accepted them, so the
+    /// next call on this node sees them without waiting for the stream (re-applying them from
+    /// the stream later is harmless: events are idempotent).
+    view: Arc<View>,
+    insert_key: Script,
+    revoke_key: Script,
+    publish: Script,
+    put_role: Script,
+    delete_role: Script,
+    rotate_refresh: Script,
+}
+
+/// Opens a connection manager with bounded timeouts: a Redis outage must turn into a prompt
+/// UNAVAILABLE, not a hung call. It reconnects by itself in the background.
+pub async fn connect(url: &str) -> Result<ConnectionManager, redis::RedisError> {
+    let client = redis::Client::open(url)?;
+    let config = ConnectionManagerConfig::new()
+        .set_connection_timeout(Some(Duration::from_secs(2)))
+        .set_response_timeout(Some(Duration::from_secs(3)))
+        .set_number_of_retries(2)
+        .set_max_delay(Duration::from_millis(500));
+    ConnectionManager::new_with_config(client, config).await
+}
+
+fn unavailable(e: redis::RedisError) -> StoreError {
+    StoreError::Unavailable(e.to_string())
+}
+
+fn corrupt(what: &str, e: impl std::fmt::Display) -> StoreError {
+    StoreError::Unavailable(format!("unreadable {what} in Redis: {e}"))
+}
+
+fn to_json<T: serde::Serialize>(value: &T) -> StoreResult<String> {
+    serde_json::to_string(value).map_err(|e| corrupt("record", e))
+}
+
+/// Wall-clock milliseconds.
+pub fn wall_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
+}
+
+impl RedisStore {
+    pub fn new(conn: ConnectionManager, config: RedisConfig, view: Arc<View>) -> Self {
+        RedisStore {
+            conn,
+            keys: Keys::new(&config.prefix),
+            config,
+            view,
+            insert_key: Script::new(INSERT_KEY),
+            revoke_key: Script::new(REVOKE_KEY),
+            publish: Script::new(PUBLISH),
+            put_role: Script::new(PUT_ROLE),
+            delete_role: Script::new(DELETE_ROLE),
+            rotate_refresh: Script::new(ROTATE_REFRESH),
+        }
+    }
+
+    pub fn keys(&self) -> &Keys {
+        &self.keys
+    }
+
+    fn conn(&self) -> ConnectionManager {
+        // ConnectionManager is a cheap handle over one multiplexed connection.
+        self.conn.clone()
+    }
+
+    fn max_len(&self) -> String {
+        self.config.stream_max_len.to_string()
+    }
+
+    async fn read_key(&self, account: &str, key_id: &str) -> StoreResult<Option<KeyRecord>> {
+        let fields: Vec<Option<String>> = redis::cmd("HMGET")
+            .arg(self.keys.key(account, key_id))
+            .arg(&["rec", "revoked_at", "refresh"])
+            .query_async(&mut self.conn())
+            .await
+            .map_err(unavailable)?;
+        decode_key(&fields)
+    }
+
+    async fn read_role(&self, account: &str, role_id: &str) -> StoreResult<Option<(String, RoleRecord)>> {
+        let raw: Option<String> = self
+            .conn()
+            .hget(self.keys.roles(account), role_id)
+            .await
+            .map_err(unavailable)?;
+        raw.map(|json| {
+            serde_json::from_str::<RoleRecord>(&json)
+                .map(|r| (json, r))
+                .map_err(|e| corrupt("role", e))
+        })
+        .transpose()
+    }
+}
+
+/// Decodes the `rec`, `revoked_at`, `refresh` fields of a key hash.
+fn decode_key(fields: &[Option<String>]) -> StoreResult<Option<KeyRecord>> {
+    let Some(Some(rec)) = fields.first() else {
+        return Ok(None);
+    };
+    let mut record: KeyRecord = serde_json::from_str(rec).map_err(|e| corrupt("key", e))?;
+    record.revoked_at = fields
+        .get(1)
+        .and_then(|v| v.as_deref())
+        .and_then(|v| v.parse().ok());
+    record.refresh_hash = fields.get(2).and_then(|v| v.clone());
+    Ok(Some(record))
+}
+
+fn expiry_score(expires_at: Option<u64>) -> String {
+    expires_at.map_or_else(|| "+inf".to_owned(), |e| e.to_string())
+}
+
+#[async_trait]
+impl Store for RedisStore {
+    async fn ensure_account(&self, account: &str, _now: u64) -> StoreResult<bool> {
+        let added: i64 = self
+            .conn()
+            .sadd(self.keys.accounts(), account)
+            .await
+            .map_err(unavailable)?;
+        Ok(added == 1)
+    }
+
+    async fn count_live_keys(&self, account: &str, now: u64) -> StoreResult<usize> {
+        let mut count = 0;
+        let mut after: Option<String> = None;
+        loop {
+            let page = self.list_keys(account, after.as_deref(), 500).await?;
+            let done = page.len() < 500;
+            after = page.last().map(|k| k.key_id.clone());
+            count += page
+                .iter()
+                .filter(|k| k.revoked_at.is_none() && k.expires_at.is_none_or(|e| e > now))
+                .count();
+            if done {
+                return Ok(count);
+            }
+        }
+    }
+
+    async fn insert_key(&self, key: KeyRecord) -> StoreResult<()> {
+        let mut stored = key.clone();
+        stored.revoked_at = None;
+        stored.refresh_hash = None;
+        let role_id = key.role_id.clone().unwrap_or_default();
+        let custom = !role_id.is_empty() && system::permissions(&role_id).is_none();
+        let outcome: String = self
+            .insert_key
+            .key(self.keys.key(&key.account, &key.key_id))
+            .key(self.keys.account_keys(&key.account))
+            .key(self.keys.role_keys(&key.account, &role_id))
+            .key(self.keys.roles(&key.account))
+            .arg(&key.key_id)
+            .arg(to_json(&stored)?)
+            .arg(key.refresh_hash.clone().unwrap_or_default())
+            .arg(expiry_score(key.expires_at))
+            .arg(&role_id)
+            .arg(if custom { "custom" } else { "" })
+            .invoke_async(&mut self.conn())
+            .await
+            .map_err(unavailable)?;
+        match outcome.as_str() {
+            "OK" => Ok(()),
+            "NOROLE" => Err(StoreError::NotFound(format!(
+                "role_id: no role {role_id:?} in this account"
+            ))),
+            _ => Err(StoreError::AlreadyExists(format!(
+                "key {} already exists",
+                key.key_id
+            ))),
+        }
+    }
+
+    async fn get_key(&self, account: &str, key_id: &str) -> StoreResult<Option<KeyRecord>> {
+        self.read_key(account, key_id).await
+    }
+
+    async fn list_keys(
+        &self,
+        account: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> StoreResult<Vec<KeyRecord>> {
+        let min = after.map_or_else(|| "-".to_owned(), |a| format!("({a}"));
+        let ids: Vec<String> = redis::cmd("ZRANGEBYLEX")
+            .arg(self.keys.account_keys(account))
+            .arg(min)
+            .arg("+")
+            .arg("LIMIT")
+            .arg(0)
+            .arg(limit)
+            .query_async(&mut self.conn())
+            .await
+            .map_err(unavailable)?;
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut pipe = redis::pipe();
+        for id in &ids {
+            pipe.cmd("HMGET")
+                .arg(self.keys.key(account, id))
+                .arg(&["rec", "revoked_at", "refresh"]);
+        }
+        let rows: Vec<Vec<Option<String>>> = pipe
+            .query_async(&mut self.conn())
+            .await
+            .map_err(unavailable)?;
+        let mut out = Vec::with_capacity(rows.len());
+        for row in rows {
+            if let Some(record) = decode_key(&row)? {
+                out.push(record);
+            }
+        }
+        Ok(out)
+    }
+
+    async fn revoke_key(
+        &self,
+        account: &str,
+        key_id: &str,
+        now: u64,
+    ) -> StoreResult<(KeyRecord, Option<String>)> {
+        let record = self
+            .read_key(account, key_id)
+            .await?
+            .ok_or_else(|| StoreError::NotFound(format!("key_id: no key {key_id} in this account")))?;
+        let event = Event::CredentialRevoked {
+            account: account.to_owned(),
+            id: key_id.to_owned(),
+        };
+        let role_id = record.role_id.clone().unwrap_or_default();
+        let reply: Vec<String> = self
+            .revoke_key
+            .key(self.keys.key(account, key_id))
+            .key(self.keys.role_keys(account, &role_id))
+            .key(self.keys.revoked())
+            .key(self.keys.events())
+            .arg(now)
+            .arg(revoked_credential_field(account, key_id))
+            .arg(to_json(&event)?)
+            .arg(self.max_len())
+            .arg(key_id)
+            .invoke_async(&mut self.conn())
+            .await
+            .map_err(unavailable)?;
+        match reply.as_slice() {
+            [ok, id, revoked_at] if ok == "OK" => {
+                self.view.apply(&event);
+                let mut record = record;
+                record.revoked_at = revoked_at.parse().ok().or(Some(now));
+                Ok((record, Some(id.clone())))
+            }
+            _ => Err(StoreError::NotFound(format!(
+                "key_id: no key {key_id} in this account"
+            ))),
+        }
+    }
+
+    async fn revoke(&self, event: Event) -> StoreResult<Option<String>> {
+        let now = crate::clock::Clock::now(&crate::clock::SystemClock).to_string();
+        let (hash, mode, field, value) = match &event {
+            Event::CredentialRevoked { account, id } => (
+                self.keys.revoked(),
+                "set",
+                revoked_credential_field(account, id),
+                now,
+            ),
+            Event::TokenIdRevoked { account, token_id } => (
+                self.keys.revoked(),
+                "set",
+                revoked_token_id_field(account, token_id),
+                now,
+            ),
+            Event::IssuedBefore { account, before } => (
+                self.keys.watermarks(),
+                "watermark",
+                account.clone(),
+                before.to_string(),
+            ),
+            Event::RoleSet { .. } | Event::RoleDeleted { .. } => {
+                return Err(StoreError::FailedPrecondition(
+                    "role events are published by the role operations".into(),
+                ))
+            }
+        };
+        let id: String = self
+            .publish
+            .key(hash)
+            .key(self.keys.events())
+            .arg(mode)
+            .arg(field)
+            .arg(value)
+            .arg(to_json(&event)?)
+            .arg(self.max_len())
+            .invoke_async(&mut self.conn())
+            .await
+            .map_err(unavailable)?;
+        self.view.apply(&event);
+        Ok(Some(id))
+    }
+
+    async fn latest_event_id(&self) -> StoreResult<Option<String>> {
+        latest_event_id(&mut self.conn(), &self.keys).await
+    }
+
+    async fn nodes(&self) -> StoreResult<Vec<NodeStatus>> {
+        let raw: std::collections::HashMap<String, String> = self
+            .conn()
+            .hgetall(self.keys.nodes())
+            .await
+            .map_err(unavailable)?;
+        let mut nodes: Vec<NodeStatus> = raw
+            .values()
+            .filter_map(|json| serde_json::from_str(json).ok())
+            .collect();
+        nodes.sort_by(|a, b| (&a.cell, &a.node_id).cmp(&(&b.cell, &b.node_id)));
+        Ok(nodes)
+    }
+
+    async fn list_roles(&self, account: &str) -> StoreResult<Vec<RoleRecord>> {
+        let raw: std::collections::HashMap<String, String> = self
+            .conn()
+            .hgetall(self.keys.roles(account))
+            .await
+            .map_err(unavailable)?;
+        let mut roles = raw
+            .values()
+            .map(|json| serde_json::from_str::<RoleRecord>(json).map_err(|e| corrupt("role", e)))
+            .collect::<StoreResult<Vec<_>>>()?;
+        roles.sort_by(|a, b| a.role_id.cmp(&b.role_id));
+        Ok(roles)
+    }
+
+    async fn get_role(&self, account: &str, role_id: &str) -> StoreResult<Option<RoleRecord>> {
+        Ok(self.read_role(account, role_id).await?.map(|(_, r)| r))
+    }
+
+    async fn create_role(&self, role: RoleRecord) -> StoreResult<()> {
+        self.put_role(None, role).await
+    }
+
+    async fn update_role(&self, role: RoleRecord) -> StoreResult<()> {
+        let (old_json, old) = self
+            .read_role(&role.account, &role.role_id)
+            .await?
+            .ok_or_else(|| {
+                StoreError::NotFound(format!("role_id: no role {} in this account", role.role_id))
+            })?;
+        self.put_role(Some((old_json, old.name)), role).await
+    }
+
+    async fn rotate_refresh(
+        &self,
+        account: &str,
+        old_key_id: &str,
+        refresh_hash: &str,
+        new_key: KeyRecord,
+        now: u64,
+    ) -> StoreResult<()> {
+        let event = Event::CredentialRevoked {
+            account: account.to_owned(),
+            id: old_key_id.to_owned(),
+        };
+        let mut stored = new_key.clone();
+        stored.revoked_at = None;
+        stored.refresh_hash = None;
+        let outcome: String = self
+            .rotate_refresh
+            .key(self.keys.key(account, old_key_id))
+            .key(self.keys.key(account, &new_key.key_id))
+            .key(self.keys.account_keys(account))
+            .key(self.keys.revoked())
+            .key(self.keys.events())
+            .arg(refresh_hash)
+            .arg(now)
+            .arg(&new_key.key_id)
+            .arg(to_json(&stored)?)
+            .arg(new_key.refresh_hash.clone().unwrap_or_default())
+            .arg(revoked_credential_field(account, old_key_id))
+            .arg(to_json(&event)?)
+            .arg(self.max_len())
+            .invoke_async(&mut self.conn())
+            .await
+            .map_err(unavailable)?;
+        match outcome.as_str() {
+            "OK" => {
+                self.view.apply(&event);
+                Ok(())
+            }
+            "NOTFOUND" => Err(StoreError::NotFound(format!("no key {old_key_id} in this account"))),
+            _ => Err(StoreError::FailedPrecondition(
+                "refresh_token: not valid for this key (a refresh token works once)".into(),
+            )),
+        }
+    }
+
+    async fn delete_role(&self, account: &str, role_id: &str, now: u64) -> StoreResult<()> {
+        let (old_json, old) = self
+            .read_role(account, role_id)
+            .await?
+            .ok_or_else(|| StoreError::NotFound(format!("role_id: no role {role_id} in this account")))?;
+        let event = Event::RoleDeleted {
+            account: account.to_owned(),
+            role_id: role_id.to_owned(),
+        };
+        let reply: Vec<redis::Value> = self
+            .delete_role
+            .key(self.keys.roles(account))
+            .key(self.keys.role_names(account))
+            .key(self.keys.all_roles())
+            .key(self.keys.role_keys(account, role_id))
+            .key(self.keys.events())
+            .arg(role_id)
+            .arg(&old_json)
+            .arg(&old.name)
+            .arg(now)
+            .arg(role_field(account, role_id))
+            .arg(to_json(&event)?)
+            .arg(self.max_len())
+            .invoke_async(&mut self.conn())
+            .await
+            .map_err(unavailable)?;
+        let status: Option<String> = reply
+            .first()
+            .and_then(|v| redis::from_redis_value(v.clone()).ok());
+        match status.as_deref() {
+            Some("OK") => {
+                self.view.apply(&event);
+                Ok(())
+            }
+            Some("INUSE") => {
+                let live: i64 = reply
+                    .get(1)
+                    .and_then(|v| redis::from_redis_value(v.clone()).ok())
+                    .unwrap_or(0);
+                Err(StoreError::FailedPrecondition(format!(
+                    "role {role_id} is used by {live} live key(s): revoke them first"
+                )))
+            }
+            Some("CONFLICT") => Err(StoreError::FailedPrecondition(
+                "the role changed while it was being deleted; try again".into(),
+            )),
+            _ => Err(StoreError::NotFound(format!(
+                "role_id: no role {role_id} in this account"
+            ))),
+        }
+    }
+}
+
+impl RedisStore {
+    async fn put_role(&self, old: Option<(String, String)>, role: RoleRecord) -> StoreResult<()> {
+        let event = Event::RoleSet {
+            account: role.account.clone(),
+            role_id: role.role_id.clone(),
+            permissions: role.permissions.clone(),
+        };
+        let (old_json, old_name) = old.unwrap_or_default();
+        let outcome: String = self
+            .put_role
+            .key(self.keys.roles(&role.account))
+            .key(self.keys.role_names(&role.account))
+            .key(self.keys.all_roles())
+            .key(self.keys.events())
+            .arg(&role.role_id)
+            .arg(&old_json)
+            .arg(to_json(&role)?)
+            .arg(&old_name)
+            .arg(&role.name)
+            .arg(role_field(&role.account, &role.role_id))
+            .arg(to_json(&event)?)
+            .arg(self.max_len())
+            .invoke_async(&mut self.conn())
+            .await
+            .map_err(unavailable)?;
+        match outcome.as_str() {
+            "OK" => {
+                self.view.apply(&event);
+                Ok(())
+            }
+            "NAMETAKEN" => Err(StoreError::AlreadyExists(format!(
+                "name: this account already has a role named {:?}",
+                role.name
+            ))),
+            "NOTFOUND" => Err(StoreError::NotFound(format!(
+                "role_id: no role {} in this account",
+                role.role_id
+            ))),
+            "CONFLICT" => Err(StoreError::FailedPrecondition(
+                "the role changed concurrently; read it again and retry".into(),
+            )),
+            _ => Err(StoreError::AlreadyExists(format!(
+                "role {} already exists",
+                role.role_id
+            ))),
+        }
+    }
+}
+
+/// The newest id of the event stream, if it has entries.
+pub async fn latest_event_id(
+    conn: &mut ConnectionManager,
+    keys: &Keys,
+) -> StoreResult<Option<String>> {
+    let entries: Vec<(String, Vec<(String, String)>)> = redis::cmd("XREVRANGE")
+        .arg(keys.events())
+        .arg("+")
+        .arg("-")
+        .arg("COUNT")
+        .arg(1)
+        .query_async(conn)
+        .await
+        .map_err(unavailable)?;
+    Ok(entries.into_iter().next().map(|(id, _)| id))
+}
+
+/// Compares stream ids (`ms-seq`) numerically.
+pub fn stream_id_cmp(a: &str, b: &str) -> std::cmp::Ordering {
+    fn parts(id: &str) -> (u64, u64) {
+        let mut it = id.splitn(2, '-');
+        let ms = it.next().and_then(|v| v.parse().ok()).unwrap_or(0);
+        let seq = it.next().and_then(|v| v.parse().ok()).unwrap_or(0);
+        (ms, seq)
+    }
+    parts(a).cmp(&parts(b))
+}
+
+/// The milliseconds part of a stream id.
+pub fn stream_id_ms(id: &str) -> u64 {
+    id.split('-').next().and_then(|v| v.parse().ok()).unwrap_or(0)
+}
