@@ -629,7 +629,9 @@ impl Authority {
                 None,
             ));
         }
-        let latest_ms = latest.as_deref().map_or(0, crate::store::redis::stream_id_ms);
+        let latest_ms = latest
+            .as_deref()
+            .map_or(0, crate::store::redis::stream_id_ms);
         let nodes = nodes
             .into_iter()
             .map(|n| CellNode {

@@ -105,7 +105,11 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
     println!("AUTHCELL_API_KEY={owner_key}");
     println!(
         "# embedded mode: state is in memory{}; it is all lost when authcell stops",
-        if ephemeral_key { " and the signing key is ephemeral" } else { "" }
+        if ephemeral_key {
+            " and the signing key is ephemeral"
+        } else {
+            ""
+        }
     );
     tracing::warn!(
         account = %args.dev_account,

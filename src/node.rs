@@ -5,14 +5,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::authority::{Authority, Settings};
-use crate::store::redis::{self as redis_store, Keys, RedisConfig, RedisStore};
-use crate::sync::{self, NodeIdentity, SyncHandle};
-use crate::verifier::StalePolicy;
 use crate::clock::Clock;
 use crate::config::CommonArgs;
 use crate::keyring::{KeyError, KeyRing};
 use crate::ratelimit;
 use crate::store::memory::MemoryStore;
+use crate::store::redis::{self as redis_store, Keys, RedisConfig, RedisStore};
+use crate::sync::{self, NodeIdentity, SyncHandle};
+use crate::verifier::StalePolicy;
 use crate::verifier::Verifier;
 use crate::view::View;
 
@@ -88,7 +88,10 @@ pub async fn redis_store(settings: &RedisSettings) -> Result<(RedisStore, Arc<Vi
         .await
         .map_err(|e| format!("--redis-url: cannot connect to Redis: {e}"))?;
     let view = Arc::new(View::tracked());
-    Ok((RedisStore::new(primary, redis_config(settings), view.clone()), view))
+    Ok((
+        RedisStore::new(primary, redis_config(settings), view.clone()),
+        view,
+    ))
 }
 
 /// Builds a node backed by Redis and starts its sync task. Fails with one clear message if

@@ -134,7 +134,9 @@ async fn watch_health(authority: Arc<Authority>, reporter: tonic_health::server:
                 reporter.set_service_status(service, status).await;
             }
             if !serving {
-                tracing::warn!("not serving checks: the revocation view is not loaded or too stale");
+                tracing::warn!(
+                    "not serving checks: the revocation view is not loaded or too stale"
+                );
             }
             last = Some(serving);
         }

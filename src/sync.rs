@@ -4,8 +4,14 @@
 //! custom roles) from its cell's replica, remembering the newest event id it saw *before* the
 //! load; then it tails the event stream from that id with blocking reads. Events are idempotent,
 //! so re-applying ones the load already reflected is harmless. After a disconnect it resumes
-//! from the last applied id; if the stream was trimmed past that id (Redis reports the highest
-//! deleted id, `max-deleted-entry-id`), it reloads in full, so no revocation is ever skipped.
+//! from the last applied id; if the stream was trimmed past that id, it reloads in full, so no
+//! revocation is ever skipped.
+//!
+//! Trimming is detected by counting, not by ids: `XINFO STREAM` reports how many entries were
+//! ever added and how many remain, so `added - length` entries were trimmed (authcell never
+//! uses XDEL; and Redis 7.0 does not update `max-deleted-entry-id` when trimming). The node
+//! knows how many entries it has seen (those up to its position); if more were trimmed than it
+//! has seen, some entry it never read is gone.
 //!
 //! The node reports its position to the primary after every batch and on a heartbeat, so an
 //! operator can see each cell's lag and a revocation can wait until every live cell applied it.
@@ -17,7 +23,7 @@ use redis::aio::ConnectionManager;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use crate::store::redis::{latest_event_id, stream_id_cmp, wall_ms, Keys};
+use crate::store::redis::{wall_ms, Keys};
 use crate::store::{NodeStatus, RoleRecord, StoreError, StoreResult};
 use crate::view::{Event, View};
 
@@ -85,7 +91,13 @@ pub fn spawn(
         position.clone(),
         stopped.clone(),
     ));
-    let beat = tokio::spawn(heartbeat(primary, keys, identity, position.clone(), stopped));
+    let beat = tokio::spawn(heartbeat(
+        primary,
+        keys,
+        identity,
+        position.clone(),
+        stopped,
+    ));
     SyncHandle {
         stop,
         tasks: vec![tail, beat],
@@ -94,9 +106,12 @@ pub fn spawn(
 }
 
 /// Loads the whole revocation state as events, with the stream id it is current as of.
-pub async fn load(conn: &mut ConnectionManager, keys: &Keys) -> StoreResult<(Vec<Event>, String)> {
-    // The id is read first: anything newer is replayed from the stream afterwards.
-    let position = latest_event_id(conn, keys).await?.unwrap_or_else(|| "0-0".into());
+pub async fn load(
+    conn: &mut ConnectionManager,
+    keys: &Keys,
+) -> StoreResult<(Vec<Event>, StreamInfo)> {
+    // The position is read first: anything newer is replayed from the stream afterwards.
+    let info = stream_info(conn, keys).await?;
     let mut events = Vec::new();
     for (field, _) in hscan(conn, &keys.revoked()).await? {
         let mut parts = field.splitn(3, '\u{0}');
@@ -127,7 +142,7 @@ pub async fn load(conn: &mut ConnectionManager, keys: &Keys) -> StoreResult<(Vec
             Err(e) => tracing::warn!(error = %e, "ignoring an unreadable role"),
         }
     }
-    Ok((events, position))
+    Ok((events, info))
 }
 
 async fn hscan(conn: &mut ConnectionManager, key: &str) -> StoreResult<Vec<(String, String)>> {
@@ -185,8 +200,25 @@ async fn read_after(
     Ok(entries)
 }
 
-/// The highest id ever deleted from the stream (trimmed), if any.
-async fn max_deleted(conn: &mut ConnectionManager, keys: &Keys) -> StoreResult<Option<String>> {
+/// What `XINFO STREAM` says about the event stream, from one consistent reply.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct StreamInfo {
+    /// The newest id ever generated ("0-0" for a stream that never had an entry).
+    pub last_id: String,
+    /// Entries ever added.
+    pub entries_added: u64,
+    /// Entries still in the stream.
+    pub length: u64,
+}
+
+impl StreamInfo {
+    /// Entries removed by trimming.
+    pub fn trimmed(&self) -> u64 {
+        self.entries_added.saturating_sub(self.length)
+    }
+}
+
+pub async fn stream_info(conn: &mut ConnectionManager, keys: &Keys) -> StoreResult<StreamInfo> {
     let reply: redis::RedisResult<Vec<redis::Value>> = redis::cmd("XINFO")
         .arg("STREAM")
         .arg(keys.events())
@@ -194,18 +226,31 @@ async fn max_deleted(conn: &mut ConnectionManager, keys: &Keys) -> StoreResult<O
         .await;
     let fields = match reply {
         Ok(fields) => fields,
-        // No stream yet: nothing can have been trimmed.
-        Err(e) if e.to_string().contains("no such key") => return Ok(None),
+        // No stream yet.
+        Err(e) if e.to_string().contains("no such key") => {
+            return Ok(StreamInfo {
+                last_id: "0-0".into(),
+                ..StreamInfo::default()
+            })
+        }
         Err(e) => return Err(unavailable(e)),
+    };
+    let mut info = StreamInfo {
+        last_id: "0-0".into(),
+        ..StreamInfo::default()
     };
     let mut it = fields.into_iter();
     while let (Some(k), Some(v)) = (it.next(), it.next()) {
-        let key: Option<String> = redis::from_redis_value(k).ok();
-        if key.as_deref() == Some("max-deleted-entry-id") {
-            return Ok(redis::from_redis_value::<String>(v).ok());
+        match redis::from_redis_value::<String>(k).ok().as_deref() {
+            Some("length") => info.length = redis::from_redis_value(v).unwrap_or(0),
+            Some("entries-added") => info.entries_added = redis::from_redis_value(v).unwrap_or(0),
+            Some("last-generated-id") => {
+                info.last_id = redis::from_redis_value(v).unwrap_or_else(|_| "0-0".into())
+            }
+            _ => {}
         }
     }
-    Ok(None)
+    Ok(info)
 }
 
 async fn report(
@@ -220,7 +265,8 @@ async fn report(
         position: position.to_owned(),
         seen_at_ms: wall_ms(),
     };
-    let json = serde_json::to_string(&status).map_err(|e| StoreError::Unavailable(e.to_string()))?;
+    let json =
+        serde_json::to_string(&status).map_err(|e| StoreError::Unavailable(e.to_string()))?;
     redis::cmd("HSET")
         .arg(keys.nodes())
         .arg(&identity.node_id)
@@ -240,15 +286,18 @@ async fn tail(
     mut stopped: watch::Receiver<bool>,
 ) {
     let mut need_load = true;
+    // Entries of the stream up to our position: those the load reflected, plus those applied.
+    let mut seen: u64 = 0;
     while !*stopped.borrow() {
         if need_load {
             match load(&mut read, &keys).await {
-                Ok((events, at)) => {
+                Ok((events, info)) => {
                     let count = events.len();
                     view.replace(events);
-                    *lock(&position) = at.clone();
+                    *lock(&position) = info.last_id.clone();
+                    seen = info.entries_added;
                     need_load = false;
-                    tracing::info!(entries = count, position = %at, "revocation view loaded");
+                    tracing::info!(entries = count, position = %info.last_id, "revocation view loaded");
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, "cannot load the revocation view; retrying");
@@ -270,10 +319,20 @@ async fn tail(
                 continue;
             }
         };
-        // Trimmed past our position? Then entries we never saw may be gone: reload in full.
-        match max_deleted(&mut read, &keys).await {
-            Ok(Some(deleted)) if stream_id_cmp(&deleted, &from).is_gt() && from != "0-0" => {
-                tracing::warn!(position = %from, max_deleted = %deleted, "event stream trimmed past this node's position; reloading the revocation view");
+        let applied = !entries.is_empty();
+        for (id, event) in entries {
+            match event {
+                Some(event) => view.apply(&event),
+                None => tracing::warn!(id = %id, "ignoring an unreadable event"),
+            }
+            *lock(&position) = id;
+            seen += 1;
+        }
+        // Trimmed past our position? Then entries we never read are gone: reload in full. A
+        // stream with fewer entries ever added than we saw was recreated: reload too.
+        match stream_info(&mut read, &keys).await {
+            Ok(info) if info.trimmed() > seen || info.entries_added < seen => {
+                tracing::warn!(position = %from, seen, trimmed = info.trimmed(), "event stream trimmed past this node's position; reloading the revocation view");
                 need_load = true;
                 continue;
             }
@@ -282,14 +341,6 @@ async fn tail(
                 tracing::warn!(error = %e, "cannot check the event stream for trimming");
                 continue;
             }
-        }
-        let applied = !entries.is_empty();
-        for (id, event) in entries {
-            match event {
-                Some(event) => view.apply(&event),
-                None => tracing::warn!(id = %id, "ignoring an unreadable event"),
-            }
-            *lock(&position) = id;
         }
         view.mark_synced();
         if applied {

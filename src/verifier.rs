@@ -156,6 +156,13 @@ impl Verifier {
         token: &str,
         check_expiry: bool,
     ) -> Result<Principal, CredentialError> {
+        // An empty, never-loaded view would let revoked credentials through.
+        if !self.view.is_loaded() {
+            return Err(CredentialError::StateNotLoaded);
+        }
+        if self.stale_policy == StalePolicy::Deny && self.is_stale() {
+            return Err(CredentialError::StateStale);
+        }
         let credential = credential::decode(&self.keyring, token)?;
         let now = self.clock.now();
         if check_expiry

@@ -129,7 +129,9 @@ impl ga::global_admin_server::GlobalAdmin for GlobalAdminService {
         let mut response = Response::new(ga::RevokeGlobalApiKeyResponse {});
         // The upstream response has no field for it: the id travels in metadata.
         if let Some(value) = revocation_id.and_then(|id| id.parse().ok()) {
-            response.metadata_mut().insert("authcell-revocation-id", value);
+            response
+                .metadata_mut()
+                .insert("authcell-revocation-id", value);
         }
         Ok(response)
     }

@@ -296,7 +296,11 @@ impl RedisStore {
         decode_key(&fields)
     }
 
-    async fn read_role(&self, account: &str, role_id: &str) -> StoreResult<Option<(String, RoleRecord)>> {
+    async fn read_role(
+        &self,
+        account: &str,
+        role_id: &str,
+    ) -> StoreResult<Option<(String, RoleRecord)>> {
         let raw: Option<String> = self
             .conn()
             .hget(self.keys.roles(account), role_id)
@@ -416,9 +420,11 @@ impl Store for RedisStore {
         }
         let mut pipe = redis::pipe();
         for id in &ids {
-            pipe.cmd("HMGET")
-                .arg(self.keys.key(account, id))
-                .arg(&["rec", "revoked_at", "refresh"]);
+            pipe.cmd("HMGET").arg(self.keys.key(account, id)).arg(&[
+                "rec",
+                "revoked_at",
+                "refresh",
+            ]);
         }
         let rows: Vec<Vec<Option<String>>> = pipe
             .query_async(&mut self.conn())
@@ -439,10 +445,9 @@ impl Store for RedisStore {
         key_id: &str,
         now: u64,
     ) -> StoreResult<(KeyRecord, Option<String>)> {
-        let record = self
-            .read_key(account, key_id)
-            .await?
-            .ok_or_else(|| StoreError::NotFound(format!("key_id: no key {key_id} in this account")))?;
+        let record = self.read_key(account, key_id).await?.ok_or_else(|| {
+            StoreError::NotFound(format!("key_id: no key {key_id} in this account"))
+        })?;
         let event = Event::CredentialRevoked {
             account: account.to_owned(),
             id: key_id.to_owned(),
@@ -606,7 +611,9 @@ impl Store for RedisStore {
                 self.view.apply(&event);
                 Ok(())
             }
-            "NOTFOUND" => Err(StoreError::NotFound(format!("no key {old_key_id} in this account"))),
+            "NOTFOUND" => Err(StoreError::NotFound(format!(
+                "no key {old_key_id} in this account"
+            ))),
             _ => Err(StoreError::FailedPrecondition(
                 "refresh_token: not valid for this key (a refresh token works once)".into(),
             )),
@@ -614,10 +621,9 @@ impl Store for RedisStore {
     }
 
     async fn delete_role(&self, account: &str, role_id: &str, now: u64) -> StoreResult<()> {
-        let (old_json, old) = self
-            .read_role(account, role_id)
-            .await?
-            .ok_or_else(|| StoreError::NotFound(format!("role_id: no role {role_id} in this account")))?;
+        let (old_json, old) = self.read_role(account, role_id).await?.ok_or_else(|| {
+            StoreError::NotFound(format!("role_id: no role {role_id} in this account"))
+        })?;
         let event = Event::RoleDeleted {
             account: account.to_owned(),
             role_id: role_id.to_owned(),
@@ -745,5 +751,8 @@ pub fn stream_id_cmp(a: &str, b: &str) -> std::cmp::Ordering {
 
 /// The milliseconds part of a stream id.
 pub fn stream_id_ms(id: &str) -> u64 {
-    id.split('-').next().and_then(|v| v.parse().ok()).unwrap_or(0)
+    id.split('-')
+        .next()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
 }

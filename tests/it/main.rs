@@ -1,7 +1,9 @@
 //! Integration tests: gRPC over loopback to a real authcell server on a free port.
 
 mod binary;
+mod cells;
 mod common;
 mod foundation;
+mod redis_env;
 mod sdk;
 mod vending;
