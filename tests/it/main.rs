@@ -4,6 +4,8 @@ mod binary;
 mod cells;
 mod common;
 mod foundation;
+mod listing;
 mod redis_env;
 mod sdk;
+mod store_contract;
 mod vending;
