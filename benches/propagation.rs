@@ -10,7 +10,6 @@
 //! Goal (issue 4): p99 propagation <= 2 x p99 floor + 5 ms.
 
 #[path = "../tests/it/redis_env.rs"]
-#[allow(dead_code)]
 mod redis_env;
 
 use std::sync::Arc;
@@ -36,7 +35,12 @@ fn with_key<T>(message: T, key: &str) -> Request<T> {
     request
 }
 
-async fn start_node(pem: &str, cell: &str, primary: &str, replica: &str) -> (Channel, Arc<authcell::authority::Authority>) {
+async fn start_node(
+    pem: &str,
+    cell: &str,
+    primary: &str,
+    replica: &str,
+) -> (Channel, Arc<authcell::authority::Authority>) {
     let ring = KeyRing::from_pem("bench", pem).expect("signing key");
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("addr");
@@ -96,7 +100,10 @@ async fn main() {
     let primary = topology.primary.url();
     let (a, authority_a) = start_node(&pem, "a", &primary, &topology.replica_a.url()).await;
     let (b, _) = start_node(&pem, "b", &primary, &topology.replica_b.url()).await;
-    let (owner, _) = authority_a.bootstrap("bench", false).await.expect("bootstrap");
+    let (owner, _) = authority_a
+        .bootstrap("bench", false)
+        .await
+        .expect("bootstrap");
 
     let mut admin_a = ga::global_admin_client::GlobalAdminClient::new(a.clone());
     let mut verifier_b = pb::verifier_client::VerifierClient::new(b.clone());
@@ -122,8 +129,14 @@ async fn main() {
     // Floor: Redis replication lag primary -> replica b, polled the same way.
     let client_p = redis::Client::open(primary.as_str()).expect("client");
     let client_b = redis::Client::open(topology.replica_b.url().as_str()).expect("client");
-    let mut conn_p = client_p.get_multiplexed_async_connection().await.expect("primary");
-    let mut conn_b = client_b.get_multiplexed_async_connection().await.expect("replica b");
+    let mut conn_p = client_p
+        .get_multiplexed_async_connection()
+        .await
+        .expect("primary");
+    let mut conn_b = client_b
+        .get_multiplexed_async_connection()
+        .await
+        .expect("replica b");
     let mut floor = Vec::with_capacity(n);
     for i in 0..n {
         let value = i.to_string();
@@ -171,12 +184,25 @@ async fn main() {
     floor.sort();
     propagation.sort();
     let (f50, f99) = (percentile(&floor, 0.5), percentile(&floor, 0.99));
-    let (p50, p99) = (percentile(&propagation, 0.5), percentile(&propagation, 0.99));
+    let (p50, p99) = (
+        percentile(&propagation, 0.5),
+        percentile(&propagation, 0.99),
+    );
     let goal = f99 * 2 + Duration::from_millis(5);
     println!("revocation propagation, cell a -> cell b ({n} revocations)");
     println!("{:<44} {:>10} {:>10}", "", "p50 ms", "p99 ms");
-    println!("{:<44} {:>10.3} {:>10.3}", "floor: Redis replication primary -> replica b", ms(f50), ms(f99));
-    println!("{:<44} {:>10.3} {:>10.3}", "revoke on a -> Authorize on b says revoked", ms(p50), ms(p99));
+    println!(
+        "{:<44} {:>10.3} {:>10.3}",
+        "floor: Redis replication primary -> replica b",
+        ms(f50),
+        ms(f99)
+    );
+    println!(
+        "{:<44} {:>10.3} {:>10.3}",
+        "revoke on a -> Authorize on b says revoked",
+        ms(p50),
+        ms(p99)
+    );
     println!(
         "ratio p99/floor p99: {:.2}; goal p99 <= 2 x floor p99 + 5 ms = {:.3} ms: {}",
         ms(p99) / ms(f99).max(f64::EPSILON),

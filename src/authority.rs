@@ -10,7 +10,6 @@ use std::sync::Arc;
 use crate::clock::Clock;
 use crate::convert::Invalid;
 use crate::credential::{self, Claims, CredentialError};
-use crate::keyring::KeyRing;
 use crate::permissions::{self, system, Action, Denial, PermissionSet, Resource};
 use crate::ratelimit::RateLimiter;
 use crate::store::{KeyRecord, RoleRecord, Store, StoreError};
@@ -152,24 +151,19 @@ pub struct Settings {
 /// The authority's configuration and collaborators.
 pub struct Authority {
     store: Arc<dyn Store>,
+    /// Also the source of the signing key: the verifier's key ring is swapped on rotation, and
+    /// signing follows it.
     verifier: Verifier,
-    keyring: Arc<KeyRing>,
     clock: Arc<dyn Clock>,
     settings: Settings,
 }
 
 impl Authority {
-    pub fn new(
-        store: Arc<dyn Store>,
-        verifier: Verifier,
-        keyring: Arc<KeyRing>,
-        settings: Settings,
-    ) -> Self {
+    pub fn new(store: Arc<dyn Store>, verifier: Verifier, settings: Settings) -> Self {
         let clock = verifier.clock().clone();
         Authority {
             store,
             verifier,
-            keyring,
             clock,
             settings,
         }
@@ -257,7 +251,7 @@ impl Authority {
     }
 
     fn sign(&self, claims: &Claims) -> Result<String> {
-        credential::sign(&self.keyring, claims)
+        credential::sign(&self.verifier.keys().load(), claims)
             .map_err(|e| Error::Internal(format!("signing failed: {e}")))
     }
 

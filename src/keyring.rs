@@ -44,6 +44,14 @@ pub struct KeyRing {
     signer: EncodingKey,
     verifiers: HashMap<String, VerificationKey>,
     ephemeral: bool,
+    /// Distinguishes successive rings of one process: a credential verified under an older
+    /// generation is verified again, so a retired key stops working at once.
+    generation: u64,
+}
+
+fn next_generation() -> u64 {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+    NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
 }
 
 impl fmt::Debug for KeyRing {
@@ -87,6 +95,7 @@ impl KeyRing {
             signer,
             verifiers,
             ephemeral,
+            generation: next_generation(),
         })
     }
 
@@ -126,7 +135,12 @@ impl KeyRing {
         let key = verification_key(public);
         let kid = key.kid.clone();
         self.verifiers.insert(kid.clone(), key);
+        self.generation = next_generation();
         Ok(kid)
+    }
+
+    pub fn generation(&self) -> u64 {
+        self.generation
     }
 
     pub fn is_ephemeral(&self) -> bool {

@@ -147,12 +147,10 @@ async fn bootstrap(args: &BootstrapArgs) -> Result<(), String> {
         return Err("--signing-key-file is required: a key signed by an ephemeral key could never be verified".into());
     }
     let (store, view) = node::redis_store(&settings).await?;
-    let ring = Arc::new(ring);
-    let verifier = Verifier::new(ring.clone(), view, Arc::new(SystemClock));
+    let verifier = Verifier::new(ring, view, Arc::new(SystemClock));
     let authority = Authority::new(
         Arc::new(store),
         verifier,
-        ring,
         Settings {
             cell: args.common.cell.clone(),
             endpoint: String::new(),

@@ -40,14 +40,12 @@ pub struct NodeOptions {
 
 /// An authority over an in-memory store (the embedded default, and most tests).
 pub fn embedded(keyring: KeyRing, clock: Arc<dyn Clock>, options: &NodeOptions) -> Arc<Authority> {
-    let keyring = Arc::new(keyring);
     let view = Arc::new(View::new());
     let store = Arc::new(MemoryStore::new(view.clone()));
-    let verifier = Verifier::new(keyring.clone(), view, clock);
+    let verifier = Verifier::new(keyring, view, clock);
     Arc::new(Authority::new(
         store,
         verifier,
-        keyring,
         Settings {
             cell: options.cell.clone(),
             endpoint: options.endpoint.clone(),
@@ -110,7 +108,6 @@ pub async fn with_redis(
     let read = redis_store::connect(read_url)
         .await
         .map_err(|e| format!("--redis-read-url: cannot connect to Redis: {e}"))?;
-    let keyring = Arc::new(keyring);
     let view = Arc::new(View::tracked());
     let keys = Keys::new(&settings.prefix);
     let store = Arc::new(RedisStore::new(
@@ -130,7 +127,7 @@ pub async fn with_redis(
         )),
         _ => Box::new(ratelimit::Unlimited),
     };
-    let verifier = Verifier::new(keyring.clone(), view.clone(), clock)
+    let verifier = Verifier::new(keyring, view.clone(), clock)
         .with_staleness(settings.max_staleness, settings.stale_policy);
     let identity = NodeIdentity {
         node_id: format!("{}/{}", options.cell, uuid::Uuid::new_v4()),
@@ -140,7 +137,6 @@ pub async fn with_redis(
     let authority = Arc::new(Authority::new(
         store,
         verifier,
-        keyring,
         Settings {
             cell: options.cell.clone(),
             endpoint: options.endpoint.clone(),

@@ -381,12 +381,12 @@ impl Authority {
         self.rate_limit(&c.account).await?;
         // The successor keeps the old key's parent chain, so revoking the parent still kills it.
         let parent = Principal {
-            credential: credential::Credential {
+            credential: std::sync::Arc::new(credential::Credential {
                 id: c.ancestors.first().cloned().unwrap_or_else(|| c.id.clone()),
                 ancestors: c.ancestors.iter().skip(1).cloned().collect(),
                 expires_at: None,
-                ..c.clone()
-            },
+                ..(**c).clone()
+            }),
             permissions: old.permissions.clone(),
         };
         let set = (*old.permissions).clone();

@@ -1,13 +1,27 @@
 //! The verifier: credential -> verify -> evaluate -> decide.
 //!
-//! [`Verifier::check`] is the one entry point data-plane checks go through (the Authorize RPC is
-//! a thin wrapper over it). [`Verifier::authenticate`] is the first half, also used to
-//! authenticate callers of the management APIs. Every call consults the live [`View`], so a
-//! revocation or role change takes effect on the very next check.
+//! [`Verifier::check`] is the one entry point data-plane checks go through; the Authorize RPC is
+//! a thin wrapper over it, and a cache node can link it in directly (see `examples/`).
+//! [`Verifier::authenticate`] is its first half, also used for callers of the management APIs.
+//!
+//! # The hot path
+//!
+//! Signature and claim validation is cached per token string in a bounded concurrent cache
+//! (entries are dropped at the token's expiry, and re-verified when the key ring changed, so a
+//! retired key stops working at once). What can change after issue (revocations, watermarks,
+//! role permissions) is never cached blindly: each cached entry remembers the live view's
+//! generation its verdict was computed at, and the verdict is reused only while the view is
+//! still at that generation. Any revocation or role change bumps the generation, so the very
+//! next check looks again. A cache hit therefore costs one cache lookup, two atomic loads and
+//! the permission evaluation: no JSON, no signature, no lock but the cache shard's read lock,
+//! no Redis, and no log line.
 
 use std::net::IpAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
+
+use arc_swap::ArcSwap;
 
 use crate::clock::Clock;
 use crate::credential::{self, Authority, Credential, CredentialError};
@@ -17,11 +31,13 @@ use crate::view::View;
 
 /// Clock skew tolerated on `exp` and `iat`, in seconds.
 pub const LEEWAY_SECS: u64 = 5;
+/// Default number of verified credentials kept.
+pub const DEFAULT_CACHE_CAPACITY: usize = 100_000;
 
 /// An authenticated credential and the permissions it has right now.
 #[derive(Clone, Debug)]
 pub struct Principal {
-    pub credential: Credential,
+    pub credential: Arc<Credential>,
     pub permissions: Arc<PermissionSet>,
 }
 
@@ -38,8 +54,9 @@ pub enum StalePolicy {
 /// Why a check said no.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Reason {
-    /// The node cannot judge: its revocation state is not loaded, or too old under `deny`.
+    /// The node cannot judge: its revocation state is not loaded.
     Unavailable,
+    /// The node's revocation state is too old under the deny policy.
     Stale,
     Unauthenticated,
     Expired,
@@ -48,6 +65,38 @@ pub enum Reason {
     IpNotAllowed,
     RoleNotFound,
     NotYetValid,
+}
+
+impl Reason {
+    const ALL: [Reason; 9] = [
+        Reason::Unavailable,
+        Reason::Stale,
+        Reason::Unauthenticated,
+        Reason::Expired,
+        Reason::Revoked,
+        Reason::Permission,
+        Reason::IpNotAllowed,
+        Reason::RoleNotFound,
+        Reason::NotYetValid,
+    ];
+
+    fn index(self) -> usize {
+        self as usize
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Reason::Unavailable => "unavailable",
+            Reason::Stale => "stale",
+            Reason::Unauthenticated => "unauthenticated",
+            Reason::Expired => "expired",
+            Reason::Revoked => "revoked",
+            Reason::Permission => "permission",
+            Reason::IpNotAllowed => "ip_not_allowed",
+            Reason::RoleNotFound => "role_not_found",
+            Reason::NotYetValid => "not_yet_valid",
+        }
+    }
 }
 
 impl From<CredentialError> for Reason {
@@ -67,7 +116,7 @@ impl From<CredentialError> for Reason {
 /// The outcome of a check.
 #[derive(Clone, Debug)]
 pub struct Decision {
-    /// `Ok` with the principal if allowed.
+    /// `Ok` if allowed; else the reason and a message for humans (never the credential).
     pub outcome: Result<(), (Reason, String)>,
     /// The credential, when it could be authenticated (also on a permission denial).
     pub principal: Option<Principal>,
@@ -79,14 +128,79 @@ impl Decision {
     }
 }
 
+/// Counters of the hot path, kept with relaxed atomic adds.
+#[derive(Debug, Default)]
+pub struct Stats {
+    allowed: AtomicU64,
+    denied: [AtomicU64; Reason::ALL.len()],
+    cache_hits: AtomicU64,
+    cache_misses: AtomicU64,
+}
+
+/// A copy of the counters.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct StatsSnapshot {
+    pub allowed: u64,
+    pub denied: Vec<(&'static str, u64)>,
+    pub cache_hits: u64,
+    pub cache_misses: u64,
+}
+
+impl Stats {
+    pub fn snapshot(&self) -> StatsSnapshot {
+        StatsSnapshot {
+            allowed: self.allowed.load(Ordering::Relaxed),
+            denied: Reason::ALL
+                .iter()
+                .map(|r| (r.name(), self.denied[r.index()].load(Ordering::Relaxed)))
+                .collect(),
+            cache_hits: self.cache_hits.load(Ordering::Relaxed),
+            cache_misses: self.cache_misses.load(Ordering::Relaxed),
+        }
+    }
+}
+
+/// The key ring a verifier uses, swappable at run time (rotation without restart).
+#[derive(Debug)]
+pub struct KeyRingHandle(ArcSwap<KeyRing>);
+
+impl KeyRingHandle {
+    pub fn new(ring: KeyRing) -> Self {
+        KeyRingHandle(ArcSwap::from_pointee(ring))
+    }
+    pub fn load(&self) -> Arc<KeyRing> {
+        self.0.load_full()
+    }
+    /// Replaces the ring; credentials verified under the old one are verified again.
+    pub fn store(&self, ring: KeyRing) {
+        self.0.store(Arc::new(ring));
+    }
+    fn generation(&self) -> u64 {
+        self.0.load().generation()
+    }
+}
+
+/// A verdict about a cached credential, valid while the view stays at `generation`.
+struct Resolved {
+    generation: u64,
+    outcome: Result<Arc<PermissionSet>, CredentialError>,
+}
+
+struct Entry {
+    credential: Arc<Credential>,
+    resolved: ArcSwap<Resolved>,
+}
+
 /// Verifies credentials against a key ring and the live view.
 #[derive(Clone)]
 pub struct Verifier {
-    keyring: Arc<KeyRing>,
+    keys: Arc<KeyRingHandle>,
     view: Arc<View>,
     clock: Arc<dyn Clock>,
+    cache: Arc<quick_cache::sync::Cache<Box<str>, Arc<Entry>>>,
     max_staleness: Duration,
     stale_policy: StalePolicy,
+    stats: Arc<Stats>,
 }
 
 fn system_role(role_id: &str) -> Option<Arc<PermissionSet>> {
@@ -104,14 +218,27 @@ fn system_role(role_id: &str) -> Option<Arc<PermissionSet>> {
 }
 
 impl Verifier {
-    pub fn new(keyring: Arc<KeyRing>, view: Arc<View>, clock: Arc<dyn Clock>) -> Self {
+    pub fn new(keyring: KeyRing, view: Arc<View>, clock: Arc<dyn Clock>) -> Self {
+        Self::with_keys(Arc::new(KeyRingHandle::new(keyring)), view, clock)
+    }
+
+    /// A verifier over a swappable key ring.
+    pub fn with_keys(keys: Arc<KeyRingHandle>, view: Arc<View>, clock: Arc<dyn Clock>) -> Self {
         Verifier {
-            keyring,
+            keys,
             view,
             clock,
+            cache: Arc::new(quick_cache::sync::Cache::new(DEFAULT_CACHE_CAPACITY)),
             max_staleness: Duration::from_secs(30),
             stale_policy: StalePolicy::Serve,
+            stats: Arc::new(Stats::default()),
         }
+    }
+
+    /// Sets how many verified credentials are kept (at least 1).
+    pub fn with_cache_capacity(mut self, capacity: usize) -> Self {
+        self.cache = Arc::new(quick_cache::sync::Cache::new(capacity.max(1)));
+        self
     }
 
     /// Sets what happens when the view is older than `max_staleness`.
@@ -119,6 +246,22 @@ impl Verifier {
         self.max_staleness = max_staleness;
         self.stale_policy = policy;
         self
+    }
+
+    pub fn clock(&self) -> &Arc<dyn Clock> {
+        &self.clock
+    }
+
+    pub fn view(&self) -> &Arc<View> {
+        &self.view
+    }
+
+    pub fn keys(&self) -> &Arc<KeyRingHandle> {
+        &self.keys
+    }
+
+    pub fn stats(&self) -> &Stats {
+        &self.stats
     }
 
     /// Whether the view is older than the bound.
@@ -129,14 +272,6 @@ impl Verifier {
     /// Whether this node can judge credentials now (health: SERVING).
     pub fn is_serving(&self) -> bool {
         self.view.is_loaded() && !(self.stale_policy == StalePolicy::Deny && self.is_stale())
-    }
-
-    pub fn clock(&self) -> &Arc<dyn Clock> {
-        &self.clock
-    }
-
-    pub fn view(&self) -> &Arc<View> {
-        &self.view
     }
 
     /// Verifies signature, algorithm, key id, type, time and revocation, and resolves the
@@ -163,8 +298,9 @@ impl Verifier {
         if self.stale_policy == StalePolicy::Deny && self.is_stale() {
             return Err(CredentialError::StateStale);
         }
-        let credential = credential::decode(&self.keyring, token)?;
         let now = self.clock.now();
+        let entry = self.entry(token, now)?;
+        let credential = &entry.credential;
         if check_expiry
             && credential
                 .expires_at
@@ -175,28 +311,81 @@ impl Verifier {
         if credential.issued_at > now.saturating_add(LEEWAY_SECS) {
             return Err(CredentialError::NotYetValid);
         }
-        let ids = std::iter::once(&credential.id).chain(credential.ancestors.iter());
-        if self.view.is_revoked(
-            &credential.account,
-            credential.origin_issued_at,
-            ids,
-            credential
-                .token_id
-                .as_deref()
-                .filter(|_| credential.disposable),
-        ) {
-            return Err(CredentialError::Revoked);
-        }
-        let permissions = match &credential.authority {
-            Authority::Inline(set) => set.clone(),
-            Authority::Role(role_id) => system_role(role_id)
-                .or_else(|| self.view.role(&credential.account, role_id))
-                .ok_or(CredentialError::RoleNotFound)?,
-        };
+        let permissions = self.resolve(&entry)?;
         Ok(Principal {
-            credential,
+            credential: entry.credential.clone(),
             permissions,
         })
+    }
+
+    /// The cached entry for `token`, verifying it on a miss.
+    fn entry(&self, token: &str, now: u64) -> Result<Arc<Entry>, CredentialError> {
+        if token.len() > credential::MAX_CREDENTIAL_LEN {
+            return Err(CredentialError::TooLarge);
+        }
+        let generation = self.keys.generation();
+        if let Some(entry) = self.cache.get(token) {
+            let expired_long_ago = entry
+                .credential
+                .expires_at
+                .is_some_and(|exp| now >= exp.saturating_add(LEEWAY_SECS));
+            if entry.credential.kid_generation == generation && !expired_long_ago {
+                self.stats.cache_hits.fetch_add(1, Ordering::Relaxed);
+                return Ok(entry);
+            }
+            // Dead or verified under a key ring that has since changed: verify again.
+            self.cache.remove(token);
+        }
+        self.stats.cache_misses.fetch_add(1, Ordering::Relaxed);
+        let credential = credential::decode(&self.keys.load(), token)?;
+        let entry = Arc::new(Entry {
+            credential: Arc::new(credential),
+            resolved: ArcSwap::from_pointee(Resolved {
+                generation: 0,
+                outcome: Err(CredentialError::Revoked),
+            }),
+        });
+        // Expired credentials are not worth a slot.
+        let alive = entry
+            .credential
+            .expires_at
+            .is_none_or(|exp| now < exp.saturating_add(LEEWAY_SECS));
+        if alive {
+            self.cache.insert(token.into(), entry.clone());
+        }
+        Ok(entry)
+    }
+
+    /// Revocation and role lookup, reused while the view's generation is unchanged.
+    fn resolve(&self, entry: &Entry) -> Result<Arc<PermissionSet>, CredentialError> {
+        // Read the generation before looking: a change made during the lookups leaves this
+        // verdict tagged with the older generation, so the next check recomputes.
+        let generation = self.view.generation();
+        let cached = entry.resolved.load();
+        if cached.generation == generation {
+            return cached.outcome.clone();
+        }
+        let c = &entry.credential;
+        let outcome = if self.view.is_revoked_ids(
+            &c.account,
+            c.origin_issued_at,
+            &c.revocation_ids,
+            c.token_id.as_deref().filter(|_| c.disposable),
+        ) {
+            Err(CredentialError::Revoked)
+        } else {
+            match &c.authority {
+                Authority::Inline(set) => Ok(set.clone()),
+                Authority::Role(role_id) => system_role(role_id)
+                    .or_else(|| self.view.role(&c.account, role_id))
+                    .ok_or(CredentialError::RoleNotFound),
+            }
+        };
+        entry.resolved.store(Arc::new(Resolved {
+            generation,
+            outcome: outcome.clone(),
+        }));
+        outcome
     }
 
     /// May `token` do `action` on `resource` from `peer`?
@@ -210,10 +399,12 @@ impl Verifier {
         let principal = match self.authenticate(token) {
             Ok(p) => p,
             Err(e) => {
+                let reason = Reason::from(e);
+                self.stats.denied[reason.index()].fetch_add(1, Ordering::Relaxed);
                 return Decision {
-                    outcome: Err((e.into(), e.to_string())),
+                    outcome: Err((reason, e.to_string())),
                     principal: None,
-                }
+                };
             }
         };
         let outcome = permissions::evaluate(&principal.permissions, action, resource, peer)
@@ -227,6 +418,10 @@ impl Verifier {
                     "the peer address is not allowed by the credential's ip_filter".to_owned(),
                 ),
             });
+        match &outcome {
+            Ok(()) => self.stats.allowed.fetch_add(1, Ordering::Relaxed),
+            Err((reason, _)) => self.stats.denied[reason.index()].fetch_add(1, Ordering::Relaxed),
+        };
         Decision {
             outcome,
             principal: Some(principal),

@@ -33,12 +33,30 @@ pub enum Event {
     RoleDeleted { account: String, role_id: String },
 }
 
+/// A credential id as the view stores it: ids authcell mints are UUIDs, held as 16 bytes (a
+/// million revocations cost tens of megabytes, not hundreds); anything else is kept as text.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum CredentialId {
+    Uuid(u128),
+    Other(Box<str>),
+}
+
+impl CredentialId {
+    pub fn parse(id: &str) -> Self {
+        match uuid::Uuid::try_parse(id) {
+            Ok(u) => CredentialId::Uuid(u.as_u128()),
+            Err(_) => CredentialId::Other(id.into()),
+        }
+    }
+}
+
 /// Everything the view knows about one account. Revocations are scoped by account, so one
 /// account can never revoke (or probe) another's credentials, and lookups by `&str` need no
 /// allocation.
 #[derive(Default)]
 struct AccountState {
-    revoked: HashSet<String>,
+    revoked: HashSet<u128>,
+    revoked_other: HashSet<Box<str>>,
     revoked_token_ids: HashSet<String>,
     watermark: u64,
     roles: HashMap<String, Arc<PermissionSet>>,
@@ -54,6 +72,10 @@ pub struct View {
     /// Milliseconds (since [`epoch`]) of the last successful sync with the store, or
     /// `u64::MAX` for a view that is the system of record itself (embedded mode).
     synced_at_ms: AtomicU64,
+    /// Bumped by every change. A verdict computed at generation g stays valid while the
+    /// generation is still g, which lets the verifier skip the lookups on a cache hit without
+    /// ever missing a revocation or role change.
+    generation: AtomicU64,
 }
 
 impl Default for View {
@@ -79,6 +101,7 @@ impl View {
             accounts: RwLock::new(HashMap::new()),
             loaded: AtomicBool::new(true),
             synced_at_ms: AtomicU64::new(u64::MAX),
+            generation: AtomicU64::new(1),
         }
     }
 
@@ -88,6 +111,7 @@ impl View {
             accounts: RwLock::new(HashMap::new()),
             loaded: AtomicBool::new(false),
             synced_at_ms: AtomicU64::new(0),
+            generation: AtomicU64::new(1),
         }
     }
 
@@ -117,7 +141,10 @@ impl View {
         for event in events {
             apply_to(&mut fresh, &event);
         }
-        *self.accounts.write().unwrap_or_else(|e| e.into_inner()) = fresh;
+        let mut accounts = self.accounts.write().unwrap_or_else(|e| e.into_inner());
+        *accounts = fresh;
+        self.generation.fetch_add(1, Ordering::AcqRel);
+        drop(accounts);
         self.loaded.store(true, Ordering::Release);
         self.mark_synced();
     }
@@ -132,6 +159,14 @@ impl View {
     pub fn apply(&self, event: &Event) {
         let mut accounts = self.accounts.write().unwrap_or_else(|e| e.into_inner());
         apply_to(&mut accounts, event);
+        // Bumped while the write lock is held: a reader that saw the old generation either ran
+        // its lookups before this change or will recompute on its next check.
+        self.generation.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// The current generation (see the field's doc).
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
     }
 
     /// Whether the credential is revoked: issued (along its chain) before the account's
@@ -143,12 +178,27 @@ impl View {
         ids: impl IntoIterator<Item = &'a String>,
         token_id: Option<&str>,
     ) -> bool {
+        let ids: Vec<CredentialId> = ids.into_iter().map(|id| CredentialId::parse(id)).collect();
+        self.is_revoked_ids(account, origin_issued_at, &ids, token_id)
+    }
+
+    /// [`View::is_revoked`] with ids already parsed (the hot path).
+    pub fn is_revoked_ids(
+        &self,
+        account: &str,
+        origin_issued_at: u64,
+        ids: &[CredentialId],
+        token_id: Option<&str>,
+    ) -> bool {
         let accounts = self.read();
         let Some(state) = accounts.get(account) else {
             return false;
         };
         origin_issued_at < state.watermark
-            || ids.into_iter().any(|id| state.revoked.contains(id))
+            || ids.iter().any(|id| match id {
+                CredentialId::Uuid(u) => state.revoked.contains(u),
+                CredentialId::Other(s) => state.revoked_other.contains(s),
+            })
             || token_id.is_some_and(|tid| state.revoked_token_ids.contains(tid))
     }
 
@@ -169,7 +219,7 @@ impl View {
     pub fn revoked_len(&self) -> usize {
         self.read()
             .values()
-            .map(|s| s.revoked.len() + s.revoked_token_ids.len())
+            .map(|s| s.revoked.len() + s.revoked_other.len() + s.revoked_token_ids.len())
             .sum()
     }
 }
@@ -177,11 +227,11 @@ impl View {
 fn apply_to(accounts: &mut HashMap<String, AccountState>, event: &Event) {
     match event {
         Event::CredentialRevoked { account, id } => {
-            accounts
-                .entry(account.clone())
-                .or_default()
-                .revoked
-                .insert(id.clone());
+            let state = accounts.entry(account.clone()).or_default();
+            match CredentialId::parse(id) {
+                CredentialId::Uuid(u) => state.revoked.insert(u),
+                CredentialId::Other(s) => state.revoked_other.insert(s),
+            };
         }
         Event::TokenIdRevoked { account, token_id } => {
             accounts

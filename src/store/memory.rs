@@ -81,6 +81,9 @@ impl Store for MemoryStore {
                 key.key_id
             )));
         }
+        // A new key is never revoked: revocation goes through revoke_key, which publishes it.
+        let mut key = key;
+        key.revoked_at = None;
         keys.insert(key.key_id.clone(), key);
         Ok(())
     }
@@ -142,6 +145,11 @@ impl Store for MemoryStore {
     }
 
     async fn revoke(&self, event: Event) -> StoreResult<Option<String>> {
+        if matches!(event, Event::RoleSet { .. } | Event::RoleDeleted { .. }) {
+            return Err(StoreError::FailedPrecondition(
+                "role events are published by the role operations".into(),
+            ));
+        }
         let _data = self.lock();
         self.view.apply(&event);
         Ok(None)
@@ -165,6 +173,12 @@ impl Store for MemoryStore {
     ) -> StoreResult<()> {
         let mut data = self.lock();
         let keys = data.keys.entry(account.to_owned()).or_default();
+        if keys.contains_key(&new_key.key_id) {
+            return Err(StoreError::AlreadyExists(format!(
+                "key {} already exists",
+                new_key.key_id
+            )));
+        }
         let old = keys
             .get_mut(old_key_id)
             .ok_or_else(|| StoreError::NotFound(format!("no key {old_key_id} in this account")))?;

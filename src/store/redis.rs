@@ -194,15 +194,18 @@ return {'OK'}
 "#;
 
 const ROTATE_REFRESH: &str = r#"
--- KEYS: old key hash, new key hash, account keys, revoked, events
--- ARGV: refresh hash, now, new id, new record, new refresh hash, revoked field, event, max len
+-- KEYS: old key hash, new key hash, account keys, revoked, events, old role keys, new role keys
+-- ARGV: refresh hash, now, new id, new record, new refresh hash, revoked field, event, max len,
+--       old id, new expiry score, new role id or ''
 if redis.call('HEXISTS', KEYS[1], 'rec') == 0 then return 'NOTFOUND' end
+if redis.call('EXISTS', KEYS[2]) == 1 then return 'EXISTS' end
 if redis.call('HEXISTS', KEYS[1], 'revoked_at') == 1 then return 'USED' end
 if redis.call('HGET', KEYS[1], 'refresh') ~= ARGV[1] then return 'MISMATCH' end
-if redis.call('EXISTS', KEYS[2]) == 1 then return 'EXISTS' end
 redis.call('HSET', KEYS[1], 'revoked_at', ARGV[2])
+redis.call('ZREM', KEYS[6], ARGV[9])
 redis.call('HSET', KEYS[2], 'rec', ARGV[4], 'refresh', ARGV[5])
 redis.call('ZADD', KEYS[3], 0, ARGV[3])
+if ARGV[11] ~= '' then redis.call('ZADD', KEYS[7], ARGV[10], ARGV[3]) end
 redis.call('HSET', KEYS[4], ARGV[6], ARGV[2])
 redis.call('XADD', KEYS[5], 'MAXLEN', '~', ARGV[8], '*', 'e', ARGV[7])
 return 'OK'
@@ -588,6 +591,12 @@ impl Store for RedisStore {
         let mut stored = new_key.clone();
         stored.revoked_at = None;
         stored.refresh_hash = None;
+        let old_role = self
+            .read_key(account, old_key_id)
+            .await?
+            .and_then(|k| k.role_id)
+            .unwrap_or_default();
+        let new_role = new_key.role_id.clone().unwrap_or_default();
         let outcome: String = self
             .rotate_refresh
             .key(self.keys.key(account, old_key_id))
@@ -595,6 +604,8 @@ impl Store for RedisStore {
             .key(self.keys.account_keys(account))
             .key(self.keys.revoked())
             .key(self.keys.events())
+            .key(self.keys.role_keys(account, &old_role))
+            .key(self.keys.role_keys(account, &new_role))
             .arg(refresh_hash)
             .arg(now)
             .arg(&new_key.key_id)
@@ -603,6 +614,9 @@ impl Store for RedisStore {
             .arg(revoked_credential_field(account, old_key_id))
             .arg(to_json(&event)?)
             .arg(self.max_len())
+            .arg(old_key_id)
+            .arg(expiry_score(new_key.expires_at))
+            .arg(&new_role)
             .invoke_async(&mut self.conn())
             .await
             .map_err(unavailable)?;
@@ -613,6 +627,10 @@ impl Store for RedisStore {
             }
             "NOTFOUND" => Err(StoreError::NotFound(format!(
                 "no key {old_key_id} in this account"
+            ))),
+            "EXISTS" => Err(StoreError::AlreadyExists(format!(
+                "key {} already exists",
+                new_key.key_id
             ))),
             _ => Err(StoreError::FailedPrecondition(
                 "refresh_token: not valid for this key (a refresh token works once)".into(),

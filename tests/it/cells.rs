@@ -893,7 +893,7 @@ async fn stale_views_are_denied_under_the_deny_policy_and_a_fresh_node_serves_no
 
     // A node that cannot load its view at all serves no check.
     let view = Arc::new(authcell::view::View::tracked());
-    let ring = Arc::new(KeyRing::from_pem("t", &pem).expect("ring"));
+    let ring = KeyRing::from_pem("t", &pem).expect("ring");
     let verifier = authcell::verifier::Verifier::new(ring, view, Arc::new(SystemClock));
     assert!(!verifier.is_serving());
     let decision = verifier.check(
