@@ -47,6 +47,15 @@ pub struct CommonArgs {
     #[arg(long, env = "AUTHCELL_VERIFICATION_KEY_FILES", value_delimiter = ',')]
     pub verification_key_file: Vec<String>,
 
+    /// Directory whose `*.pem` public keys (SPKI) are all trusted for verification. Together with
+    /// the files above it is re-read every --key-reload-interval: keys rotate without restart.
+    #[arg(long, env = "AUTHCELL_VERIFICATION_KEYS_DIR")]
+    pub verification_keys_dir: Option<String>,
+
+    /// How often the key files are checked for changes, in seconds.
+    #[arg(long, env = "AUTHCELL_KEY_RELOAD_INTERVAL", default_value_t = 5)]
+    pub key_reload_interval: u64,
+
     /// Name of this regional cell.
     #[arg(long, env = "AUTHCELL_CELL", default_value = "local")]
     pub cell: String,

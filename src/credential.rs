@@ -125,7 +125,10 @@ pub enum CredentialError {
 pub fn sign(ring: &KeyRing, claims: &Claims) -> Result<String, jsonwebtoken::errors::Error> {
     let mut header = Header::new(Algorithm::EdDSA);
     header.kid = Some(ring.active_kid().to_owned());
-    jsonwebtoken::encode(&header, claims, ring.signer())
+    let signer = ring.signer().ok_or_else(|| {
+        jsonwebtoken::errors::Error::from(jsonwebtoken::errors::ErrorKind::InvalidKeyFormat)
+    })?;
+    jsonwebtoken::encode(&header, claims, signer)
 }
 
 #[derive(Deserialize)]

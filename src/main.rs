@@ -89,14 +89,26 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
         vend_rate_per_second: args.vend_rate,
         vend_burst: args.vend_burst,
     };
+    let reload = (!ephemeral_key).then(|| {
+        (
+            node::key_files(&args.common),
+            Duration::from_secs(args.common.key_reload_interval.max(1)),
+        )
+    });
     if let Some(settings) = redis {
         let node = node::with_redis(ring, Arc::new(SystemClock), &options, &settings).await?;
+        if let Some((files, every)) = reload {
+            node::spawn_key_reloader(files, node.authority.verifier().keys().clone(), every);
+        }
         tracing::info!(listen = %local, endpoint = %endpoint, cell = %args.common.cell, "serving with Redis");
         let served = server::run(listener, node.authority, shutdown_signal()).await;
         node.sync.stop().await;
         return served.map_err(|e| format!("server: {e}"));
     }
     let authority = node::embedded(ring, Arc::new(SystemClock), &options);
+    if let Some((files, every)) = reload {
+        node::spawn_key_reloader(files, authority.verifier().keys().clone(), every);
+    }
     let (owner_key, _) = authority
         .bootstrap(&args.dev_account, false)
         .await

@@ -7,25 +7,117 @@ use std::time::Duration;
 use crate::authority::{Authority, Settings};
 use crate::clock::Clock;
 use crate::config::CommonArgs;
-use crate::keyring::{KeyError, KeyRing};
+use crate::keyring::{KeyError, KeyFiles, KeyRing};
 use crate::ratelimit;
 use crate::store::memory::MemoryStore;
 use crate::store::redis::{self as redis_store, Keys, RedisConfig, RedisStore};
 use crate::sync::{self, NodeIdentity, SyncHandle};
 use crate::verifier::StalePolicy;
-use crate::verifier::Verifier;
+use crate::verifier::{KeyRingHandle, Verifier};
 use crate::view::View;
+
+/// The key files the flags describe.
+pub fn key_files(common: &CommonArgs) -> KeyFiles {
+    KeyFiles {
+        signing_key_file: common.signing_key_file.clone(),
+        verification_key_files: common.verification_key_file.clone(),
+        verification_keys_dir: common.verification_keys_dir.clone(),
+    }
+}
 
 /// Loads the key ring the flags describe, or an ephemeral one when no signing key is given.
 pub fn keyring(common: &CommonArgs) -> Result<KeyRing, KeyError> {
-    let mut ring = match &common.signing_key_file {
-        Some(path) => KeyRing::from_pem_file(path)?,
-        None => KeyRing::ephemeral()?,
-    };
-    for path in &common.verification_key_file {
-        ring.add_public_pem_file(path)?;
-    }
-    Ok(ring)
+    key_files(common).load()
+}
+
+/// Re-reads the key files every `interval` and swaps in the new ring when they changed: this
+/// is how keys rotate without a restart. A ring that fails to load is logged and ignored (the
+/// node keeps the last good one).
+pub fn spawn_key_reloader(
+    files: KeyFiles,
+    keys: Arc<KeyRingHandle>,
+    interval: Duration,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut last = files.fingerprint().ok();
+        loop {
+            tokio::time::sleep(interval).await;
+            let now = match files.fingerprint() {
+                Ok(f) => f,
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot read the key files; keeping the current keys");
+                    continue;
+                }
+            };
+            if last.as_ref() == Some(&now) {
+                continue;
+            }
+            match files.load() {
+                Ok(ring) => {
+                    tracing::info!(active_kid = %ring.active_kid(), kids = ?ring.kids(), "key ring reloaded");
+                    keys.store(ring);
+                    last = Some(now);
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "the key files changed but do not load; keeping the current keys")
+                }
+            }
+        }
+    })
+}
+
+/// Fetches the JWK set of an authcell endpoint (`http://host:port`) as a verification-only
+/// key ring: the public-key source of a verifier linked into a cache node.
+pub async fn fetch_jwks(endpoint: &str) -> Result<KeyRing, String> {
+    use crate::proto::authcell::v1 as pb;
+    let mut client = pb::keys_client::KeysClient::connect(endpoint.to_owned())
+        .await
+        .map_err(|e| format!("{endpoint}: cannot connect: {e}"))?;
+    let response = client
+        .get_jwks(pb::GetJwksRequest {})
+        .await
+        .map_err(|e| format!("{endpoint}: GetJwks: {e}"))?
+        .into_inner();
+    let set: jsonwebtoken::jwk::JwkSet = serde_json::from_str(&response.jwks)
+        .map_err(|e| format!("{endpoint}: bad JWK set: {e}"))?;
+    KeyRing::from_jwks(&set, &response.active_kid).map_err(|e| e.to_string())
+}
+
+/// Keeps a verifier's keys in step with an authcell endpoint's JWK set.
+pub fn spawn_jwks_refresher(
+    endpoint: String,
+    keys: Arc<KeyRingHandle>,
+    interval: Duration,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut last = keys.load().kids();
+        loop {
+            tokio::time::sleep(interval).await;
+            match fetch_jwks(&endpoint).await {
+                Ok(ring) if ring.kids() != last => {
+                    tracing::info!(kids = ?ring.kids(), "verification keys changed");
+                    last = ring.kids();
+                    keys.store(ring);
+                }
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "cannot refresh verification keys"),
+            }
+        }
+    })
+}
+
+/// A live revocation view fed from a cell's Redis replica, for a verifier linked into a cache
+/// node (it reads only; it reports nothing).
+pub async fn revocation_view(
+    read_url: &str,
+    prefix: &str,
+) -> Result<(Arc<View>, SyncHandle), String> {
+    let read = redis_store::connect(read_url)
+        .await
+        .map_err(|e| format!("{read_url}: cannot connect to Redis: {e}"))?;
+    let view = Arc::new(View::tracked());
+    let handle = sync::spawn(view.clone(), read, Keys::new(prefix), None);
+    Ok((view, handle))
 }
 
 /// What distinguishes one node from another.
@@ -133,7 +225,12 @@ pub async fn with_redis(
         node_id: format!("{}/{}", options.cell, uuid::Uuid::new_v4()),
         cell: options.cell.clone(),
     };
-    let sync = sync::spawn(view, read, primary, keys, identity);
+    let sync = sync::spawn(
+        view,
+        read,
+        keys,
+        Some(sync::Reporting { primary, identity }),
+    );
     let authority = Arc::new(Authority::new(
         store,
         verifier,

@@ -7,6 +7,7 @@
 mod admin;
 mod auth;
 mod global_admin;
+mod keys;
 mod status;
 mod token;
 mod verifier;
@@ -26,6 +27,8 @@ pub use status::to_status;
 
 /// Largest request message accepted, in bytes; larger ones are refused before decoding.
 pub const MAX_MESSAGE_BYTES: usize = 64 * 1024;
+/// Largest Verifier request (a BatchAuthorize of up to 1000 checks), in bytes.
+pub const MAX_BATCH_BYTES: usize = 8 * 1024 * 1024;
 /// Largest header block accepted (the credential travels in `authorization`).
 pub const MAX_HEADER_LIST_BYTES: u32 = 32 * 1024;
 
@@ -53,6 +56,9 @@ pub async fn run(
         .await;
     health_reporter
         .set_serving::<proto::authcell::v1::verifier_server::VerifierServer<verifier::VerifierService>>()
+        .await;
+    health_reporter
+        .set_serving::<proto::authcell::v1::keys_server::KeysServer<keys::KeysService>>()
         .await;
 
     let reflection_v1 = tonic_reflection::server::Builder::configure()
@@ -100,11 +106,15 @@ pub async fn run(
             ))
             .max_decoding_message_size(MAX_MESSAGE_BYTES),
         )
+        .add_service(proto::authcell::v1::keys_server::KeysServer::new(
+            keys::KeysService::new(authority.clone()),
+        ))
         .add_service(
             proto::authcell::v1::verifier_server::VerifierServer::new(
                 verifier::VerifierService::new(authority),
             )
-            .max_decoding_message_size(MAX_MESSAGE_BYTES),
+            // A batch of up to 1000 checks carries up to 1000 credentials.
+            .max_decoding_message_size(MAX_BATCH_BYTES),
         )
         .serve_with_incoming_shutdown(incoming, shutdown)
         .await;

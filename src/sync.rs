@@ -72,35 +72,45 @@ fn unavailable(e: redis::RedisError) -> StoreError {
     StoreError::Unavailable(e.to_string())
 }
 
-/// Starts the tailer (on `read`, this cell's replica) and the heartbeat (on `primary`).
+/// Where a node reports its progress (authcell nodes do; a cache node linking the verifier
+/// library need not).
+pub struct Reporting {
+    pub primary: ConnectionManager,
+    pub identity: NodeIdentity,
+}
+
+/// Starts the tailer (on `read`, this cell's replica) and, with `reporting`, the heartbeat.
 pub fn spawn(
     view: Arc<View>,
     read: ConnectionManager,
-    primary: ConnectionManager,
     keys: Keys,
-    identity: NodeIdentity,
+    reporting: Option<Reporting>,
 ) -> SyncHandle {
     let (stop, stopped) = watch::channel(false);
     let position = Arc::new(Mutex::new("0-0".to_owned()));
-    let tail = tokio::spawn(tail(
+    let report_to = reporting
+        .as_ref()
+        .map(|r| (r.primary.clone(), r.identity.clone()));
+    let mut tasks = vec![tokio::spawn(tail(
         view,
         read,
-        primary.clone(),
+        report_to,
         keys.clone(),
-        identity.clone(),
         position.clone(),
         stopped.clone(),
-    ));
-    let beat = tokio::spawn(heartbeat(
-        primary,
-        keys,
-        identity,
-        position.clone(),
-        stopped,
-    ));
+    ))];
+    if let Some(Reporting { primary, identity }) = reporting {
+        tasks.push(tokio::spawn(heartbeat(
+            primary,
+            keys,
+            identity,
+            position.clone(),
+            stopped,
+        )));
+    }
     SyncHandle {
         stop,
-        tasks: vec![tail, beat],
+        tasks,
         position,
     }
 }
@@ -279,9 +289,8 @@ async fn report(
 async fn tail(
     view: Arc<View>,
     mut read: ConnectionManager,
-    mut primary: ConnectionManager,
+    mut report_to: Option<(ConnectionManager, NodeIdentity)>,
     keys: Keys,
-    identity: NodeIdentity,
     position: Arc<Mutex<String>>,
     mut stopped: watch::Receiver<bool>,
 ) {
@@ -343,9 +352,9 @@ async fn tail(
             }
         }
         view.mark_synced();
-        if applied {
+        if let (true, Some((primary, identity))) = (applied, report_to.as_mut()) {
             let at = lock(&position).clone();
-            if let Err(e) = report(&mut primary, &keys, &identity, &at).await {
+            if let Err(e) = report(primary, &keys, identity, &at).await {
                 tracing::debug!(error = %e, "cannot report position");
             }
         }

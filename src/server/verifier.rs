@@ -92,16 +92,14 @@ fn reason(r: Reason) -> pb::Reason {
     }
 }
 
-#[tonic::async_trait]
-impl pb::verifier_server::Verifier for VerifierService {
-    async fn authorize(
-        &self,
-        request: Request<pb::AuthorizeRequest>,
-    ) -> Result<Response<pb::AuthorizeResponse>, Status> {
-        let req = request.get_ref();
-        let invalid = |e: Invalid| Status::invalid_argument(e.to_string());
-        let (action, resource) = action_and_resource(req).map_err(invalid)?;
-        let peer = parse_peer(&req.peer_address).map_err(invalid)?;
+/// Most checks in one BatchAuthorize call.
+pub const MAX_BATCH: usize = 1000;
+
+impl VerifierService {
+    /// One decision: the shared path of Authorize and each BatchAuthorize item.
+    fn decide(&self, req: &pb::AuthorizeRequest) -> Result<pb::AuthorizeResponse, Invalid> {
+        let (action, resource) = action_and_resource(req)?;
+        let peer = parse_peer(&req.peer_address)?;
         let decision = self
             .authority
             .verifier()
@@ -121,6 +119,43 @@ impl pb::verifier_server::Verifier for VerifierService {
                 response.message = message;
             }
         }
-        Ok(Response::new(response))
+        Ok(response)
+    }
+}
+
+#[tonic::async_trait]
+impl pb::verifier_server::Verifier for VerifierService {
+    async fn authorize(
+        &self,
+        request: Request<pb::AuthorizeRequest>,
+    ) -> Result<Response<pb::AuthorizeResponse>, Status> {
+        self.decide(request.get_ref())
+            .map(Response::new)
+            .map_err(|e| Status::invalid_argument(e.to_string()))
+    }
+
+    async fn batch_authorize(
+        &self,
+        request: Request<pb::BatchAuthorizeRequest>,
+    ) -> Result<Response<pb::BatchAuthorizeResponse>, Status> {
+        let requests = &request.get_ref().requests;
+        if requests.len() > MAX_BATCH {
+            return Err(Status::invalid_argument(format!(
+                "requests: at most {MAX_BATCH} checks per call"
+            )));
+        }
+        let responses = requests
+            .iter()
+            .enumerate()
+            .map(|(i, req)| {
+                self.decide(req).unwrap_or_else(|e| pb::AuthorizeResponse {
+                    allowed: false,
+                    reason: pb::Reason::InvalidRequest as i32,
+                    message: format!("requests[{i}].{e}"),
+                    ..Default::default()
+                })
+            })
+            .collect();
+        Ok(Response::new(pb::BatchAuthorizeResponse { responses }))
     }
 }

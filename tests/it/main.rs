@@ -1,11 +1,14 @@
 //! Integration tests: gRPC over loopback to a real authcell server on a free port.
 
+mod batch;
 mod binary;
 mod cells;
 mod common;
 mod foundation;
+mod library;
 mod listing;
 mod redis_env;
+mod rotation;
 mod sdk;
 mod store_contract;
 mod vending;
