@@ -81,12 +81,19 @@ async fn main() -> Result<(), String> {
         key: Some(args.key.as_bytes()),
         ..Resource::default()
     };
-    for action in [Action::CacheRead, Action::CacheWrite, Action::CacheReadWrite] {
+    for action in [
+        Action::CacheRead,
+        Action::CacheWrite,
+        Action::CacheReadWrite,
+    ] {
         let decision = verifier.check(&args.credential, action, &resource, args.peer);
         match decision.outcome {
             Ok(()) => println!("{action:?} on {}/{}: allowed", args.cache, args.key),
             Err((reason, message)) => {
-                println!("{action:?} on {}/{}: denied ({reason:?}: {message})", args.cache, args.key)
+                println!(
+                    "{action:?} on {}/{}: denied ({reason:?}: {message})",
+                    args.cache, args.key
+                )
             }
         }
     }

@@ -147,6 +147,7 @@ fn rule_from_proto(field: &str, rule: &pr::Rule) -> Result<Rule, Invalid> {
             })?)
         }
         Kind::CacheRule(r) => {
+            use pr::rule::cache_rule::{Cache, CacheItem};
             let f = format!("{field}.cache_rule");
             let ops = ops_from(&format!("{f}.permissions"), &r.permissions, |v| {
                 pr::CacheApiPermissions::try_from(v).ok().map(|p| match p {
@@ -155,54 +156,33 @@ fn rule_from_proto(field: &str, rule: &pr::Rule) -> Result<Rule, Invalid> {
                     pr::CacheApiPermissions::CacheWrite => Ops::WRITE,
                 })
             })?;
-            use pr::rule::cache_rule::{Cache, CacheItem};
-            let cache = match &r.cache {
-                None => {
-                    return Err(Invalid::new(
-                        format!("{f}.cache"),
-                        "set all_caches or cache_selector",
-                    ))
-                }
-                Some(Cache::AllCaches(_)) => NameSel::All,
-                Some(Cache::CacheSelector(s)) => match &s.kind {
-                    None => {
-                        return Err(Invalid::new(
-                            format!("{f}.cache_selector"),
-                            "empty selector: set cache_name",
-                        ))
-                    }
-                    Some(pr::cache_selector::Kind::CacheName(n)) => {
-                        NameSel::Name(name(&format!("{f}.cache_selector.cache_name"), n)?)
+            let cache = cache_sel(
+                &f,
+                match &r.cache {
+                    None => Pick::Missing,
+                    Some(Cache::AllCaches(_)) => Pick::All,
+                    Some(Cache::CacheSelector(s)) => Pick::One(pr_cache_name(s)),
+                },
+            )?;
+            let item = item_sel(
+                &f,
+                "cache_item",
+                match &r.cache_item {
+                    None => Pick::Missing,
+                    Some(CacheItem::AllItems(_)) => Pick::All,
+                    Some(CacheItem::ItemSelector(s)) => {
+                        Pick::One(s.kind.as_ref().map(|k| match k {
+                            pr::cache_item_selector::Kind::Key(k) => KeyKind::Key(k),
+                            pr::cache_item_selector::Kind::KeyPrefix(k) => KeyKind::Prefix(k),
+                        }))
                     }
                 },
-            };
-            let item = match &r.cache_item {
-                None => {
-                    return Err(Invalid::new(
-                        format!("{f}.cache_item"),
-                        "set all_items or item_selector",
-                    ))
-                }
-                Some(CacheItem::AllItems(_)) => BytesSel::All,
-                Some(CacheItem::ItemSelector(s)) => match &s.kind {
-                    None => {
-                        return Err(Invalid::new(
-                            format!("{f}.item_selector"),
-                            "empty selector: set key or key_prefix",
-                        ))
-                    }
-                    Some(pr::cache_item_selector::Kind::Key(k)) => {
-                        BytesSel::Key(key(&format!("{f}.item_selector.key"), k)?)
-                    }
-                    Some(pr::cache_item_selector::Kind::KeyPrefix(k)) => {
-                        BytesSel::Prefix(key(&format!("{f}.item_selector.key_prefix"), k)?)
-                    }
-                },
-            };
+            )?;
             list_needs_all(&f, ops, cache == NameSel::All && item == BytesSel::All)?;
             Rule::Cache { ops, cache, item }
         }
         Kind::TopicRule(r) => {
+            use pr::rule::topic_rule::{Cache, Topic};
             let f = format!("{field}.topic_rule");
             let ops = ops_from(&format!("{f}.permissions"), &r.permissions, |v| {
                 pr::TopicApiPermissions::try_from(v).ok().map(|p| match p {
@@ -211,54 +191,31 @@ fn rule_from_proto(field: &str, rule: &pr::Rule) -> Result<Rule, Invalid> {
                     pr::TopicApiPermissions::TopicWrite => Ops::WRITE,
                 })
             })?;
-            use pr::rule::topic_rule::{Cache, Topic};
-            let cache = match &r.cache {
-                None => {
-                    return Err(Invalid::new(
-                        format!("{f}.cache"),
-                        "set all_caches or cache_selector",
-                    ))
-                }
-                Some(Cache::AllCaches(_)) => NameSel::All,
-                Some(Cache::CacheSelector(s)) => match &s.kind {
-                    None => {
-                        return Err(Invalid::new(
-                            format!("{f}.cache_selector"),
-                            "empty selector: set cache_name",
-                        ))
-                    }
-                    Some(pr::cache_selector::Kind::CacheName(n)) => {
-                        NameSel::Name(name(&format!("{f}.cache_selector.cache_name"), n)?)
-                    }
+            let cache = cache_sel(
+                &f,
+                match &r.cache {
+                    None => Pick::Missing,
+                    Some(Cache::AllCaches(_)) => Pick::All,
+                    Some(Cache::CacheSelector(s)) => Pick::One(pr_cache_name(s)),
                 },
-            };
-            let topic = match &r.topic {
-                None => {
-                    return Err(Invalid::new(
-                        format!("{f}.topic"),
-                        "set all_topics or topic_selector",
-                    ))
-                }
-                Some(Topic::AllTopics(_)) => TextSel::All,
-                Some(Topic::TopicSelector(s)) => match &s.kind {
-                    None => {
-                        return Err(Invalid::new(
-                            format!("{f}.topic_selector"),
-                            "empty selector: set topic_name or topic_name_prefix",
-                        ))
-                    }
-                    Some(pr::topic_selector::Kind::TopicName(n)) => {
-                        TextSel::Name(name(&format!("{f}.topic_selector.topic_name"), n)?)
-                    }
-                    Some(pr::topic_selector::Kind::TopicNamePrefix(n)) => {
-                        TextSel::Prefix(name(&format!("{f}.topic_selector.topic_name_prefix"), n)?)
-                    }
+            )?;
+            let topic = text_sel(
+                &f,
+                &TOPIC,
+                match &r.topic {
+                    None => Pick::Missing,
+                    Some(Topic::AllTopics(_)) => Pick::All,
+                    Some(Topic::TopicSelector(s)) => Pick::One(s.kind.as_ref().map(|k| match k {
+                        pr::topic_selector::Kind::TopicName(n) => TextKind::Name(n),
+                        pr::topic_selector::Kind::TopicNamePrefix(n) => TextKind::Prefix(n),
+                    })),
                 },
-            };
+            )?;
             list_needs_all(&f, ops, cache == NameSel::All && topic == TextSel::All)?;
             Rule::Topic { ops, cache, topic }
         }
         Kind::StorageRule(r) => {
+            use pr::rule::store_rule::{Store, StoreItem};
             let f = format!("{field}.storage_rule");
             let ops = ops_from(&format!("{f}.permissions"), &r.permissions, |v| {
                 pr::StoreApiPermissions::try_from(v).ok().map(|p| match p {
@@ -267,104 +224,64 @@ fn rule_from_proto(field: &str, rule: &pr::Rule) -> Result<Rule, Invalid> {
                     pr::StoreApiPermissions::StoreWrite => Ops::WRITE,
                 })
             })?;
-            use pr::rule::store_rule::{Store, StoreItem};
-            let store = match &r.store {
-                None => {
-                    return Err(Invalid::new(
-                        format!("{f}.store"),
-                        "set all_stores or store_selector",
-                    ))
-                }
-                Some(Store::AllStores(_)) => NameSel::All,
-                Some(Store::StoreSelector(s)) => match &s.kind {
-                    None => {
-                        return Err(Invalid::new(
-                            format!("{f}.store_selector"),
-                            "empty selector: set store_name",
-                        ))
-                    }
-                    Some(pr::store_selector::Kind::StoreName(n)) => {
-                        NameSel::Name(name(&format!("{f}.store_selector.store_name"), n)?)
+            let store = name_sel(
+                &f,
+                &STORE,
+                match &r.store {
+                    None => Pick::Missing,
+                    Some(Store::AllStores(_)) => Pick::All,
+                    Some(Store::StoreSelector(s)) => Pick::One(s.kind.as_ref().map(|k| match k {
+                        pr::store_selector::Kind::StoreName(n) => n.as_str(),
+                    })),
+                },
+            )?;
+            let item = item_sel(
+                &f,
+                "store_item",
+                match &r.store_item {
+                    None => Pick::Missing,
+                    Some(StoreItem::AllItems(_)) => Pick::All,
+                    Some(StoreItem::ItemSelector(s)) => {
+                        Pick::One(s.kind.as_ref().map(|k| match k {
+                            pr::store_item_selector::Kind::Key(k) => KeyKind::Key(k),
+                            pr::store_item_selector::Kind::KeyPrefix(k) => KeyKind::Prefix(k),
+                        }))
                     }
                 },
-            };
-            let item = match &r.store_item {
-                None => {
-                    return Err(Invalid::new(
-                        format!("{f}.store_item"),
-                        "set all_items or item_selector",
-                    ))
-                }
-                Some(StoreItem::AllItems(_)) => BytesSel::All,
-                Some(StoreItem::ItemSelector(s)) => match &s.kind {
-                    None => {
-                        return Err(Invalid::new(
-                            format!("{f}.item_selector"),
-                            "empty selector: set key or key_prefix",
-                        ))
-                    }
-                    Some(pr::store_item_selector::Kind::Key(k)) => {
-                        BytesSel::Key(key(&format!("{f}.item_selector.key"), k)?)
-                    }
-                    Some(pr::store_item_selector::Kind::KeyPrefix(k)) => {
-                        BytesSel::Prefix(key(&format!("{f}.item_selector.key_prefix"), k)?)
-                    }
-                },
-            };
+            )?;
             list_needs_all(&f, ops, store == NameSel::All && item == BytesSel::All)?;
             Rule::Store { ops, store, item }
         }
         Kind::FunctionRule(r) => {
+            use pr::rule::function_rule::{Cache, Function};
             let f = format!("{field}.function_rule");
             let ops = ops_from(&format!("{f}.permissions"), &r.permissions, |v| {
                 pr::FunctionApiPermissions::try_from(v)
                     .ok()
                     .map(|pr::FunctionApiPermissions::FunctionInvoke| Ops::INVOKE)
             })?;
-            use pr::rule::function_rule::{Cache, Function};
-            let cache = match &r.cache {
-                None => {
-                    return Err(Invalid::new(
-                        format!("{f}.cache"),
-                        "set all_caches or cache_selector",
-                    ))
-                }
-                Some(Cache::AllCaches(_)) => NameSel::All,
-                Some(Cache::CacheSelector(s)) => match &s.kind {
-                    None => {
-                        return Err(Invalid::new(
-                            format!("{f}.cache_selector"),
-                            "empty selector: set cache_name",
-                        ))
-                    }
-                    Some(pr::cache_selector::Kind::CacheName(n)) => {
-                        NameSel::Name(name(&format!("{f}.cache_selector.cache_name"), n)?)
+            let cache = cache_sel(
+                &f,
+                match &r.cache {
+                    None => Pick::Missing,
+                    Some(Cache::AllCaches(_)) => Pick::All,
+                    Some(Cache::CacheSelector(s)) => Pick::One(pr_cache_name(s)),
+                },
+            )?;
+            let function = text_sel(
+                &f,
+                &RULE_FUNCTION,
+                match &r.function {
+                    None => Pick::Missing,
+                    Some(Function::AllFunctions(_)) => Pick::All,
+                    Some(Function::FunctionSelector(s)) => {
+                        Pick::One(s.kind.as_ref().map(|k| match k {
+                            pr::function_selector::Kind::FunctionName(n) => TextKind::Name(n),
+                            pr::function_selector::Kind::FunctionPrefix(n) => TextKind::Prefix(n),
+                        }))
                     }
                 },
-            };
-            let function = match &r.function {
-                None => {
-                    return Err(Invalid::new(
-                        format!("{f}.function"),
-                        "set all_functions or function_selector",
-                    ))
-                }
-                Some(Function::AllFunctions(_)) => TextSel::All,
-                Some(Function::FunctionSelector(s)) => match &s.kind {
-                    None => {
-                        return Err(Invalid::new(
-                            format!("{f}.function_selector"),
-                            "empty selector: set function_name or function_prefix",
-                        ))
-                    }
-                    Some(pr::function_selector::Kind::FunctionName(n)) => {
-                        TextSel::Name(name(&format!("{f}.function_selector.function_name"), n)?)
-                    }
-                    Some(pr::function_selector::Kind::FunctionPrefix(n)) => {
-                        TextSel::Prefix(name(&format!("{f}.function_selector.function_prefix"), n)?)
-                    }
-                },
-            };
+            )?;
             Rule::Function {
                 ops,
                 cache,
@@ -372,6 +289,158 @@ fn rule_from_proto(field: &str, rule: &pr::Rule) -> Result<Rule, Invalid> {
             }
         }
     })
+}
+
+/// A selector oneof as the request carried it: missing, "all", or one specific selector.
+enum Pick<T> {
+    Missing,
+    All,
+    One(T),
+}
+
+/// Names of a selector oneof's fields, for messages.
+struct SelectorNames {
+    oneof: &'static str,
+    all: &'static str,
+    selector: &'static str,
+    name: &'static str,
+    prefix: &'static str,
+}
+
+const CACHE: SelectorNames = SelectorNames {
+    oneof: "cache",
+    all: "all_caches",
+    selector: "cache_selector",
+    name: "cache_name",
+    prefix: "",
+};
+const STORE: SelectorNames = SelectorNames {
+    oneof: "store",
+    all: "all_stores",
+    selector: "store_selector",
+    name: "store_name",
+    prefix: "",
+};
+const TOPIC: SelectorNames = SelectorNames {
+    oneof: "topic",
+    all: "all_topics",
+    selector: "topic_selector",
+    name: "topic_name",
+    prefix: "topic_name_prefix",
+};
+const RULE_FUNCTION: SelectorNames = SelectorNames {
+    oneof: "function",
+    all: "all_functions",
+    selector: "function_selector",
+    name: "function_name",
+    prefix: "function_prefix",
+};
+const STATEMENT_FUNCTION: SelectorNames = SelectorNames {
+    prefix: "function_name_prefix",
+    ..RULE_FUNCTION
+};
+
+fn missing(f: &str, n: &SelectorNames) -> Invalid {
+    Invalid::new(
+        format!("{f}.{}", n.oneof),
+        format!("set {} or {}", n.all, n.selector),
+    )
+}
+
+fn empty(f: &str, n: &SelectorNames) -> Invalid {
+    let fields = if n.prefix.is_empty() {
+        n.name.to_owned()
+    } else {
+        format!("{} or {}", n.name, n.prefix)
+    };
+    Invalid::new(
+        format!("{f}.{}", n.selector),
+        format!("empty selector: set {fields}"),
+    )
+}
+
+/// A cache or store selector: all, or one name.
+fn name_sel(f: &str, n: &SelectorNames, pick: Pick<Option<&str>>) -> Result<NameSel, Invalid> {
+    match pick {
+        Pick::Missing => Err(missing(f, n)),
+        Pick::All => Ok(NameSel::All),
+        Pick::One(None) => Err(empty(f, n)),
+        Pick::One(Some(v)) => Ok(NameSel::Name(name(
+            &format!("{f}.{}.{}", n.selector, n.name),
+            v,
+        )?)),
+    }
+}
+
+fn cache_sel(f: &str, pick: Pick<Option<&str>>) -> Result<NameSel, Invalid> {
+    name_sel(f, &CACHE, pick)
+}
+
+fn pm_cache_name(s: &pm::permissions_type::CacheSelector) -> Option<&str> {
+    s.kind
+        .as_ref()
+        .map(|pm::permissions_type::cache_selector::Kind::CacheName(n)| n.as_str())
+}
+
+fn pr_cache_name(s: &pr::CacheSelector) -> Option<&str> {
+    s.kind
+        .as_ref()
+        .map(|pr::cache_selector::Kind::CacheName(n)| n.as_str())
+}
+
+/// One item selector's content, whichever message carried it.
+enum KeyKind<'a> {
+    Key(&'a [u8]),
+    Prefix(&'a [u8]),
+}
+
+/// An item selector: all items, one key, or a key prefix.
+fn item_sel(f: &str, oneof: &str, pick: Pick<Option<KeyKind<'_>>>) -> Result<BytesSel, Invalid> {
+    match pick {
+        Pick::Missing => Err(Invalid::new(
+            format!("{f}.{oneof}"),
+            "set all_items or item_selector",
+        )),
+        Pick::All => Ok(BytesSel::All),
+        Pick::One(None) => Err(Invalid::new(
+            format!("{f}.item_selector"),
+            "empty selector: set key or key_prefix",
+        )),
+        Pick::One(Some(KeyKind::Key(k))) => {
+            Ok(BytesSel::Key(key(&format!("{f}.item_selector.key"), k)?))
+        }
+        Pick::One(Some(KeyKind::Prefix(k))) => Ok(BytesSel::Prefix(key(
+            &format!("{f}.item_selector.key_prefix"),
+            k,
+        )?)),
+    }
+}
+
+/// One name selector's content, whichever message carried it.
+enum TextKind<'a> {
+    Name(&'a str),
+    Prefix(&'a str),
+}
+
+/// A topic or function selector: all, one name, or a name prefix.
+fn text_sel(
+    f: &str,
+    n: &SelectorNames,
+    pick: Pick<Option<TextKind<'_>>>,
+) -> Result<TextSel, Invalid> {
+    match pick {
+        Pick::Missing => Err(missing(f, n)),
+        Pick::All => Ok(TextSel::All),
+        Pick::One(None) => Err(empty(f, n)),
+        Pick::One(Some(TextKind::Name(v))) => Ok(TextSel::Name(name(
+            &format!("{f}.{}.{}", n.selector, n.name),
+            v,
+        )?)),
+        Pick::One(Some(TextKind::Prefix(v))) => Ok(TextSel::Prefix(name(
+            &format!("{f}.{}.{}", n.selector, n.prefix),
+            v,
+        )?)),
+    }
 }
 
 /// Collects enum values into an operation set, refusing unknown values and empty lists.
@@ -737,28 +806,9 @@ fn statement_from_proto(field: &str, s: &pm::PermissionsType) -> Result<Rule, In
             "unknown or missing statement type (cache_permissions, topic_permissions, function_permissions)",
         )
     })?;
-    let cache_of =
-        |f: &str, sel: Option<&pt::CacheSelector>, all: bool| -> Result<NameSel, Invalid> {
-            match (all, sel) {
-                (true, _) => Ok(NameSel::All),
-                (false, None) => Err(Invalid::new(
-                    format!("{f}.cache"),
-                    "set all_caches or cache_selector",
-                )),
-                (false, Some(sel)) => match &sel.kind {
-                    None => Err(Invalid::new(
-                        format!("{f}.cache_selector"),
-                        "empty selector: set cache_name",
-                    )),
-                    Some(pt::cache_selector::Kind::CacheName(n)) => Ok(NameSel::Name(name(
-                        &format!("{f}.cache_selector.cache_name"),
-                        n,
-                    )?)),
-                },
-            }
-        };
     Ok(match kind {
         pt::Kind::CachePermissions(c) => {
+            use pt::cache_permissions::{Cache, CacheItem};
             let f = format!("{field}.cache_permissions");
             let ops = match pm::CacheRole::try_from(c.role) {
                 Ok(pm::CacheRole::CacheReadWrite) => Ops::READ.union(Ops::WRITE),
@@ -771,34 +821,33 @@ fn statement_from_proto(field: &str, s: &pm::PermissionsType) -> Result<Rule, In
                     ))
                 }
             };
-            use pt::cache_permissions::{Cache, CacheItem};
-            let cache = match &c.cache {
-                Some(Cache::AllCaches(_)) => cache_of(&f, None, true)?,
-                Some(Cache::CacheSelector(sel)) => cache_of(&f, Some(sel), false)?,
-                None => cache_of(&f, None, false)?,
-            };
-            let item = match &c.cache_item {
-                // The official SDKs send no item selector for whole-cache scopes: upstream
-                // semantics are "all items".
-                None | Some(CacheItem::AllItems(_)) => BytesSel::All,
-                Some(CacheItem::ItemSelector(sel)) => match &sel.kind {
-                    None => {
-                        return Err(Invalid::new(
-                            format!("{f}.item_selector"),
-                            "empty selector: set key or key_prefix",
-                        ))
-                    }
-                    Some(pt::cache_item_selector::Kind::Key(k)) => {
-                        BytesSel::Key(key(&format!("{f}.item_selector.key"), k)?)
-                    }
-                    Some(pt::cache_item_selector::Kind::KeyPrefix(k)) => {
-                        BytesSel::Prefix(key(&format!("{f}.item_selector.key_prefix"), k)?)
+            let cache = cache_sel(
+                &f,
+                match &c.cache {
+                    None => Pick::Missing,
+                    Some(Cache::AllCaches(_)) => Pick::All,
+                    Some(Cache::CacheSelector(sel)) => Pick::One(pm_cache_name(sel)),
+                },
+            )?;
+            let item = item_sel(
+                &f,
+                "cache_item",
+                match &c.cache_item {
+                    // The official SDKs send no item selector for whole-cache scopes: upstream
+                    // semantics are "all items".
+                    None | Some(CacheItem::AllItems(_)) => Pick::All,
+                    Some(CacheItem::ItemSelector(sel)) => {
+                        Pick::One(sel.kind.as_ref().map(|k| match k {
+                            pt::cache_item_selector::Kind::Key(k) => KeyKind::Key(k),
+                            pt::cache_item_selector::Kind::KeyPrefix(k) => KeyKind::Prefix(k),
+                        }))
                     }
                 },
-            };
+            )?;
             Rule::Cache { ops, cache, item }
         }
         pt::Kind::TopicPermissions(t) => {
+            use pt::topic_permissions::{Cache, Topic};
             let f = format!("{field}.topic_permissions");
             let ops = match pm::TopicRole::try_from(t.role) {
                 Ok(pm::TopicRole::TopicReadWrite) => Ops::READ.union(Ops::WRITE),
@@ -811,38 +860,32 @@ fn statement_from_proto(field: &str, s: &pm::PermissionsType) -> Result<Rule, In
                     ))
                 }
             };
-            use pt::topic_permissions::{Cache, Topic};
-            let cache = match &t.cache {
-                Some(Cache::AllCaches(_)) => cache_of(&f, None, true)?,
-                Some(Cache::CacheSelector(sel)) => cache_of(&f, Some(sel), false)?,
-                None => cache_of(&f, None, false)?,
-            };
-            let topic = match &t.topic {
-                None => {
-                    return Err(Invalid::new(
-                        format!("{f}.topic"),
-                        "set all_topics or topic_selector",
-                    ))
-                }
-                Some(Topic::AllTopics(_)) => TextSel::All,
-                Some(Topic::TopicSelector(sel)) => match &sel.kind {
-                    None => {
-                        return Err(Invalid::new(
-                            format!("{f}.topic_selector"),
-                            "empty selector: set topic_name or topic_name_prefix",
-                        ))
-                    }
-                    Some(pt::topic_selector::Kind::TopicName(n)) => {
-                        TextSel::Name(name(&format!("{f}.topic_selector.topic_name"), n)?)
-                    }
-                    Some(pt::topic_selector::Kind::TopicNamePrefix(n)) => {
-                        TextSel::Prefix(name(&format!("{f}.topic_selector.topic_name_prefix"), n)?)
+            let cache = cache_sel(
+                &f,
+                match &t.cache {
+                    None => Pick::Missing,
+                    Some(Cache::AllCaches(_)) => Pick::All,
+                    Some(Cache::CacheSelector(sel)) => Pick::One(pm_cache_name(sel)),
+                },
+            )?;
+            let topic = text_sel(
+                &f,
+                &TOPIC,
+                match &t.topic {
+                    None => Pick::Missing,
+                    Some(Topic::AllTopics(_)) => Pick::All,
+                    Some(Topic::TopicSelector(sel)) => {
+                        Pick::One(sel.kind.as_ref().map(|k| match k {
+                            pt::topic_selector::Kind::TopicName(n) => TextKind::Name(n),
+                            pt::topic_selector::Kind::TopicNamePrefix(n) => TextKind::Prefix(n),
+                        }))
                     }
                 },
-            };
+            )?;
             Rule::Topic { ops, cache, topic }
         }
         pt::Kind::FunctionPermissions(p) => {
+            use pt::function_permissions::{Cache, Function};
             let f = format!("{field}.function_permissions");
             match pm::FunctionRole::try_from(p.role) {
                 Ok(pm::FunctionRole::FunctionInvoke) => {}
@@ -850,35 +893,30 @@ fn statement_from_proto(field: &str, s: &pm::PermissionsType) -> Result<Rule, In
                     return Err(Invalid::new(format!("{f}.role"), "set FunctionInvoke"))
                 }
             }
-            use pt::function_permissions::{Cache, Function};
-            let cache = match &p.cache {
-                Some(Cache::AllCaches(_)) => cache_of(&f, None, true)?,
-                Some(Cache::CacheSelector(sel)) => cache_of(&f, Some(sel), false)?,
-                None => cache_of(&f, None, false)?,
-            };
-            let function = match &p.function {
-                None => {
-                    return Err(Invalid::new(
-                        format!("{f}.function"),
-                        "set all_functions or function_selector",
-                    ))
-                }
-                Some(Function::AllFunctions(_)) => TextSel::All,
-                Some(Function::FunctionSelector(sel)) => match &sel.kind {
-                    None => {
-                        return Err(Invalid::new(
-                            format!("{f}.function_selector"),
-                            "empty selector: set function_name or function_name_prefix",
-                        ))
-                    }
-                    Some(pt::function_selector::Kind::FunctionName(n)) => {
-                        TextSel::Name(name(&format!("{f}.function_selector.function_name"), n)?)
-                    }
-                    Some(pt::function_selector::Kind::FunctionNamePrefix(n)) => TextSel::Prefix(
-                        name(&format!("{f}.function_selector.function_name_prefix"), n)?,
-                    ),
+            let cache = cache_sel(
+                &f,
+                match &p.cache {
+                    None => Pick::Missing,
+                    Some(Cache::AllCaches(_)) => Pick::All,
+                    Some(Cache::CacheSelector(sel)) => Pick::One(pm_cache_name(sel)),
                 },
-            };
+            )?;
+            let function = text_sel(
+                &f,
+                &STATEMENT_FUNCTION,
+                match &p.function {
+                    None => Pick::Missing,
+                    Some(Function::AllFunctions(_)) => Pick::All,
+                    Some(Function::FunctionSelector(sel)) => {
+                        Pick::One(sel.kind.as_ref().map(|k| match k {
+                            pt::function_selector::Kind::FunctionName(n) => TextKind::Name(n),
+                            pt::function_selector::Kind::FunctionNamePrefix(n) => {
+                                TextKind::Prefix(n)
+                            }
+                        }))
+                    }
+                },
+            )?;
             Rule::Function {
                 ops: Ops::INVOKE,
                 cache,
