@@ -15,6 +15,7 @@
 //!
 //! Run: `cargo bench --bench dataplane`. Under `cargo test --all-targets` (no `--bench`) it is
 //! a smoke run with tiny counts that only checks every figure can be produced.
+//! `AUTHCELL_BENCH_FIGURES=1,3` runs a subset (e.g. under a profiler).
 
 use std::collections::HashMap;
 use std::hint::black_box;
@@ -48,6 +49,8 @@ use tonic_health::pb::HealthCheckRequest;
 const MEMORY_CHILD_ENV: &str = "AUTHCELL_BENCH_MEMORY_CHILD";
 /// The account every token and revocation belongs to.
 const ACCOUNT: &str = "bench";
+/// A comma-separated subset of figures to run (e.g. `1,3`); all when unset.
+const FIGURES_ENV: &str = "AUTHCELL_BENCH_FIGURES";
 
 /// How much work each figure does.
 struct Scale {
@@ -70,16 +73,16 @@ impl Scale {
     fn full() -> Self {
         Scale {
             cached_batch: 10_000,
-            cached_rounds: 15,
+            cached_rounds: 25,
             uncached_batch: 1_000,
-            uncached_rounds: 9,
+            uncached_rounds: 15,
             revocations_small: 1_000,
             revocations_large: 1_000_000,
             memory_entries: 1_000_000,
             channels: 4,
             in_flight: 32,
             load_segment: Duration::from_secs(1),
-            load_rounds: 4,
+            load_rounds: 6,
         }
     }
 
@@ -103,14 +106,17 @@ impl Scale {
 // ---------------------------------------------------------------------------------------------
 // Reporting
 
+/// A goal on a ratio: its human form and the test.
+type Goal = (String, fn(f64) -> bool);
+
 /// One line of a figure's table.
 struct Row {
     label: String,
     baseline: String,
     measured: String,
     ratio: f64,
-    /// Human form of the goal, and whether a ratio meets it; `None`: informational.
-    goal: Option<(String, fn(f64) -> bool)>,
+    /// `None`: informational.
+    goal: Option<Goal>,
 }
 
 impl Row {
@@ -186,7 +192,7 @@ fn ms(d: Duration) -> String {
 fn median(values: &mut [f64]) -> f64 {
     values.sort_by(f64::total_cmp);
     let n = values.len();
-    if n % 2 == 1 {
+    if !n.is_multiple_of(2) {
         values[n / 2]
     } else {
         (values[n / 2 - 1] + values[n / 2]) / 2.0
@@ -208,7 +214,7 @@ fn interleaved(
     for round in 0..=rounds {
         let range = round * batch..(round + 1) * batch;
         // Alternate which case goes first, so a slow drift favours none of them.
-        let order: Vec<usize> = if round % 2 == 0 {
+        let order: Vec<usize> = if round.is_multiple_of(2) {
             (0..cases.len()).collect()
         } else {
             (0..cases.len()).rev().collect()
@@ -282,7 +288,7 @@ fn split_jws(token: &str) -> (String, Signature) {
 
 /// A random revoked id: UUIDv4 and v7 alternately (authcell mints v7, clients may bring v4).
 fn random_id(i: usize) -> String {
-    if i % 2 == 0 {
+    if i.is_multiple_of(2) {
         uuid::Uuid::new_v4().to_string()
     } else {
         uuid::Uuid::now_v7().to_string()
@@ -461,12 +467,7 @@ fn figure_uncached(
     );
 }
 
-fn figure_view_size(
-    report: &mut Report,
-    scale: &Scale,
-    base: &Verifier,
-    tokens: &Tokens,
-) -> (Arc<View>, Arc<View>) {
+fn figure_view_size(report: &mut Report, scale: &Scale, base: &Verifier, tokens: &Tokens) {
     let small = Arc::new(View::new());
     let large = Arc::new(View::new());
     revoke_many(&small, scale.revocations_small);
@@ -491,6 +492,13 @@ fn figure_view_size(
         scale.cached_batch,
         &mut [&mut a, &mut b],
     );
+    for v in [&v_small, &v_large] {
+        assert_eq!(
+            v.stats().snapshot().cache_misses,
+            1,
+            "cached checks must hit"
+        );
+    }
     rows.push(
         Row::new("cached check, API key", ns(m[0]), ns(m[1]), m[1] / m[0])
             .goal("<= 1.10x", |r| r <= 1.10),
@@ -506,6 +514,10 @@ fn figure_view_size(
         scale.uncached_batch,
         &mut [&mut a, &mut b],
     );
+    for v in [&u_small, &u_large] {
+        let misses = v.stats().snapshot().cache_misses;
+        assert_eq!(misses, fresh.len() as u64, "uncached checks must miss");
+    }
     rows.push(
         Row::new("uncached check, API key", ns(m[0]), ns(m[1]), m[1] / m[0])
             .goal("<= 1.10x", |r| r <= 1.10),
@@ -602,7 +614,6 @@ fn figure_view_size(
         apply_time.as_secs_f64(),
         apply_time.as_secs_f64() * 1e9 / scale.revocations_large as f64
     ));
-    (small, large)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -883,7 +894,43 @@ async fn start_server() -> (
     (addr, owner.into(), stop, handle)
 }
 
-fn figures_load(report: &mut Report, scale: &Scale) {
+/// What signing one disposable token costs: `credential::sign` (jsonwebtoken) vs a bare Ed25519
+/// signature over the same signing input with a pre-parsed key. Explains figure 6.
+fn sign_cost(scale: &Scale) -> Row {
+    use ed25519_dalek::pkcs8::DecodePrivateKey;
+    use ed25519_dalek::Signer;
+    let pem = authcell::keyring::generate_pem().expect("pem");
+    let ring = KeyRing::from_pem("bench", &pem).expect("ring");
+    let key = ed25519_dalek::SigningKey::from_pkcs8_pem(&pem).expect("signing key");
+    let now = SystemClock.now();
+    let claims = disposable_claims(now, &uuid::Uuid::now_v7().to_string());
+    let token = credential::sign(&ring, &claims).expect("sign");
+    let (input, _) = token.rsplit_once('.').expect("jws");
+    let mut baseline = |r: Range<usize>| {
+        for _ in r {
+            black_box(key.sign(black_box(input.as_bytes())));
+        }
+    };
+    let mut measured = |r: Range<usize>| {
+        for _ in r {
+            black_box(credential::sign(&ring, black_box(&claims)).expect("sign"));
+        }
+    };
+    let batch = (scale.uncached_batch / 2).max(1);
+    let m = interleaved(
+        scale.uncached_rounds,
+        batch,
+        &mut [&mut baseline, &mut measured],
+    );
+    Row::new(
+        "sign 1 token: ed25519 sign vs credential::sign",
+        ns(m[0]),
+        ns(m[1]),
+        m[1] / m[0],
+    )
+}
+
+fn figures_load(report: &mut Report, scale: &Scale, sign_row: Option<Row>) {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -919,7 +966,7 @@ fn figures_load(report: &mut Report, scale: &Scale) {
         let (mut h, mut a, mut d) = (Load::default(), Load::default(), Load::default());
         let mut per_round = Vec::new();
         for round in 0..scale.load_rounds {
-            let order = if round % 2 == 0 {
+            let order = if round.is_multiple_of(2) {
                 [Call::Health, Call::Authorize, Call::Disposable]
             } else {
                 [Call::Disposable, Call::Authorize, Call::Health]
@@ -962,6 +1009,7 @@ fn figures_load(report: &mut Report, scale: &Scale) {
         scale.load_rounds,
         scale.load_segment.as_secs_f64()
     );
+    let mut sign_row = sign_row;
     let hr = health.rate();
     let (h50, h99) = (health.percentile(0.5), health.percentile(0.99));
     for (id, name, column, measured, slot) in [
@@ -985,7 +1033,7 @@ fn figures_load(report: &mut Report, scale: &Scale) {
         if id == "5" {
             throughput = throughput.goal(">= 0.80x", |r| r >= 0.8);
         }
-        let rows = [
+        let mut rows = vec![
             throughput,
             Row::new(
                 "p50 latency",
@@ -1000,6 +1048,9 @@ fn figures_load(report: &mut Report, scale: &Scale) {
                 p99.as_secs_f64() / h99.as_secs_f64(),
             ),
         ];
+        if id == "6" {
+            rows.extend(sign_row.take());
+        }
         report.figure(
             id,
             &format!("{name} vs grpc.health.v1.Health/Check on the same server"),
@@ -1044,23 +1095,44 @@ fn main() {
         }
     );
 
+    // AUTHCELL_BENCH_FIGURES=1,3 runs a subset (e.g. under a profiler); default: all.
+    let only: Option<Vec<String>> = std::env::var(FIGURES_ENV)
+        .ok()
+        .map(|v| v.split(',').map(|f| f.trim().to_owned()).collect());
+    let wants = |ids: &[&str]| {
+        only.as_ref()
+            .is_none_or(|o| ids.iter().any(|id| o.iter().any(|f| f == id)))
+    };
+
     // First, while this process is still small (the child has its own heap anyway).
-    figure_memory(&mut report, &scale);
+    if wants(&["4"]) {
+        figure_memory(&mut report, &scale);
+    }
 
-    let ring = KeyRing::ephemeral().expect("key ring");
-    let verifier = Verifier::new(ring, Arc::new(View::new()), Arc::new(SystemClock));
-    let keys = verifier.keys().load();
-    let public = keys
-        .verification_key(keys.active_kid())
-        .expect("active key")
-        .public;
-    let tokens = mint_tokens(&keys, &scale);
-    figure_cached(&mut report, &scale, &verifier, &tokens);
-    figure_uncached(&mut report, &scale, &verifier, &public, &tokens);
-    let views = figure_view_size(&mut report, &scale, &verifier, &tokens);
-    drop(views);
+    if wants(&["1", "2", "3"]) {
+        let ring = KeyRing::ephemeral().expect("key ring");
+        let verifier = Verifier::new(ring, Arc::new(View::new()), Arc::new(SystemClock));
+        let keys = verifier.keys().load();
+        let public = keys
+            .verification_key(keys.active_kid())
+            .expect("active key")
+            .public;
+        let tokens = mint_tokens(&keys, &scale);
+        if wants(&["1"]) {
+            figure_cached(&mut report, &scale, &verifier, &tokens);
+        }
+        if wants(&["2"]) {
+            figure_uncached(&mut report, &scale, &verifier, &public, &tokens);
+        }
+        if wants(&["3"]) {
+            figure_view_size(&mut report, &scale, &verifier, &tokens);
+        }
+    }
 
-    figures_load(&mut report, &scale);
+    if wants(&["5", "6"]) {
+        let sign_row = wants(&["6"]).then(|| sign_cost(&scale));
+        figures_load(&mut report, &scale, sign_row);
+    }
 
     println!();
     if report.judged {
