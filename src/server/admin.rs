@@ -259,4 +259,11 @@ impl pb::admin_server::Admin for AdminService {
             latest_event_id: latest.unwrap_or_default(),
         }))
     }
+
+    async fn list_audit_events(
+        &self,
+        _request: Request<pb::ListAuditEventsRequest>,
+    ) -> Result<Response<pb::ListAuditEventsResponse>, Status> {
+        Err(Status::unimplemented("ListAuditEvents is being built"))
+    }
 }
