@@ -12,7 +12,7 @@ use crate::convert::Invalid;
 use crate::credential::{self, Claims, CredentialError};
 use crate::permissions::{self, system, Action, Denial, PermissionSet, Resource};
 use crate::ratelimit::RateLimiter;
-use crate::store::{KeyRecord, RoleRecord, Store, StoreError};
+use crate::store::{AuditQuery, AuditRecord, KeyRecord, RoleRecord, Store, StoreError};
 use crate::verifier::{Principal, Verifier};
 use crate::view::Event;
 
@@ -199,6 +199,37 @@ impl Authority {
         self.clock.now()
     }
 
+    /// An audit record of something `actor` did (from `peer`) to `target` in `account`.
+    pub(crate) fn audit(
+        account: &str,
+        actor: &str,
+        peer: Option<IpAddr>,
+        action: &str,
+        target: &str,
+        detail: String,
+    ) -> AuditRecord {
+        AuditRecord {
+            account: account.to_owned(),
+            actor: actor.to_owned(),
+            peer: peer.map(|p| p.to_string()),
+            action: action.to_owned(),
+            target: target.to_owned(),
+            detail,
+            ..AuditRecord::default()
+        }
+    }
+
+    fn caller_audit(caller: &Caller, action: &str, target: &str, detail: String) -> AuditRecord {
+        Self::audit(
+            caller.account(),
+            caller.key_id(),
+            caller.peer,
+            action,
+            target,
+            detail,
+        )
+    }
+
     /// Authenticates a management caller. Disposable tokens are refused here: they are for the
     /// data plane only.
     pub fn caller(&self, token: &str, peer: Option<IpAddr>) -> Result<Caller> {
@@ -263,6 +294,7 @@ impl Authority {
         description: String,
         expires_at: Option<u64>,
         created_by: String,
+        peer: Option<IpAddr>,
     ) -> Result<(String, KeyRecord)> {
         let now = self.clock.now();
         let key_id = uuid::Uuid::now_v7().to_string();
@@ -294,7 +326,15 @@ impl Authority {
             revoked_at: None,
             refresh_hash: None,
         };
-        self.store.insert_key(record.clone()).await?;
+        let audit = Self::audit(
+            account,
+            &record.created_by,
+            peer,
+            "key.created",
+            &record.key_id,
+            format!("role {role_id}; {:?}", record.description),
+        );
+        self.store.insert_key(record.clone(), Some(&audit)).await?;
         Ok((token, record))
     }
 
@@ -337,6 +377,7 @@ impl Authority {
             description,
             expires_at,
             caller.key_id().to_owned(),
+            caller.peer,
         )
         .await
     }
@@ -481,7 +522,17 @@ impl Authority {
         }
         Ok(self
             .store
-            .revoke_key(caller.account(), key_id, self.clock.now())
+            .revoke_key(
+                caller.account(),
+                key_id,
+                self.clock.now(),
+                Some(&Self::caller_audit(
+                    caller,
+                    "key.revoked",
+                    key_id,
+                    String::new(),
+                )),
+            )
             .await?)
     }
 
@@ -508,7 +559,13 @@ impl Authority {
                 }
             }
         };
-        Ok(self.store.revoke(event).await?)
+        let target = match &event {
+            Event::CredentialRevoked { id, .. } => format!("token {id}"),
+            Event::TokenIdRevoked { token_id, .. } => format!("token_id {token_id}"),
+            _ => String::new(),
+        };
+        let audit = Self::caller_audit(caller, "token.revoked", &target, String::new());
+        Ok(self.store.revoke(event, Some(&audit)).await?)
     }
 
     /// RevokeIssuedBefore: every credential of the account issued before `before` (0 = now).
@@ -533,10 +590,18 @@ impl Authority {
         }
         let id = self
             .store
-            .revoke(Event::IssuedBefore {
-                account: caller.account().to_owned(),
-                before,
-            })
+            .revoke(
+                Event::IssuedBefore {
+                    account: caller.account().to_owned(),
+                    before,
+                },
+                Some(&Self::caller_audit(
+                    caller,
+                    "credentials.revoked_before",
+                    &before.to_string(),
+                    "every credential issued before this time".into(),
+                )),
+            )
             .await?;
         Ok((before, id))
     }
@@ -689,7 +754,8 @@ impl Authority {
             created_at: now,
             updated_at: now,
         };
-        self.store.create_role(role.clone()).await?;
+        let audit = Self::caller_audit(caller, "role.created", &role.role_id, role.name.clone());
+        self.store.create_role(role.clone(), Some(&audit)).await?;
         Ok(role_view(role))
     }
 
@@ -714,7 +780,8 @@ impl Authority {
             role.permissions = permissions;
         }
         role.updated_at = self.clock.now();
-        self.store.update_role(role.clone()).await?;
+        let audit = Self::caller_audit(caller, "role.updated", &role.role_id, role.name.clone());
+        self.store.update_role(role.clone(), Some(&audit)).await?;
         Ok(role_view(role))
     }
 
@@ -725,7 +792,17 @@ impl Authority {
         self.require_delegable(caller, "the role", &role.permissions)?;
         Ok(self
             .store
-            .delete_role(caller.account(), role_id, self.clock.now())
+            .delete_role(
+                caller.account(),
+                role_id,
+                self.clock.now(),
+                Some(&Self::caller_audit(
+                    caller,
+                    "role.deleted",
+                    role_id,
+                    role.name.clone(),
+                )),
+            )
             .await?)
     }
 
@@ -742,6 +819,79 @@ impl Authority {
             .get_role(caller.account(), role_id)
             .await?
             .ok_or_else(|| Error::NotFound(format!("role_id: no role {role_id:?} in this account")))
+    }
+
+    /// ListAuditEvents: the caller's account's lifecycle events, newest first.
+    pub async fn list_audit(
+        &self,
+        caller: &Caller,
+        since_ms: u64,
+        until_ms: u64,
+        limit: u32,
+        next_token: &str,
+    ) -> Result<(Vec<AuditRecord>, Option<String>)> {
+        self.require(caller, Action::AuthList)?;
+        let limit = match limit {
+            0 => MAX_PAGE,
+            1..=MAX_PAGE => limit,
+            _ => {
+                return Err(
+                    Invalid::new("limit", format!("must be between 1 and {MAX_PAGE}")).into(),
+                )
+            }
+        } as usize;
+        if since_ms > 0 && until_ms > 0 && since_ms >= until_ms {
+            return Err(
+                Invalid::new("until_epoch_millis", "must be after since_epoch_millis").into(),
+            );
+        }
+        let before_id = if next_token.is_empty() {
+            None
+        } else {
+            use base64::Engine;
+            let bad = || Invalid::new("next_token", "not a next_token returned by a previous page");
+            let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .decode(next_token)
+                .map_err(|_| bad())?;
+            let text = String::from_utf8(raw).map_err(|_| bad())?;
+            let id = text.strip_prefix("a1:").ok_or_else(bad)?;
+            if !is_stream_id(id) {
+                return Err(bad().into());
+            }
+            Some(id.to_owned())
+        };
+        let query = AuditQuery {
+            since_ms: (since_ms > 0).then_some(since_ms),
+            until_ms: (until_ms > 0).then_some(until_ms),
+            before_id,
+            limit: limit + 1,
+        };
+        let mut events = self.store.list_audit(caller.account(), &query).await?;
+        let next = if events.len() > limit {
+            events.truncate(limit);
+            events.last().map(|e| {
+                use base64::Engine;
+                base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("a1:{}", e.id))
+            })
+        } else {
+            None
+        };
+        Ok((events, next))
+    }
+
+    /// Records a signing key rotation (platform event, under the account `system`).
+    pub async fn record_rotation(&self, kids: &[String], active: &str) {
+        let audit = Self::audit(
+            "system",
+            "system",
+            None,
+            "signing_key.rotated",
+            active,
+            format!("trusted keys: {}", kids.join(", ")),
+        );
+        if let Err(e) = self.store.append_audit(&audit).await {
+            tracing::warn!(error = %e, "cannot record the key rotation in the audit log");
+        }
     }
 
     /// Creates `account` (if new) and its first owner key. Refuses if the account already has
@@ -762,6 +912,7 @@ impl Authority {
             "bootstrap owner key".into(),
             None,
             "bootstrap".into(),
+            None,
         )
         .await
     }

@@ -98,7 +98,7 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
     if let Some(settings) = redis {
         let node = node::with_redis(ring, Arc::new(SystemClock), &options, &settings).await?;
         if let Some((files, every)) = reload {
-            node::spawn_key_reloader(files, node.authority.verifier().keys().clone(), every);
+            node::spawn_key_reloader(files, node.authority.clone(), every);
         }
         tracing::info!(listen = %local, endpoint = %endpoint, cell = %args.common.cell, "serving with Redis");
         let served = server::run(listener, node.authority, shutdown_signal()).await;
@@ -107,7 +107,7 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
     }
     let authority = node::embedded(ring, Arc::new(SystemClock), &options);
     if let Some((files, every)) = reload {
-        node::spawn_key_reloader(files, authority.verifier().keys().clone(), every);
+        node::spawn_key_reloader(files, authority.clone(), every);
     }
     let (owner_key, _) = authority
         .bootstrap(&args.dev_account, false)

@@ -35,9 +35,10 @@ pub fn keyring(common: &CommonArgs) -> Result<KeyRing, KeyError> {
 /// node keeps the last good one).
 pub fn spawn_key_reloader(
     files: KeyFiles,
-    keys: Arc<KeyRingHandle>,
+    authority: Arc<Authority>,
     interval: Duration,
 ) -> tokio::task::JoinHandle<()> {
+    let keys = authority.verifier().keys().clone();
     tokio::spawn(async move {
         let mut last = files.fingerprint().ok();
         loop {
@@ -55,8 +56,10 @@ pub fn spawn_key_reloader(
             match files.load() {
                 Ok(ring) => {
                     tracing::info!(active_kid = %ring.active_kid(), kids = ?ring.kids(), "key ring reloaded");
+                    let (kids, active) = (ring.kids(), ring.active_kid().to_owned());
                     keys.store(ring);
                     last = Some(now);
+                    authority.record_rotation(&kids, &active).await;
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, "the key files changed but do not load; keeping the current keys")
@@ -169,6 +172,7 @@ fn redis_config(settings: &RedisSettings) -> RedisConfig {
     RedisConfig {
         prefix: settings.prefix.clone(),
         stream_max_len: settings.stream_max_len,
+        ..RedisConfig::default()
     }
 }
 

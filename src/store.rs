@@ -55,6 +55,47 @@ pub struct NodeStatus {
     pub seen_at_ms: u64,
 }
 
+/// One lifecycle event of an account: who (key id), what, when and from where. Stores write it
+/// in the same atomic step as the mutation it records.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditRecord {
+    /// Assigned by the store: time-ordered (`<millis>-<seq>`).
+    #[serde(default, skip_serializing)]
+    pub id: String,
+    /// Wall-clock milliseconds, taken from the id.
+    #[serde(default, skip_serializing)]
+    pub at_ms: u64,
+    pub account: String,
+    /// Key id of the acting credential ("bootstrap" or "system" when none).
+    pub actor: String,
+    pub peer: Option<String>,
+    /// `key.created`, `key.revoked`, `key.refreshed`, `role.created`, `role.updated`,
+    /// `role.deleted`, `token.revoked`, `credentials.revoked_before`, `signing_key.rotated`.
+    pub action: String,
+    pub target: String,
+    pub detail: String,
+}
+
+/// A time window and page of an audit listing, newest first.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct AuditQuery {
+    /// Events at or after this time (ms).
+    pub since_ms: Option<u64>,
+    /// Events before this time (ms).
+    pub until_ms: Option<u64>,
+    /// Continue strictly before this event id.
+    pub before_id: Option<String>,
+    pub limit: usize,
+}
+
+/// Parses the millisecond part of a `<millis>-<seq>` id.
+pub fn audit_id_ms(id: &str) -> u64 {
+    id.split('-')
+        .next()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
 /// Store failures, each with the meaning the API reports.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -82,7 +123,7 @@ pub trait Store: Send + Sync + 'static {
     async fn count_live_keys(&self, account: &str, now: u64) -> StoreResult<usize>;
 
     /// Stores a new key's metadata.
-    async fn insert_key(&self, key: KeyRecord) -> StoreResult<()>;
+    async fn insert_key(&self, key: KeyRecord, audit: Option<&AuditRecord>) -> StoreResult<()>;
 
     async fn get_key(&self, account: &str, key_id: &str) -> StoreResult<Option<KeyRecord>>;
 
@@ -102,10 +143,21 @@ pub trait Store: Send + Sync + 'static {
         account: &str,
         key_id: &str,
         now: u64,
+        audit: Option<&AuditRecord>,
     ) -> StoreResult<(KeyRecord, Option<String>)>;
 
     /// Publishes a revocation that has no key record (a token, a token id, a watermark).
-    async fn revoke(&self, event: Event) -> StoreResult<Option<String>>;
+    async fn revoke(
+        &self,
+        event: Event,
+        audit: Option<&AuditRecord>,
+    ) -> StoreResult<Option<String>>;
+
+    /// Records an event that is not part of a mutation (a signing key rotation).
+    async fn append_audit(&self, audit: &AuditRecord) -> StoreResult<()>;
+
+    /// The account's audit events, newest first.
+    async fn list_audit(&self, account: &str, query: &AuditQuery) -> StoreResult<Vec<AuditRecord>>;
 
     /// The newest event id of the stream (`None` where there is no event stream).
     async fn latest_event_id(&self) -> StoreResult<Option<String>>;
@@ -118,10 +170,10 @@ pub trait Store: Send + Sync + 'static {
     async fn get_role(&self, account: &str, role_id: &str) -> StoreResult<Option<RoleRecord>>;
 
     /// Creates a role; `AlreadyExists` if the account has a role of that name.
-    async fn create_role(&self, role: RoleRecord) -> StoreResult<()>;
+    async fn create_role(&self, role: RoleRecord, audit: Option<&AuditRecord>) -> StoreResult<()>;
 
     /// Replaces a role; `NotFound` if absent, `AlreadyExists` if renamed onto another's name.
-    async fn update_role(&self, role: RoleRecord) -> StoreResult<()>;
+    async fn update_role(&self, role: RoleRecord, audit: Option<&AuditRecord>) -> StoreResult<()>;
 
     /// Atomically replaces an SDK-made key by its successor: checks that `old_key_id` is live
     /// and its refresh hash equals `refresh_hash`, revokes it (publishing the revocation) and
@@ -134,8 +186,15 @@ pub trait Store: Send + Sync + 'static {
         refresh_hash: &str,
         new_key: KeyRecord,
         now: u64,
+        audit: Option<&AuditRecord>,
     ) -> StoreResult<()>;
 
     /// Deletes a role; `FailedPrecondition` (saying how many) while live keys use it.
-    async fn delete_role(&self, account: &str, role_id: &str, now: u64) -> StoreResult<()>;
+    async fn delete_role(
+        &self,
+        account: &str,
+        role_id: &str,
+        now: u64,
+        audit: Option<&AuditRecord>,
+    ) -> StoreResult<()>;
 }

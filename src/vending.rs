@@ -45,6 +45,14 @@ pub struct MintedKey {
     pub refresh_token: String,
 }
 
+/// What an SDK-made key grants and how long it lives.
+struct InlineKey {
+    set: PermissionSet,
+    lifetime: KeyLifetime,
+    token_id: Option<String>,
+    description: String,
+}
+
 /// Lifetime of an SDK-made key.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum KeyLifetime {
@@ -256,8 +264,13 @@ impl Authority {
         } else {
             description.to_owned()
         };
-        self.mint_inline_key(&parent, set, lifetime, token_id, description, None)
-            .await
+        let key = InlineKey {
+            set,
+            lifetime,
+            token_id,
+            description,
+        };
+        self.mint_inline_key(&parent, key, None, peer).await
     }
 
     /// Mints and stores an SDK-made key; with `replacing`, atomically swaps it in for the old
@@ -265,12 +278,16 @@ impl Authority {
     async fn mint_inline_key(
         &self,
         parent: &Principal,
-        set: PermissionSet,
-        lifetime: KeyLifetime,
-        token_id: Option<String>,
-        description: String,
+        key: InlineKey,
         replacing: Option<(&str, &str)>,
+        peer: Option<IpAddr>,
     ) -> Result<MintedKey> {
+        let InlineKey {
+            set,
+            lifetime,
+            token_id,
+            description,
+        } = key;
         let now = self.clock().now();
         let mut expires_at = match lifetime {
             KeyLifetime::Never => None,
@@ -303,11 +320,29 @@ impl Authority {
             revoked_at: None,
             refresh_hash: Some(refresh_hash(&refresh_token)),
         };
+        let audit = match replacing {
+            None => Authority::audit(
+                &claims.sub,
+                &parent.credential.id,
+                peer,
+                "key.created",
+                &claims.jti,
+                "SDK-made key (GenerateApiToken)".into(),
+            ),
+            Some((old_id, _)) => Authority::audit(
+                &claims.sub,
+                old_id,
+                peer,
+                "key.refreshed",
+                &claims.jti,
+                format!("replaces {old_id}"),
+            ),
+        };
         match replacing {
-            None => self.store().insert_key(record).await?,
+            None => self.store().insert_key(record, Some(&audit)).await?,
             Some((old_id, old_hash)) => self
                 .store()
-                .rotate_refresh(&claims.sub, old_id, old_hash, record, now)
+                .rotate_refresh(&claims.sub, old_id, old_hash, record, now, Some(&audit))
                 .await
                 .map_err(|e| match e {
                     crate::store::StoreError::FailedPrecondition(_)
@@ -389,14 +424,17 @@ impl Authority {
             }),
             permissions: old.permissions.clone(),
         };
-        let set = (*old.permissions).clone();
+        let key = InlineKey {
+            set: (*old.permissions).clone(),
+            lifetime,
+            token_id: record.token_id.clone(),
+            description: record.description.clone(),
+        };
         self.mint_inline_key(
             &parent,
-            set,
-            lifetime,
-            record.token_id.clone(),
-            record.description.clone(),
+            key,
             Some((&c.id, &refresh_hash(refresh_token))),
+            peer,
         )
         .await
     }

@@ -262,8 +262,36 @@ impl pb::admin_server::Admin for AdminService {
 
     async fn list_audit_events(
         &self,
-        _request: Request<pb::ListAuditEventsRequest>,
+        request: Request<pb::ListAuditEventsRequest>,
     ) -> Result<Response<pb::ListAuditEventsResponse>, Status> {
-        Err(Status::unimplemented("ListAuditEvents is being built"))
+        let caller = caller(&self.authority, &request)?;
+        let req = request.get_ref();
+        let (events, next) = self
+            .authority
+            .list_audit(
+                &caller,
+                req.since_epoch_millis,
+                req.until_epoch_millis,
+                req.limit,
+                &req.next_token,
+            )
+            .await
+            .map_err(|e| to_status(&e))?;
+        Ok(Response::new(pb::ListAuditEventsResponse {
+            events: events
+                .into_iter()
+                .map(|e| pb::AuditEvent {
+                    id: e.id,
+                    at_epoch_millis: e.at_ms,
+                    account_id: e.account,
+                    actor_key_id: e.actor,
+                    peer_address: e.peer.unwrap_or_default(),
+                    action: e.action,
+                    target: e.target,
+                    detail: e.detail,
+                })
+                .collect(),
+            next_token: next.unwrap_or_default(),
+        }))
     }
 }

@@ -2,12 +2,12 @@
 //! survives exit (startup says so). Each mutation and its view event happen under one lock, so
 //! a revocation is visible to the very next check.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use async_trait::async_trait;
 
-use super::{KeyRecord, RoleRecord, Store, StoreError, StoreResult};
+use super::{AuditQuery, AuditRecord, KeyRecord, RoleRecord, Store, StoreError, StoreResult};
 use crate::view::{Event, View};
 
 #[derive(Default)]
@@ -17,6 +17,35 @@ struct Data {
     keys: HashMap<String, BTreeMap<String, KeyRecord>>,
     /// account -> role id -> record
     roles: HashMap<String, BTreeMap<String, RoleRecord>>,
+    /// account -> audit events, oldest first, at most [`AUDIT_CAPACITY`].
+    audit: HashMap<String, VecDeque<AuditRecord>>,
+    /// Last audit id handed out, to keep ids strictly increasing within a millisecond.
+    last_audit: (u64, u64),
+}
+
+/// Audit events kept per account (oldest dropped first), like the capped Redis stream.
+pub const AUDIT_CAPACITY: usize = 10_000;
+
+impl Data {
+    fn record(&mut self, audit: Option<&AuditRecord>) {
+        let Some(audit) = audit else { return };
+        let ms = crate::store::redis::wall_ms();
+        let (last_ms, last_seq) = self.last_audit;
+        let (ms, seq) = if ms > last_ms {
+            (ms, 0)
+        } else {
+            (last_ms, last_seq + 1)
+        };
+        self.last_audit = (ms, seq);
+        let mut record = audit.clone();
+        record.id = format!("{ms}-{seq}");
+        record.at_ms = ms;
+        let events = self.audit.entry(record.account.clone()).or_default();
+        if events.len() >= AUDIT_CAPACITY {
+            events.pop_front();
+        }
+        events.push_back(record);
+    }
 }
 
 /// In-memory [`Store`].
@@ -59,7 +88,7 @@ impl Store for MemoryStore {
             .unwrap_or(0))
     }
 
-    async fn insert_key(&self, key: KeyRecord) -> StoreResult<()> {
+    async fn insert_key(&self, key: KeyRecord, audit: Option<&AuditRecord>) -> StoreResult<()> {
         let mut data = self.lock();
         // A key may not be bound to a custom role deleted meanwhile.
         if let Some(role_id) = key.role_id.as_deref() {
@@ -85,6 +114,7 @@ impl Store for MemoryStore {
         let mut key = key;
         key.revoked_at = None;
         keys.insert(key.key_id.clone(), key);
+        data.record(audit);
         Ok(())
     }
 
@@ -124,6 +154,7 @@ impl Store for MemoryStore {
         account: &str,
         key_id: &str,
         now: u64,
+        audit: Option<&AuditRecord>,
     ) -> StoreResult<(KeyRecord, Option<String>)> {
         let mut data = self.lock();
         let key = data
@@ -141,18 +172,46 @@ impl Store for MemoryStore {
             account: account.to_owned(),
             id: key_id.to_owned(),
         });
+        data.record(audit);
         Ok((record, None))
     }
 
-    async fn revoke(&self, event: Event) -> StoreResult<Option<String>> {
+    async fn revoke(
+        &self,
+        event: Event,
+        audit: Option<&AuditRecord>,
+    ) -> StoreResult<Option<String>> {
         if matches!(event, Event::RoleSet { .. } | Event::RoleDeleted { .. }) {
             return Err(StoreError::FailedPrecondition(
                 "role events are published by the role operations".into(),
             ));
         }
-        let _data = self.lock();
+        let mut data = self.lock();
         self.view.apply(&event);
+        data.record(audit);
         Ok(None)
+    }
+
+    async fn append_audit(&self, audit: &AuditRecord) -> StoreResult<()> {
+        self.lock().record(Some(audit));
+        Ok(())
+    }
+
+    async fn list_audit(&self, account: &str, query: &AuditQuery) -> StoreResult<Vec<AuditRecord>> {
+        let data = self.lock();
+        let Some(events) = data.audit.get(account) else {
+            return Ok(Vec::new());
+        };
+        let before = query.before_id.as_deref();
+        Ok(events
+            .iter()
+            .rev()
+            .filter(|e| before.is_none_or(|b| crate::store::redis::stream_id_cmp(&e.id, b).is_lt()))
+            .filter(|e| query.until_ms.is_none_or(|u| e.at_ms < u))
+            .take_while(|e| query.since_ms.is_none_or(|s| e.at_ms >= s))
+            .take(query.limit)
+            .cloned()
+            .collect())
     }
 
     async fn latest_event_id(&self) -> StoreResult<Option<String>> {
@@ -170,6 +229,7 @@ impl Store for MemoryStore {
         refresh_hash: &str,
         new_key: KeyRecord,
         now: u64,
+        audit: Option<&AuditRecord>,
     ) -> StoreResult<()> {
         let mut data = self.lock();
         let keys = data.keys.entry(account.to_owned()).or_default();
@@ -196,6 +256,7 @@ impl Store for MemoryStore {
             account: account.to_owned(),
             id: old_key_id.to_owned(),
         });
+        data.record(audit);
         Ok(())
     }
 
@@ -217,7 +278,7 @@ impl Store for MemoryStore {
             .cloned())
     }
 
-    async fn create_role(&self, role: RoleRecord) -> StoreResult<()> {
+    async fn create_role(&self, role: RoleRecord, audit: Option<&AuditRecord>) -> StoreResult<()> {
         let mut data = self.lock();
         let roles = data.roles.entry(role.account.clone()).or_default();
         if roles.values().any(|r| r.name == role.name) {
@@ -232,10 +293,11 @@ impl Store for MemoryStore {
             permissions: role.permissions.clone(),
         });
         roles.insert(role.role_id.clone(), role);
+        data.record(audit);
         Ok(())
     }
 
-    async fn update_role(&self, role: RoleRecord) -> StoreResult<()> {
+    async fn update_role(&self, role: RoleRecord, audit: Option<&AuditRecord>) -> StoreResult<()> {
         let mut data = self.lock();
         let roles = data.roles.entry(role.account.clone()).or_default();
         if !roles.contains_key(&role.role_id) {
@@ -259,10 +321,17 @@ impl Store for MemoryStore {
             permissions: role.permissions.clone(),
         });
         roles.insert(role.role_id.clone(), role);
+        data.record(audit);
         Ok(())
     }
 
-    async fn delete_role(&self, account: &str, role_id: &str, now: u64) -> StoreResult<()> {
+    async fn delete_role(
+        &self,
+        account: &str,
+        role_id: &str,
+        now: u64,
+        audit: Option<&AuditRecord>,
+    ) -> StoreResult<()> {
         let mut data = self.lock();
         let in_use = data
             .keys
@@ -289,6 +358,7 @@ impl Store for MemoryStore {
             account: account.to_owned(),
             role_id: role_id.to_owned(),
         });
+        data.record(audit);
         Ok(())
     }
 }

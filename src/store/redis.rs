@@ -24,6 +24,7 @@
 //! | `events` | stream | field `e`: [`Event`] JSON; capped with `MAXLEN ~` |
 //! | `nodes` | hash | node id -> [`NodeStatus`] JSON (progress reports) |
 //! | `rl:{account}` | string | GCRA theoretical arrival time, ms (rate limiter) |
+//! | `audit:{account}` | stream | field `a`: [`AuditRecord`] JSON; capped with `MAXLEN ~` (ids give the time) |
 //!
 //! Redis Cluster is not supported: scripts touch keys of several accounts' slots.
 
@@ -33,7 +34,10 @@ use async_trait::async_trait;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{AsyncCommands, Script};
 
-use super::{KeyRecord, NodeStatus, RoleRecord, Store, StoreError, StoreResult};
+use super::{
+    audit_id_ms, AuditQuery, AuditRecord, KeyRecord, NodeStatus, RoleRecord, Store, StoreError,
+    StoreResult,
+};
 use crate::permissions::system;
 use crate::view::{Event, View};
 use std::sync::Arc;
@@ -44,6 +48,8 @@ pub struct RedisConfig {
     pub prefix: String,
     /// Approximate cap of the event stream (`XADD MAXLEN ~`).
     pub stream_max_len: u64,
+    /// Approximate cap of each account's audit stream.
+    pub audit_max_len: u64,
 }
 
 impl Default for RedisConfig {
@@ -51,6 +57,7 @@ impl Default for RedisConfig {
         RedisConfig {
             prefix: "authcell:".into(),
             stream_max_len: 100_000,
+            audit_max_len: 100_000,
         }
     }
 }
@@ -103,6 +110,9 @@ impl Keys {
     pub fn rate(&self, account: &str) -> String {
         format!("{}rl:{account}", self.prefix)
     }
+    pub fn audit(&self, account: &str) -> String {
+        format!("{}audit:{account}", self.prefix)
+    }
 }
 
 /// The field of the `revoked` hash for a revoked credential id.
@@ -121,6 +131,14 @@ pub fn role_field(account: &str, role_id: &str) -> String {
 }
 
 const INSERT_KEY: &str = r#"
+local function audit()
+  local record = ARGV[#ARGV - 1]
+  if record ~= '' then
+    redis.call('XADD', KEYS[#KEYS], 'MAXLEN', '~', ARGV[#ARGV], '*', 'a', record)
+  end
+end
+-- Every script: the last KEY is the account's audit stream, the last two ARGV the audit
+-- record ('' for none) and the stream's cap.
 -- KEYS: key hash, account keys, role keys, account roles
 -- ARGV: key id, record, refresh hash or '', expiry score, role id or '', 'custom' or ''
 if redis.call('EXISTS', KEYS[1]) == 1 then return 'EXISTS' end
@@ -129,10 +147,19 @@ redis.call('HSET', KEYS[1], 'rec', ARGV[2])
 if ARGV[3] ~= '' then redis.call('HSET', KEYS[1], 'refresh', ARGV[3]) end
 redis.call('ZADD', KEYS[2], 0, ARGV[1])
 if ARGV[5] ~= '' then redis.call('ZADD', KEYS[3], ARGV[4], ARGV[1]) end
+audit()
 return 'OK'
 "#;
 
 const REVOKE_KEY: &str = r#"
+local function audit()
+  local record = ARGV[#ARGV - 1]
+  if record ~= '' then
+    redis.call('XADD', KEYS[#KEYS], 'MAXLEN', '~', ARGV[#ARGV], '*', 'a', record)
+  end
+end
+-- Every script: the last KEY is the account's audit stream, the last two ARGV the audit
+-- record ('' for none) and the stream's cap.
 -- KEYS: key hash, role keys, revoked, events
 -- ARGV: now, revoked field, event, max len, key id
 if redis.call('HEXISTS', KEYS[1], 'rec') == 0 then return {'NOTFOUND'} end
@@ -140,10 +167,19 @@ redis.call('HSETNX', KEYS[1], 'revoked_at', ARGV[1])
 redis.call('ZREM', KEYS[2], ARGV[5])
 redis.call('HSET', KEYS[3], ARGV[2], ARGV[1])
 local id = redis.call('XADD', KEYS[4], 'MAXLEN', '~', ARGV[4], '*', 'e', ARGV[3])
+audit()
 return {'OK', id, redis.call('HGET', KEYS[1], 'revoked_at')}
 "#;
 
 const PUBLISH: &str = r#"
+local function audit()
+  local record = ARGV[#ARGV - 1]
+  if record ~= '' then
+    redis.call('XADD', KEYS[#KEYS], 'MAXLEN', '~', ARGV[#ARGV], '*', 'a', record)
+  end
+end
+-- Every script: the last KEY is the account's audit stream, the last two ARGV the audit
+-- record ('' for none) and the stream's cap.
 -- KEYS: revoked or watermarks hash, events
 -- ARGV: 'watermark' or 'set', field, value, event, max len
 if ARGV[1] == 'watermark' then
@@ -152,10 +188,20 @@ if ARGV[1] == 'watermark' then
 else
   redis.call('HSET', KEYS[1], ARGV[2], ARGV[3])
 end
-return redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[5], '*', 'e', ARGV[4])
+local id = redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[5], '*', 'e', ARGV[4])
+audit()
+return id
 "#;
 
 const PUT_ROLE: &str = r#"
+local function audit()
+  local record = ARGV[#ARGV - 1]
+  if record ~= '' then
+    redis.call('XADD', KEYS[#KEYS], 'MAXLEN', '~', ARGV[#ARGV], '*', 'a', record)
+  end
+end
+-- Every script: the last KEY is the account's audit stream, the last two ARGV the audit
+-- record ('' for none) and the stream's cap.
 -- KEYS: account roles, role names, all roles, events
 -- ARGV: role id, expected old record or '' (create), new record, old name or '', new name,
 --       all-roles field, event, max len
@@ -174,10 +220,19 @@ end
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[3])
 redis.call('HSET', KEYS[3], ARGV[6], ARGV[3])
 redis.call('XADD', KEYS[4], 'MAXLEN', '~', ARGV[8], '*', 'e', ARGV[7])
+audit()
 return 'OK'
 "#;
 
 const DELETE_ROLE: &str = r#"
+local function audit()
+  local record = ARGV[#ARGV - 1]
+  if record ~= '' then
+    redis.call('XADD', KEYS[#KEYS], 'MAXLEN', '~', ARGV[#ARGV], '*', 'a', record)
+  end
+end
+-- Every script: the last KEY is the account's audit stream, the last two ARGV the audit
+-- record ('' for none) and the stream's cap.
 -- KEYS: account roles, role names, all roles, role keys, events
 -- ARGV: role id, expected record, name, now, all-roles field, event, max len
 local old = redis.call('HGET', KEYS[1], ARGV[1])
@@ -190,10 +245,19 @@ redis.call('HDEL', KEYS[2], ARGV[3])
 redis.call('HDEL', KEYS[3], ARGV[5])
 redis.call('DEL', KEYS[4])
 redis.call('XADD', KEYS[5], 'MAXLEN', '~', ARGV[7], '*', 'e', ARGV[6])
+audit()
 return {'OK'}
 "#;
 
 const ROTATE_REFRESH: &str = r#"
+local function audit()
+  local record = ARGV[#ARGV - 1]
+  if record ~= '' then
+    redis.call('XADD', KEYS[#KEYS], 'MAXLEN', '~', ARGV[#ARGV], '*', 'a', record)
+  end
+end
+-- Every script: the last KEY is the account's audit stream, the last two ARGV the audit
+-- record ('' for none) and the stream's cap.
 -- KEYS: old key hash, new key hash, account keys, revoked, events, old role keys, new role keys
 -- ARGV: refresh hash, now, new id, new record, new refresh hash, revoked field, event, max len,
 --       old id, new expiry score, new role id or ''
@@ -208,6 +272,7 @@ redis.call('ZADD', KEYS[3], 0, ARGV[3])
 if ARGV[11] ~= '' then redis.call('ZADD', KEYS[7], ARGV[10], ARGV[3]) end
 redis.call('HSET', KEYS[4], ARGV[6], ARGV[2])
 redis.call('XADD', KEYS[5], 'MAXLEN', '~', ARGV[8], '*', 'e', ARGV[7])
+audit()
 return 'OK'
 "#;
 
@@ -289,6 +354,10 @@ impl RedisStore {
         self.config.stream_max_len.to_string()
     }
 
+    fn audit_max_len(&self) -> String {
+        self.config.audit_max_len.to_string()
+    }
+
     async fn read_key(&self, account: &str, key_id: &str) -> StoreResult<Option<KeyRecord>> {
         let fields: Vec<Option<String>> = redis::cmd("HMGET")
             .arg(self.keys.key(account, key_id))
@@ -332,6 +401,22 @@ fn decode_key(fields: &[Option<String>]) -> StoreResult<Option<KeyRecord>> {
     Ok(Some(record))
 }
 
+/// The audit record as the scripts take it ('' for none).
+fn audit_json(audit: Option<&AuditRecord>) -> StoreResult<String> {
+    audit.map_or_else(|| Ok(String::new()), to_json)
+}
+
+/// The account an event belongs to.
+fn event_account(event: &Event) -> &str {
+    match event {
+        Event::CredentialRevoked { account, .. }
+        | Event::TokenIdRevoked { account, .. }
+        | Event::IssuedBefore { account, .. }
+        | Event::RoleSet { account, .. }
+        | Event::RoleDeleted { account, .. } => account,
+    }
+}
+
 fn expiry_score(expires_at: Option<u64>) -> String {
     expires_at.map_or_else(|| "+inf".to_owned(), |e| e.to_string())
 }
@@ -364,7 +449,7 @@ impl Store for RedisStore {
         }
     }
 
-    async fn insert_key(&self, key: KeyRecord) -> StoreResult<()> {
+    async fn insert_key(&self, key: KeyRecord, audit: Option<&AuditRecord>) -> StoreResult<()> {
         let mut stored = key.clone();
         stored.revoked_at = None;
         stored.refresh_hash = None;
@@ -382,6 +467,9 @@ impl Store for RedisStore {
             .arg(expiry_score(key.expires_at))
             .arg(&role_id)
             .arg(if custom { "custom" } else { "" })
+            .key(self.keys.audit(&key.account))
+            .arg(audit_json(audit)?)
+            .arg(self.audit_max_len())
             .invoke_async(&mut self.conn())
             .await
             .map_err(unavailable)?;
@@ -447,6 +535,7 @@ impl Store for RedisStore {
         account: &str,
         key_id: &str,
         now: u64,
+        audit: Option<&AuditRecord>,
     ) -> StoreResult<(KeyRecord, Option<String>)> {
         let record = self.read_key(account, key_id).await?.ok_or_else(|| {
             StoreError::NotFound(format!("key_id: no key {key_id} in this account"))
@@ -467,6 +556,9 @@ impl Store for RedisStore {
             .arg(to_json(&event)?)
             .arg(self.max_len())
             .arg(key_id)
+            .key(self.keys.audit(account))
+            .arg(audit_json(audit)?)
+            .arg(self.audit_max_len())
             .invoke_async(&mut self.conn())
             .await
             .map_err(unavailable)?;
@@ -483,7 +575,11 @@ impl Store for RedisStore {
         }
     }
 
-    async fn revoke(&self, event: Event) -> StoreResult<Option<String>> {
+    async fn revoke(
+        &self,
+        event: Event,
+        audit: Option<&AuditRecord>,
+    ) -> StoreResult<Option<String>> {
         let now = crate::clock::Clock::now(&crate::clock::SystemClock).to_string();
         let (hash, mode, field, value) = match &event {
             Event::CredentialRevoked { account, id } => (
@@ -519,6 +615,9 @@ impl Store for RedisStore {
             .arg(value)
             .arg(to_json(&event)?)
             .arg(self.max_len())
+            .key(self.keys.audit(event_account(&event)))
+            .arg(audit_json(audit)?)
+            .arg(self.audit_max_len())
             .invoke_async(&mut self.conn())
             .await
             .map_err(unavailable)?;
@@ -528,6 +627,59 @@ impl Store for RedisStore {
 
     async fn latest_event_id(&self) -> StoreResult<Option<String>> {
         latest_event_id(&mut self.conn(), &self.keys).await
+    }
+
+    async fn append_audit(&self, audit: &AuditRecord) -> StoreResult<()> {
+        redis::cmd("XADD")
+            .arg(self.keys.audit(&audit.account))
+            .arg("MAXLEN")
+            .arg("~")
+            .arg(self.audit_max_len())
+            .arg("*")
+            .arg("a")
+            .arg(to_json(audit)?)
+            .query_async::<String>(&mut self.conn())
+            .await
+            .map_err(unavailable)?;
+        Ok(())
+    }
+
+    async fn list_audit(&self, account: &str, query: &AuditQuery) -> StoreResult<Vec<AuditRecord>> {
+        // Stream ids are `<millis>-<seq>`, so time bounds are id bounds.
+        let end = match (&query.before_id, query.until_ms) {
+            (Some(id), _) => format!("({id}"),
+            (None, Some(until)) if until > 0 => (until - 1).to_string(),
+            (None, Some(_)) => return Ok(Vec::new()),
+            (None, None) => "+".to_owned(),
+        };
+        let start = query
+            .since_ms
+            .map_or_else(|| "-".to_owned(), |s| s.to_string());
+        let entries: Vec<(String, Vec<String>)> = redis::cmd("XREVRANGE")
+            .arg(self.keys.audit(account))
+            .arg(end)
+            .arg(start)
+            .arg("COUNT")
+            .arg(query.limit)
+            .query_async(&mut self.conn())
+            .await
+            .map_err(unavailable)?;
+        let mut out = Vec::with_capacity(entries.len());
+        for (id, fields) in entries {
+            let Some(json) = fields
+                .chunks(2)
+                .find(|kv| kv.first().map(String::as_str) == Some("a"))
+                .and_then(|kv| kv.get(1))
+            else {
+                continue;
+            };
+            let mut record: AuditRecord =
+                serde_json::from_str(json).map_err(|e| corrupt("audit event", e))?;
+            record.at_ms = audit_id_ms(&id);
+            record.id = id;
+            out.push(record);
+        }
+        Ok(out)
     }
 
     async fn nodes(&self) -> StoreResult<Vec<NodeStatus>> {
@@ -562,18 +714,18 @@ impl Store for RedisStore {
         Ok(self.read_role(account, role_id).await?.map(|(_, r)| r))
     }
 
-    async fn create_role(&self, role: RoleRecord) -> StoreResult<()> {
-        self.put_role(None, role).await
+    async fn create_role(&self, role: RoleRecord, audit: Option<&AuditRecord>) -> StoreResult<()> {
+        self.put_role(None, role, audit).await
     }
 
-    async fn update_role(&self, role: RoleRecord) -> StoreResult<()> {
+    async fn update_role(&self, role: RoleRecord, audit: Option<&AuditRecord>) -> StoreResult<()> {
         let (old_json, old) = self
             .read_role(&role.account, &role.role_id)
             .await?
             .ok_or_else(|| {
                 StoreError::NotFound(format!("role_id: no role {} in this account", role.role_id))
             })?;
-        self.put_role(Some((old_json, old.name)), role).await
+        self.put_role(Some((old_json, old.name)), role, audit).await
     }
 
     async fn rotate_refresh(
@@ -583,6 +735,7 @@ impl Store for RedisStore {
         refresh_hash: &str,
         new_key: KeyRecord,
         now: u64,
+        audit: Option<&AuditRecord>,
     ) -> StoreResult<()> {
         let event = Event::CredentialRevoked {
             account: account.to_owned(),
@@ -617,6 +770,9 @@ impl Store for RedisStore {
             .arg(old_key_id)
             .arg(expiry_score(new_key.expires_at))
             .arg(&new_role)
+            .key(self.keys.audit(account))
+            .arg(audit_json(audit)?)
+            .arg(self.audit_max_len())
             .invoke_async(&mut self.conn())
             .await
             .map_err(unavailable)?;
@@ -638,7 +794,13 @@ impl Store for RedisStore {
         }
     }
 
-    async fn delete_role(&self, account: &str, role_id: &str, now: u64) -> StoreResult<()> {
+    async fn delete_role(
+        &self,
+        account: &str,
+        role_id: &str,
+        now: u64,
+        audit: Option<&AuditRecord>,
+    ) -> StoreResult<()> {
         let (old_json, old) = self.read_role(account, role_id).await?.ok_or_else(|| {
             StoreError::NotFound(format!("role_id: no role {role_id} in this account"))
         })?;
@@ -660,6 +822,9 @@ impl Store for RedisStore {
             .arg(role_field(account, role_id))
             .arg(to_json(&event)?)
             .arg(self.max_len())
+            .key(self.keys.audit(account))
+            .arg(audit_json(audit)?)
+            .arg(self.audit_max_len())
             .invoke_async(&mut self.conn())
             .await
             .map_err(unavailable)?;
@@ -691,7 +856,12 @@ impl Store for RedisStore {
 }
 
 impl RedisStore {
-    async fn put_role(&self, old: Option<(String, String)>, role: RoleRecord) -> StoreResult<()> {
+    async fn put_role(
+        &self,
+        old: Option<(String, String)>,
+        role: RoleRecord,
+        audit: Option<&AuditRecord>,
+    ) -> StoreResult<()> {
         let event = Event::RoleSet {
             account: role.account.clone(),
             role_id: role.role_id.clone(),
@@ -712,6 +882,9 @@ impl RedisStore {
             .arg(role_field(&role.account, &role.role_id))
             .arg(to_json(&event)?)
             .arg(self.max_len())
+            .key(self.keys.audit(&role.account))
+            .arg(audit_json(audit)?)
+            .arg(self.audit_max_len())
             .invoke_async(&mut self.conn())
             .await
             .map_err(unavailable)?;

@@ -194,7 +194,7 @@ async fn seed(url: &str, owner: &KeyRecord) -> Vec<String> {
             .collect();
         inserts.spawn(async move {
             for record in records {
-                store.insert_key(record).await.expect("insert_key");
+                store.insert_key(record, None).await.expect("insert_key");
             }
         });
     }

@@ -1,5 +1,6 @@
 //! Integration tests: gRPC over loopback to a real authcell server on a free port.
 
+mod audit;
 mod batch;
 mod binary;
 mod cells;

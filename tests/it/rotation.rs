@@ -102,11 +102,7 @@ async fn keys_rotate_without_restart_and_retired_keys_stop_verifying() {
         verification_keys_dir: Some(trusted.to_string_lossy().into_owned()),
     };
     let server = TestServer::start_with_keyring(files.load().expect("ring")).await;
-    node::spawn_key_reloader(
-        files,
-        server.authority.verifier().keys().clone(),
-        Duration::from_millis(20),
-    );
+    node::spawn_key_reloader(files, server.authority.clone(), Duration::from_millis(20));
     let kid_a = kid_of_pem(&pem_a);
     wait_for_jwks(&server, &[&kid_a], &kid_a).await;
     let (key_a, _) = server.create_key(&server.owner_key, "viewer").await;
@@ -159,6 +155,31 @@ async fn keys_rotate_without_restart_and_retired_keys_stop_verifying() {
     assert!(verdict.message.contains("unknown key id"), "{verdict:?}");
     assert!(server.authorize(read(&key_b)).await.allowed);
     assert!(server.authorize(read(&owner_b)).await.allowed);
+
+    // Each rotation is in the audit log, under the platform account `system`.
+    let (system_owner, _) = server
+        .authority
+        .bootstrap("system", false)
+        .await
+        .expect("system");
+    let events = pb::admin_client::AdminClient::new(server.channel().await)
+        .list_audit_events(with_key(
+            pb::ListAuditEventsRequest::default(),
+            &system_owner,
+        ))
+        .await
+        .expect("audit")
+        .into_inner()
+        .events;
+    let rotations: Vec<_> = events
+        .iter()
+        .filter(|e| e.action == "signing_key.rotated")
+        .collect();
+    assert!(rotations.len() >= 3, "{events:?}");
+    assert_eq!(
+        rotations[0].target, kid_b,
+        "the newest rotation names the active key"
+    );
 
     // A key file that does not load is ignored: the node keeps its last good keys.
     write_atomically(&trusted.join("broken.pem"), "not a key");

@@ -221,7 +221,10 @@ async fn get_key(store: &dyn Store, account: &str, key_id: &str) -> Option<KeyRe
 }
 
 async fn insert(store: &dyn Store, key: &KeyRecord) {
-    store.insert_key(key.clone()).await.expect("insert_key");
+    store
+        .insert_key(key.clone(), None)
+        .await
+        .expect("insert_key");
 }
 
 // --- Accounts and keys ------------------------------------------------------------------------
@@ -267,7 +270,7 @@ async fn inserting_an_existing_key_id_is_already_exists(store: &dyn Store, _: &V
     let mut second = role_key(ACCOUNT, "owner");
     second.key_id = first.key_id.clone();
     second.description = "an impostor".into();
-    let e = err(store.insert_key(second).await);
+    let e = err(store.insert_key(second, None).await);
     assert!(is_already_exists(&e), "{e:?}");
     assert_eq!(
         get_key(store, ACCOUNT, &first.key_id).await,
@@ -286,10 +289,10 @@ async fn a_key_is_invisible_to_other_accounts(store: &dyn Store, view: &View) {
     assert_eq!(get_key(store, OTHER, &key.key_id).await, None);
     assert_eq!(store.list_keys(OTHER, None, 100).await.expect("list"), []);
     assert_eq!(store.count_live_keys(OTHER, NOW).await.expect("count"), 0);
-    let e = err(store.revoke_key(OTHER, &key.key_id, NOW).await);
+    let e = err(store.revoke_key(OTHER, &key.key_id, NOW, None).await);
     assert!(is_not_found(&e), "{e:?}");
     let e = err(store
-        .rotate_refresh(OTHER, &key.key_id, "", sdk_key(OTHER, "h"), NOW)
+        .rotate_refresh(OTHER, &key.key_id, "", sdk_key(OTHER, "h"), NOW, None)
         .await);
     assert!(is_not_found(&e), "{e:?}");
     assert_eq!(
@@ -401,7 +404,7 @@ async fn count_live_keys_ignores_revoked_and_expired_keys(store: &dyn Store, _: 
         "precondition: never, later and revoked are live before the revocation"
     );
     store
-        .revoke_key(ACCOUNT, &revoked.key_id, NOW)
+        .revoke_key(ACCOUNT, &revoked.key_id, NOW, None)
         .await
         .expect("revoke");
     assert_eq!(store.count_live_keys(ACCOUNT, NOW).await.expect("count"), 2);
@@ -427,7 +430,7 @@ async fn revoke_key_keeps_the_first_revocation_time_and_reaches_the_view(
     assert!(!revoked_in_view(view, ACCOUNT, &key), "precondition");
 
     let (record, _) = store
-        .revoke_key(ACCOUNT, &key.key_id, NOW)
+        .revoke_key(ACCOUNT, &key.key_id, NOW, None)
         .await
         .expect("revoke");
     let expected = KeyRecord {
@@ -442,7 +445,7 @@ async fn revoke_key_keeps_the_first_revocation_time_and_reaches_the_view(
     assert!(revoked_in_view(view, ACCOUNT, &key));
 
     let (again, _) = store
-        .revoke_key(ACCOUNT, &key.key_id, NOW + 50)
+        .revoke_key(ACCOUNT, &key.key_id, NOW + 50, None)
         .await
         .expect("revoking twice is not an error");
     assert_eq!(
@@ -473,7 +476,7 @@ async fn revoking_an_unknown_key_is_not_found(store: &dyn Store, view: &View) {
         None,
         "precondition"
     );
-    let e = err(store.revoke_key(ACCOUNT, &unknown, NOW).await);
+    let e = err(store.revoke_key(ACCOUNT, &unknown, NOW, None).await);
     assert!(is_not_found(&e), "{e:?}");
     assert!(
         !view.is_revoked(ACCOUNT, NOW, [&unknown], None),
@@ -493,10 +496,13 @@ async fn revocations_without_a_key_record_reach_the_view(store: &dyn Store, view
         "precondition"
     );
     store
-        .revoke(Event::TokenIdRevoked {
-            account: ACCOUNT.into(),
-            token_id: "tid-1".into(),
-        })
+        .revoke(
+            Event::TokenIdRevoked {
+                account: ACCOUNT.into(),
+                token_id: "tid-1".into(),
+            },
+            None,
+        )
         .await
         .expect("revoke token id");
     assert!(view.is_revoked(ACCOUNT, NOW, none, Some("tid-1")));
@@ -511,10 +517,13 @@ async fn revocations_without_a_key_record_reach_the_view(store: &dyn Store, view
     let jti = new_id();
     assert!(!view.is_revoked(ACCOUNT, NOW, [&jti], None), "precondition");
     store
-        .revoke(Event::CredentialRevoked {
-            account: ACCOUNT.into(),
-            id: jti.clone(),
-        })
+        .revoke(
+            Event::CredentialRevoked {
+                account: ACCOUNT.into(),
+                id: jti.clone(),
+            },
+            None,
+        )
         .await
         .expect("revoke jti");
     assert!(view.is_revoked(ACCOUNT, NOW, [&jti], None));
@@ -536,7 +545,7 @@ async fn issued_before_reaches_the_view_and_never_lowers_the_watermark(
         account: ACCOUNT.into(),
         before,
     };
-    store.revoke(raise(NOW)).await.expect("issued before");
+    store.revoke(raise(NOW), None).await.expect("issued before");
     assert_eq!(view.watermark(ACCOUNT), Some(NOW));
     assert!(view.is_revoked(ACCOUNT, NOW - 1, none, None));
     assert!(
@@ -546,11 +555,11 @@ async fn issued_before_reaches_the_view_and_never_lowers_the_watermark(
     assert!(!view.is_revoked(OTHER, NOW - 1, none, None));
     assert_eq!(view.watermark(OTHER), None);
 
-    store.revoke(raise(NOW - 500)).await.expect("lower");
+    store.revoke(raise(NOW - 500), None).await.expect("lower");
     assert_eq!(view.watermark(ACCOUNT), Some(NOW), "never lowered");
     assert!(view.is_revoked(ACCOUNT, NOW - 1, none, None));
 
-    store.revoke(raise(NOW + 500)).await.expect("higher");
+    store.revoke(raise(NOW + 500), None).await.expect("higher");
     assert_eq!(view.watermark(ACCOUNT), Some(NOW + 500));
 }
 
@@ -561,8 +570,14 @@ async fn roles_are_created_read_listed_and_followed_by_the_view(store: &dyn Stor
     let readers = role(ACCOUNT, "readers");
     let writers = role(ACCOUNT, "writers");
     assert_eq!(view.role(ACCOUNT, &readers.role_id), None, "precondition");
-    store.create_role(readers.clone()).await.expect("create");
-    store.create_role(writers.clone()).await.expect("create");
+    store
+        .create_role(readers.clone(), None)
+        .await
+        .expect("create");
+    store
+        .create_role(writers.clone(), None)
+        .await
+        .expect("create");
 
     assert_eq!(
         store
@@ -595,7 +610,10 @@ async fn roles_are_created_read_listed_and_followed_by_the_view(store: &dyn Stor
 
 async fn role_names_are_unique_per_account(store: &dyn Store, view: &View) {
     let first = role(ACCOUNT, "readers");
-    store.create_role(first.clone()).await.expect("create");
+    store
+        .create_role(first.clone(), None)
+        .await
+        .expect("create");
     assert_eq!(
         store.list_roles(ACCOUNT).await.expect("list"),
         vec![first.clone()],
@@ -603,7 +621,7 @@ async fn role_names_are_unique_per_account(store: &dyn Store, view: &View) {
     );
     let mut same_name = role(ACCOUNT, "readers");
     same_name.permissions = PermissionSet::super_user();
-    let e = err(store.create_role(same_name.clone()).await);
+    let e = err(store.create_role(same_name.clone(), None).await);
     assert!(is_already_exists(&e), "{e:?}");
     assert_eq!(store.list_roles(ACCOUNT).await.expect("list"), vec![first]);
     assert_eq!(view.role(ACCOUNT, &same_name.role_id), None);
@@ -611,7 +629,7 @@ async fn role_names_are_unique_per_account(store: &dyn Store, view: &View) {
     // Another account may use the name.
     let elsewhere = role(OTHER, "readers");
     store
-        .create_role(elsewhere.clone())
+        .create_role(elsewhere.clone(), None)
         .await
         .expect("other account");
     assert_eq!(
@@ -626,8 +644,8 @@ async fn update_role_replaces_and_renames_but_not_onto_a_taken_name(
 ) {
     let a = role(ACCOUNT, "alpha");
     let b = role(ACCOUNT, "beta");
-    store.create_role(a.clone()).await.expect("create");
-    store.create_role(b.clone()).await.expect("create");
+    store.create_role(a.clone(), None).await.expect("create");
+    store.create_role(b.clone(), None).await.expect("create");
 
     let changed = RoleRecord {
         name: "gamma".into(),
@@ -636,7 +654,10 @@ async fn update_role_replaces_and_renames_but_not_onto_a_taken_name(
         updated_at: NOW,
         ..a.clone()
     };
-    store.update_role(changed.clone()).await.expect("update");
+    store
+        .update_role(changed.clone(), None)
+        .await
+        .expect("update");
     assert_eq!(
         store.get_role(ACCOUNT, &a.role_id).await.expect("get"),
         Some(changed.clone())
@@ -649,10 +670,10 @@ async fn update_role_replaces_and_renames_but_not_onto_a_taken_name(
     // The old name is free again, the new one is taken.
     let reuse = role(ACCOUNT, "alpha");
     store
-        .create_role(reuse.clone())
+        .create_role(reuse.clone(), None)
         .await
         .expect("old name is free");
-    let e = err(store.create_role(role(ACCOUNT, "gamma")).await);
+    let e = err(store.create_role(role(ACCOUNT, "gamma"), None).await);
     assert!(is_already_exists(&e), "{e:?}");
 
     // Renaming onto another role's name.
@@ -670,7 +691,7 @@ async fn update_role_replaces_and_renames_but_not_onto_a_taken_name(
         permissions: PermissionSet::super_user(),
         ..changed.clone()
     };
-    let e = err(store.update_role(onto_b).await);
+    let e = err(store.update_role(onto_b, None).await);
     assert!(is_already_exists(&e), "{e:?}");
     assert_eq!(
         store.get_role(ACCOUNT, &a.role_id).await.expect("get"),
@@ -692,7 +713,10 @@ async fn update_role_replaces_and_renames_but_not_onto_a_taken_name(
         description: "same name".into(),
         ..changed
     };
-    store.update_role(same_name.clone()).await.expect("update");
+    store
+        .update_role(same_name.clone(), None)
+        .await
+        .expect("update");
     assert_eq!(
         store.get_role(ACCOUNT, &a.role_id).await.expect("get"),
         Some(same_name)
@@ -706,7 +730,7 @@ async fn updating_a_missing_role_is_not_found(store: &dyn Store, view: &View) {
         None,
         "precondition"
     );
-    let e = err(store.update_role(ghost.clone()).await);
+    let e = err(store.update_role(ghost.clone(), None).await);
     assert!(is_not_found(&e), "{e:?}");
     assert_eq!(
         store.list_roles(ACCOUNT).await.expect("list"),
@@ -716,12 +740,18 @@ async fn updating_a_missing_role_is_not_found(store: &dyn Store, view: &View) {
     assert_eq!(view.role(ACCOUNT, &ghost.role_id), None);
     // A role of another account is missing here too.
     let theirs = role(OTHER, "theirs");
-    store.create_role(theirs.clone()).await.expect("create");
+    store
+        .create_role(theirs.clone(), None)
+        .await
+        .expect("create");
     let e = err(store
-        .update_role(RoleRecord {
-            account: ACCOUNT.into(),
-            ..theirs
-        })
+        .update_role(
+            RoleRecord {
+                account: ACCOUNT.into(),
+                ..theirs
+            },
+            None,
+        )
         .await);
     assert!(is_not_found(&e), "{e:?}");
 }
@@ -738,7 +768,10 @@ fn numbers_in(message: &str, skip: &str) -> Vec<u64> {
 
 async fn a_role_used_by_live_keys_cannot_be_deleted(store: &dyn Store, view: &View) {
     let readers = role(ACCOUNT, "readers");
-    store.create_role(readers.clone()).await.expect("create");
+    store
+        .create_role(readers.clone(), None)
+        .await
+        .expect("create");
     let live = [
         role_key(ACCOUNT, &readers.role_id),
         role_key(ACCOUNT, &readers.role_id),
@@ -750,7 +783,7 @@ async fn a_role_used_by_live_keys_cannot_be_deleted(store: &dyn Store, view: &Vi
         insert(store, key).await;
     }
     store
-        .revoke_key(ACCOUNT, &revoked.key_id, NOW)
+        .revoke_key(ACCOUNT, &revoked.key_id, NOW, None)
         .await
         .expect("revoke");
     assert_eq!(
@@ -759,7 +792,9 @@ async fn a_role_used_by_live_keys_cannot_be_deleted(store: &dyn Store, view: &Vi
         "precondition: two live keys use the role"
     );
 
-    let e = err(store.delete_role(ACCOUNT, &readers.role_id, NOW).await);
+    let e = err(store
+        .delete_role(ACCOUNT, &readers.role_id, NOW, None)
+        .await);
     let StoreError::FailedPrecondition(message) = &e else {
         panic!("expected FailedPrecondition, got {e:?}");
     };
@@ -779,18 +814,20 @@ async fn a_role_used_by_live_keys_cannot_be_deleted(store: &dyn Store, view: &Vi
     assert!(view.role(ACCOUNT, &readers.role_id).is_some());
 
     store
-        .revoke_key(ACCOUNT, &live[0].key_id, NOW)
+        .revoke_key(ACCOUNT, &live[0].key_id, NOW, None)
         .await
         .expect("revoke");
-    let e = err(store.delete_role(ACCOUNT, &readers.role_id, NOW).await);
+    let e = err(store
+        .delete_role(ACCOUNT, &readers.role_id, NOW, None)
+        .await);
     assert!(is_failed_precondition(&e), "one live key left: {e:?}");
     store
-        .revoke_key(ACCOUNT, &live[1].key_id, NOW)
+        .revoke_key(ACCOUNT, &live[1].key_id, NOW, None)
         .await
         .expect("revoke");
 
     store
-        .delete_role(ACCOUNT, &readers.role_id, NOW)
+        .delete_role(ACCOUNT, &readers.role_id, NOW, None)
         .await
         .expect("no live key uses it now");
     assert_eq!(
@@ -808,16 +845,21 @@ async fn a_role_used_by_live_keys_cannot_be_deleted(store: &dyn Store, view: &Vi
     );
     // Its name is free again; its id is gone for good.
     store
-        .create_role(role(ACCOUNT, "readers"))
+        .create_role(role(ACCOUNT, "readers"), None)
         .await
         .expect("the name is free");
-    let e = err(store.insert_key(role_key(ACCOUNT, &readers.role_id)).await);
+    let e = err(store
+        .insert_key(role_key(ACCOUNT, &readers.role_id), None)
+        .await);
     assert!(is_not_found(&e), "{e:?}");
 }
 
 async fn only_unexpired_keys_block_role_deletion(store: &dyn Store, view: &View) {
     let readers = role(ACCOUNT, "readers");
-    store.create_role(readers.clone()).await.expect("create");
+    store
+        .create_role(readers.clone(), None)
+        .await
+        .expect("create");
     let mut at_now = role_key(ACCOUNT, &readers.role_id);
     at_now.expires_at = Some(NOW);
     let mut next_second = role_key(ACCOUNT, &readers.role_id);
@@ -832,7 +874,9 @@ async fn only_unexpired_keys_block_role_deletion(store: &dyn Store, view: &View)
         "precondition: the expired key is bound to the role"
     );
 
-    let e = err(store.delete_role(ACCOUNT, &readers.role_id, NOW).await);
+    let e = err(store
+        .delete_role(ACCOUNT, &readers.role_id, NOW, None)
+        .await);
     let StoreError::FailedPrecondition(message) = &e else {
         panic!("expected FailedPrecondition, got {e:?}");
     };
@@ -842,7 +886,7 @@ async fn only_unexpired_keys_block_role_deletion(store: &dyn Store, view: &View)
         "only the key expiring after now counts: {message}"
     );
     store
-        .delete_role(ACCOUNT, &readers.role_id, NOW + 1)
+        .delete_role(ACCOUNT, &readers.role_id, NOW + 1, None)
         .await
         .expect("every key bound to it has expired");
     assert_eq!(
@@ -862,12 +906,15 @@ async fn deleting_an_unknown_role_is_not_found(store: &dyn Store, _: &View) {
         None,
         "precondition"
     );
-    let e = err(store.delete_role(ACCOUNT, &unknown, NOW).await);
+    let e = err(store.delete_role(ACCOUNT, &unknown, NOW, None).await);
     assert!(is_not_found(&e), "{e:?}");
     // Another account's role is unknown here.
     let theirs = role(OTHER, "theirs");
-    store.create_role(theirs.clone()).await.expect("create");
-    let e = err(store.delete_role(ACCOUNT, &theirs.role_id, NOW).await);
+    store
+        .create_role(theirs.clone(), None)
+        .await
+        .expect("create");
+    let e = err(store.delete_role(ACCOUNT, &theirs.role_id, NOW, None).await);
     assert!(is_not_found(&e), "{e:?}");
     assert_eq!(
         store.get_role(OTHER, &theirs.role_id).await.expect("get"),
@@ -883,16 +930,21 @@ async fn a_key_cannot_be_bound_to_a_custom_role_that_does_not_exist(store: &dyn 
         "precondition"
     );
     let key = role_key(ACCOUNT, &missing);
-    let e = err(store.insert_key(key.clone()).await);
+    let e = err(store.insert_key(key.clone(), None).await);
     assert!(is_not_found(&e), "{e:?}");
     assert_eq!(get_key(store, ACCOUNT, &key.key_id).await, None);
     assert_eq!(store.list_keys(ACCOUNT, None, 10).await.expect("list"), []);
 
     // Another account's role does not exist here either.
     let theirs = role(OTHER, "theirs");
-    store.create_role(theirs.clone()).await.expect("create");
+    store
+        .create_role(theirs.clone(), None)
+        .await
+        .expect("create");
     insert(store, &role_key(OTHER, &theirs.role_id)).await;
-    let e = err(store.insert_key(role_key(ACCOUNT, &theirs.role_id)).await);
+    let e = err(store
+        .insert_key(role_key(ACCOUNT, &theirs.role_id), None)
+        .await);
     assert!(is_not_found(&e), "{e:?}");
 
     // System roles need no record.
@@ -916,7 +968,7 @@ async fn rotate_refresh_replaces_the_key_and_works_once(store: &dyn Store, view:
     insert(store, &old).await;
     let new = sdk_key(ACCOUNT, "hash-2");
     store
-        .rotate_refresh(ACCOUNT, &old.key_id, "hash-1", new.clone(), NOW)
+        .rotate_refresh(ACCOUNT, &old.key_id, "hash-1", new.clone(), NOW, None)
         .await
         .expect("rotate");
     assert_eq!(
@@ -941,7 +993,14 @@ async fn rotate_refresh_replaces_the_key_and_works_once(store: &dyn Store, view:
     // The same refresh token again: refused, nothing inserted.
     let replay = sdk_key(ACCOUNT, "hash-3");
     let e = err(store
-        .rotate_refresh(ACCOUNT, &old.key_id, "hash-1", replay.clone(), NOW + 1)
+        .rotate_refresh(
+            ACCOUNT,
+            &old.key_id,
+            "hash-1",
+            replay.clone(),
+            NOW + 1,
+            None,
+        )
         .await);
     assert!(is_failed_precondition(&e), "{e:?}");
     assert_eq!(get_key(store, ACCOUNT, &replay.key_id).await, None);
@@ -956,7 +1015,7 @@ async fn rotate_refresh_replaces_the_key_and_works_once(store: &dyn Store, view:
     // The successor's own token works (once).
     let third = sdk_key(ACCOUNT, "hash-4");
     store
-        .rotate_refresh(ACCOUNT, &new.key_id, "hash-2", third.clone(), NOW + 2)
+        .rotate_refresh(ACCOUNT, &new.key_id, "hash-2", third.clone(), NOW + 2, None)
         .await
         .expect("rotate the successor");
     assert!(revoked_in_view(view, ACCOUNT, &new));
@@ -976,7 +1035,7 @@ async fn rotate_refresh_with_a_wrong_hash_is_refused(store: &dyn Store, view: &V
     for wrong in ["wrong", "", "righ", "right "] {
         let new = sdk_key(ACCOUNT, "next");
         let e = err(store
-            .rotate_refresh(ACCOUNT, &old.key_id, wrong, new.clone(), NOW)
+            .rotate_refresh(ACCOUNT, &old.key_id, wrong, new.clone(), NOW, None)
             .await);
         assert!(is_failed_precondition(&e), "{wrong:?}: {e:?}");
         assert_eq!(get_key(store, ACCOUNT, &new.key_id).await, None);
@@ -991,7 +1050,14 @@ async fn rotate_refresh_with_a_wrong_hash_is_refused(store: &dyn Store, view: &V
     let role_bound = role_key(ACCOUNT, "owner");
     insert(store, &role_bound).await;
     let e = err(store
-        .rotate_refresh(ACCOUNT, &role_bound.key_id, "", sdk_key(ACCOUNT, "x"), NOW)
+        .rotate_refresh(
+            ACCOUNT,
+            &role_bound.key_id,
+            "",
+            sdk_key(ACCOUNT, "x"),
+            NOW,
+            None,
+        )
         .await);
     assert!(is_failed_precondition(&e), "{e:?}");
     assert!(!revoked_in_view(view, ACCOUNT, &role_bound));
@@ -1005,7 +1071,7 @@ async fn rotate_refresh_of_a_revoked_key_is_refused(store: &dyn Store, _: &View)
     let old = sdk_key(ACCOUNT, "h");
     insert(store, &old).await;
     store
-        .revoke_key(ACCOUNT, &old.key_id, NOW)
+        .revoke_key(ACCOUNT, &old.key_id, NOW, None)
         .await
         .expect("revoke");
     assert_eq!(
@@ -1017,7 +1083,7 @@ async fn rotate_refresh_of_a_revoked_key_is_refused(store: &dyn Store, _: &View)
     );
     let new = sdk_key(ACCOUNT, "h2");
     let e = err(store
-        .rotate_refresh(ACCOUNT, &old.key_id, "h", new.clone(), NOW + 1)
+        .rotate_refresh(ACCOUNT, &old.key_id, "h", new.clone(), NOW + 1, None)
         .await);
     assert!(is_failed_precondition(&e), "{e:?}");
     assert_eq!(get_key(store, ACCOUNT, &new.key_id).await, None);
@@ -1032,7 +1098,7 @@ async fn rotate_refresh_of_an_unknown_key_is_not_found(store: &dyn Store, _: &Vi
     );
     let new = sdk_key(ACCOUNT, "h");
     let e = err(store
-        .rotate_refresh(ACCOUNT, &unknown, "h", new.clone(), NOW)
+        .rotate_refresh(ACCOUNT, &unknown, "h", new.clone(), NOW, None)
         .await);
     assert!(is_not_found(&e), "{e:?}");
     assert_eq!(get_key(store, ACCOUNT, &new.key_id).await, None);
@@ -1044,7 +1110,7 @@ async fn rotate_refresh_onto_an_existing_key_id_changes_nothing(store: &dyn Stor
     insert(store, &old).await;
     insert(store, &existing).await;
     let (existing, _) = store
-        .revoke_key(ACCOUNT, &existing.key_id, NOW - 5)
+        .revoke_key(ACCOUNT, &existing.key_id, NOW - 5, None)
         .await
         .expect("revoke");
     assert_eq!(
@@ -1057,7 +1123,7 @@ async fn rotate_refresh_onto_an_existing_key_id_changes_nothing(store: &dyn Stor
         ..sdk_key(ACCOUNT, "h2")
     };
     let outcome = store
-        .rotate_refresh(ACCOUNT, &old.key_id, "h", successor, NOW)
+        .rotate_refresh(ACCOUNT, &old.key_id, "h", successor, NOW, None)
         .await;
     let stored = get_key(store, ACCOUNT, &existing.key_id).await;
     assert!(
@@ -1075,19 +1141,24 @@ async fn rotate_refresh_onto_an_existing_key_id_changes_nothing(store: &dyn Stor
 
 async fn a_key_revoked_by_refresh_no_longer_blocks_role_deletion(store: &dyn Store, _: &View) {
     let readers = role(ACCOUNT, "readers");
-    store.create_role(readers.clone()).await.expect("create");
+    store
+        .create_role(readers.clone(), None)
+        .await
+        .expect("create");
     let old = KeyRecord {
         refresh_hash: Some("h".into()),
         ..role_key(ACCOUNT, &readers.role_id)
     };
     insert(store, &old).await;
-    let e = err(store.delete_role(ACCOUNT, &readers.role_id, NOW).await);
+    let e = err(store
+        .delete_role(ACCOUNT, &readers.role_id, NOW, None)
+        .await);
     assert!(
         is_failed_precondition(&e),
         "precondition: the key blocks deletion: {e:?}"
     );
     store
-        .rotate_refresh(ACCOUNT, &old.key_id, "h", sdk_key(ACCOUNT, "h2"), NOW)
+        .rotate_refresh(ACCOUNT, &old.key_id, "h", sdk_key(ACCOUNT, "h2"), NOW, None)
         .await
         .expect("rotate");
     assert_eq!(
@@ -1098,14 +1169,17 @@ async fn a_key_revoked_by_refresh_no_longer_blocks_role_deletion(store: &dyn Sto
         "precondition: the role-bound key is revoked"
     );
     store
-        .delete_role(ACCOUNT, &readers.role_id, NOW)
+        .delete_role(ACCOUNT, &readers.role_id, NOW, None)
         .await
         .expect("no live key uses the role any more");
 }
 
 async fn a_key_inserted_by_refresh_blocks_role_deletion(store: &dyn Store, _: &View) {
     let readers = role(ACCOUNT, "readers");
-    store.create_role(readers.clone()).await.expect("create");
+    store
+        .create_role(readers.clone(), None)
+        .await
+        .expect("create");
     let old = sdk_key(ACCOUNT, "h");
     insert(store, &old).await;
     let successor = KeyRecord {
@@ -1113,7 +1187,7 @@ async fn a_key_inserted_by_refresh_blocks_role_deletion(store: &dyn Store, _: &V
         ..role_key(ACCOUNT, &readers.role_id)
     };
     store
-        .rotate_refresh(ACCOUNT, &old.key_id, "h", successor.clone(), NOW)
+        .rotate_refresh(ACCOUNT, &old.key_id, "h", successor.clone(), NOW, None)
         .await
         .expect("rotate");
     assert_eq!(
@@ -1121,7 +1195,9 @@ async fn a_key_inserted_by_refresh_blocks_role_deletion(store: &dyn Store, _: &V
         Some(successor),
         "precondition: a live key bound to the role"
     );
-    let outcome = store.delete_role(ACCOUNT, &readers.role_id, NOW).await;
+    let outcome = store
+        .delete_role(ACCOUNT, &readers.role_id, NOW, None)
+        .await;
     let Err(StoreError::FailedPrecondition(message)) = &outcome else {
         panic!("a role used by a live key must not be deleted: {outcome:?}");
     };
@@ -1137,8 +1213,9 @@ async fn concurrent_refreshes_with_one_token_succeed_once(store: &dyn Store, vie
     let old = sdk_key(ACCOUNT, "once");
     insert(store, &old).await;
     let successors: Vec<KeyRecord> = (0..4).map(|_| sdk_key(ACCOUNT, "next")).collect();
-    let rotate =
-        |new: &KeyRecord| store.rotate_refresh(ACCOUNT, &old.key_id, "once", new.clone(), NOW);
+    let rotate = |new: &KeyRecord| {
+        store.rotate_refresh(ACCOUNT, &old.key_id, "once", new.clone(), NOW, None)
+    };
     let (a, b, c, d) = tokio::join!(
         rotate(&successors[0]),
         rotate(&successors[1]),
@@ -1179,17 +1256,20 @@ async fn event_ids_follow_revocations(store: &dyn Store, has_stream: bool) {
     let key = role_key(ACCOUNT, "viewer");
     insert(store, &key).await;
     let (_, first) = store
-        .revoke_key(ACCOUNT, &key.key_id, NOW)
+        .revoke_key(ACCOUNT, &key.key_id, NOW, None)
         .await
         .expect("revoke");
     assert_eq!(first.is_some(), has_stream, "{first:?}");
     assert_eq!(store.latest_event_id().await.expect("latest"), first);
 
     let second = store
-        .revoke(Event::TokenIdRevoked {
-            account: ACCOUNT.into(),
-            token_id: "t".into(),
-        })
+        .revoke(
+            Event::TokenIdRevoked {
+                account: ACCOUNT.into(),
+                token_id: "t".into(),
+            },
+            None,
+        )
         .await
         .expect("revoke token id");
     assert_eq!(second.is_some(), has_stream, "{second:?}");
@@ -1252,7 +1332,10 @@ async fn redis_outage_makes_every_mutation_unavailable_promptly_and_the_store_re
     let sdk = sdk_key(ACCOUNT, "h");
     insert(store, &sdk).await;
     let readers = role(ACCOUNT, "readers");
-    store.create_role(readers.clone()).await.expect("role");
+    store
+        .create_role(readers.clone(), None)
+        .await
+        .expect("role");
     let bound = role_key(ACCOUNT, &readers.role_id);
     insert(store, &bound).await;
 
@@ -1272,20 +1355,27 @@ async fn redis_outage_makes_every_mutation_unavailable_promptly_and_the_store_re
     ));
     timings.push((
         "insert_key",
-        unavailable("insert_key", store.insert_key(new_key.clone())).await,
+        unavailable("insert_key", store.insert_key(new_key.clone(), None)).await,
     ));
     timings.push((
         "revoke_key",
-        unavailable("revoke_key", store.revoke_key(ACCOUNT, &key.key_id, NOW)).await,
+        unavailable(
+            "revoke_key",
+            store.revoke_key(ACCOUNT, &key.key_id, NOW, None),
+        )
+        .await,
     ));
     timings.push((
         "revoke(token id)",
         unavailable(
             "revoke(token id)",
-            store.revoke(Event::TokenIdRevoked {
-                account: ACCOUNT.into(),
-                token_id: "tid".into(),
-            }),
+            store.revoke(
+                Event::TokenIdRevoked {
+                    account: ACCOUNT.into(),
+                    token_id: "tid".into(),
+                },
+                None,
+            ),
         )
         .await,
     ));
@@ -1293,26 +1383,29 @@ async fn redis_outage_makes_every_mutation_unavailable_promptly_and_the_store_re
         "revoke(issued before)",
         unavailable(
             "revoke(issued before)",
-            store.revoke(Event::IssuedBefore {
-                account: ACCOUNT.into(),
-                before: NOW,
-            }),
+            store.revoke(
+                Event::IssuedBefore {
+                    account: ACCOUNT.into(),
+                    before: NOW,
+                },
+                None,
+            ),
         )
         .await,
     ));
     timings.push((
         "create_role",
-        unavailable("create_role", store.create_role(other_role.clone())).await,
+        unavailable("create_role", store.create_role(other_role.clone(), None)).await,
     ));
     timings.push((
         "update_role",
-        unavailable("update_role", store.update_role(renamed.clone())).await,
+        unavailable("update_role", store.update_role(renamed.clone(), None)).await,
     ));
     timings.push((
         "delete_role",
         unavailable(
             "delete_role",
-            store.delete_role(ACCOUNT, &readers.role_id, NOW),
+            store.delete_role(ACCOUNT, &readers.role_id, NOW, None),
         )
         .await,
     ));
@@ -1320,7 +1413,7 @@ async fn redis_outage_makes_every_mutation_unavailable_promptly_and_the_store_re
         "rotate_refresh",
         unavailable(
             "rotate_refresh",
-            store.rotate_refresh(ACCOUNT, &sdk.key_id, "h", successor.clone(), NOW),
+            store.rotate_refresh(ACCOUNT, &sdk.key_id, "h", successor.clone(), NOW, None),
         )
         .await,
     ));
@@ -1381,29 +1474,35 @@ async fn redis_outage_makes_every_mutation_unavailable_promptly_and_the_store_re
     // And every mutation works again.
     insert(store, &new_key).await;
     store
-        .revoke_key(ACCOUNT, &key.key_id, NOW)
+        .revoke_key(ACCOUNT, &key.key_id, NOW, None)
         .await
         .expect("revoke");
     assert!(revoked_in_view(&view, ACCOUNT, &key));
     store
-        .rotate_refresh(ACCOUNT, &sdk.key_id, "h", successor.clone(), NOW)
+        .rotate_refresh(ACCOUNT, &sdk.key_id, "h", successor.clone(), NOW, None)
         .await
         .expect("rotate");
-    store.update_role(renamed.clone()).await.expect("update");
     store
-        .revoke_key(ACCOUNT, &bound.key_id, NOW)
+        .update_role(renamed.clone(), None)
+        .await
+        .expect("update");
+    store
+        .revoke_key(ACCOUNT, &bound.key_id, NOW, None)
         .await
         .expect("revoke");
     store
-        .delete_role(ACCOUNT, &readers.role_id, NOW)
+        .delete_role(ACCOUNT, &readers.role_id, NOW, None)
         .await
         .expect("delete");
-    store.create_role(other_role).await.expect("create");
+    store.create_role(other_role, None).await.expect("create");
     store
-        .revoke(Event::IssuedBefore {
-            account: ACCOUNT.into(),
-            before: NOW,
-        })
+        .revoke(
+            Event::IssuedBefore {
+                account: ACCOUNT.into(),
+                before: NOW,
+            },
+            None,
+        )
         .await
         .expect("issued before");
     assert_eq!(view.watermark(ACCOUNT), Some(NOW));
