@@ -172,6 +172,7 @@ impl Authority {
     /// Takes one rate-limited operation for the account, or says how long to wait.
     pub(crate) async fn rate_limit(&self, account: &str) -> Result<()> {
         self.settings.limiter.acquire(account).await.map_err(|wait| {
+            crate::metrics::bump(&crate::metrics::COUNTERS.rate_limited);
             let secs = wait.as_secs_f64().ceil().max(1.0) as u64;
             Error::ResourceExhausted {
                 message: format!(
@@ -335,6 +336,7 @@ impl Authority {
             format!("role {role_id}; {:?}", record.description),
         );
         self.store.insert_key(record.clone(), Some(&audit)).await?;
+        crate::metrics::bump(&crate::metrics::COUNTERS.keys_issued);
         Ok((token, record))
     }
 

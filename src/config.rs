@@ -109,6 +109,10 @@ pub struct ServeArgs {
     #[arg(long, env = "AUTHCELL_STALE_POLICY", value_enum, default_value_t = StalePolicy::Serve)]
     pub stale_policy: StalePolicy,
 
+    /// Serve Prometheus metrics (GET /metrics) on this address. Off unless set.
+    #[arg(long, env = "AUTHCELL_METRICS_LISTEN")]
+    pub metrics_listen: Option<SocketAddr>,
+
     /// Account created with an owner key in embedded mode.
     #[arg(long, env = "AUTHCELL_DEV_ACCOUNT", default_value = "dev")]
     pub dev_account: String,

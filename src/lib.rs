@@ -25,6 +25,7 @@ pub mod config;
 pub mod convert;
 pub mod credential;
 pub mod keyring;
+pub mod metrics;
 pub mod node;
 pub mod permissions;
 pub mod proto;

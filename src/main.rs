@@ -101,7 +101,8 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
             node::spawn_key_reloader(files, node.authority.clone(), every);
         }
         tracing::info!(listen = %local, endpoint = %endpoint, cell = %args.common.cell, "serving with Redis");
-        let served = server::run(listener, node.authority, shutdown_signal()).await;
+        let metrics = start_metrics(args.metrics_listen, &node.authority).await?;
+        let served = server::run_with(listener, node.authority, metrics, shutdown_signal()).await;
         node.sync.stop().await;
         return served.map_err(|e| format!("server: {e}"));
     }
@@ -129,9 +130,30 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
         "embedded mode: in-memory state, nothing survives exit"
     );
     tracing::info!(listen = %local, endpoint = %endpoint, cell = %args.common.cell, "serving");
-    server::run(listener, authority, shutdown_signal())
+    let metrics = start_metrics(args.metrics_listen, &authority).await?;
+    server::run_with(listener, authority, metrics, shutdown_signal())
         .await
         .map_err(|e| format!("server: {e}"))
+}
+
+/// Creates the server's metrics and, with `--metrics-listen`, serves them over HTTP.
+async fn start_metrics(
+    listen: Option<std::net::SocketAddr>,
+    authority: &Arc<authcell::authority::Authority>,
+) -> Result<Arc<authcell::metrics::Metrics>, String> {
+    let metrics = Arc::new(authcell::metrics::Metrics::new(authority.clone()));
+    if let Some(addr) = listen {
+        let listener = TcpListener::bind(addr)
+            .await
+            .map_err(|e| format!("--metrics-listen {addr}: {e}"))?;
+        tracing::info!(listen = %addr, "serving metrics on /metrics");
+        tokio::spawn(authcell::metrics::serve(
+            listener,
+            metrics.clone(),
+            std::future::pending::<()>(),
+        ));
+    }
+    Ok(metrics)
 }
 
 /// The SDKs wrap the endpoint in JSON and base64 that their parser decodes with the URL-safe

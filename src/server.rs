@@ -21,6 +21,7 @@ use tonic::transport::server::TcpIncoming;
 use tonic::transport::Server;
 
 use crate::authority::{Authority, Caller};
+use crate::metrics::{Metrics, MetricsLayer};
 use crate::proto;
 
 pub use status::to_status;
@@ -37,6 +38,17 @@ pub const MAX_HEADER_LIST_BYTES: u32 = 32 * 1024;
 pub async fn run(
     listener: TcpListener,
     authority: Arc<Authority>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), tonic::transport::Error> {
+    let metrics = Arc::new(Metrics::new(authority.clone()));
+    run_with(listener, authority, metrics, shutdown).await
+}
+
+/// As [`run`], counting every RPC into `metrics` (which the metrics endpoint exposes).
+pub async fn run_with(
+    listener: TcpListener,
+    authority: Arc<Authority>,
+    metrics: Arc<Metrics>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), tonic::transport::Error> {
     let (health_reporter, health_service) = tonic_health::server::health_reporter();
@@ -81,6 +93,7 @@ pub async fn run(
     let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
     let served = Server::builder()
         .http2_max_header_list_size(MAX_HEADER_LIST_BYTES)
+        .layer(MetricsLayer(metrics))
         .add_service(health_service)
         .add_optional_service(reflection_v1)
         .add_optional_service(reflection_v1alpha)

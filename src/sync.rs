@@ -69,6 +69,7 @@ fn lock(position: &Mutex<String>) -> std::sync::MutexGuard<'_, String> {
 }
 
 fn unavailable(e: redis::RedisError) -> StoreError {
+    crate::metrics::bump(&crate::metrics::COUNTERS.redis_errors);
     StoreError::Unavailable(e.to_string())
 }
 

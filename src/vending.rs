@@ -197,6 +197,7 @@ impl Authority {
             Some(valid_until),
         );
         let token = self.sign_bounded(&claims)?;
+        crate::metrics::bump(&crate::metrics::COUNTERS.tokens_issued);
         tracing::info!(
             account = %claims.sub,
             parent = %parent.credential.id,
@@ -352,6 +353,7 @@ impl Authority {
                     other => other.into(),
                 })?,
         }
+        crate::metrics::bump(&crate::metrics::COUNTERS.keys_issued);
         tracing::info!(
             account = %claims.sub,
             key_id = %claims.jti,

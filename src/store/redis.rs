@@ -306,6 +306,7 @@ pub async fn connect(url: &str) -> Result<ConnectionManager, redis::RedisError> 
 }
 
 fn unavailable(e: redis::RedisError) -> StoreError {
+    crate::metrics::bump(&crate::metrics::COUNTERS.redis_errors);
     StoreError::Unavailable(e.to_string())
 }
 

@@ -8,6 +8,7 @@ mod common;
 mod foundation;
 mod library;
 mod listing;
+mod metrics;
 mod redis_env;
 mod rotation;
 mod sdk;

@@ -1,0 +1,161 @@
+//! Prometheus metrics, scraped over HTTP from a real server.
+
+use std::io::{Read, Write};
+use std::sync::Arc;
+
+use authcell::keyring::KeyRing;
+use authcell::metrics::{self, Metrics};
+use authcell::node::{self, NodeOptions};
+use authcell::proto::authcell::v1 as pb;
+use authcell::server;
+use tokio::net::TcpListener;
+
+use crate::common::statements::read_cache;
+use crate::common::*;
+
+/// Reads one metric sample's value from the exposition text.
+fn sample(text: &str, name_and_labels: &str) -> Option<f64> {
+    text.lines()
+        .find(|l| l.starts_with(name_and_labels) && l[name_and_labels.len()..].starts_with(' '))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+}
+
+fn scrape(addr: std::net::SocketAddr, path: &str) -> (String, String) {
+    let mut stream = std::net::TcpStream::connect(addr).expect("connect");
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    )
+    .expect("write");
+    let mut response = String::new();
+    stream.read_to_string(&mut response).expect("read");
+    let (head, body) = response.split_once("\r\n\r\n").expect("http response");
+    (head.to_owned(), body.to_owned())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_decisions_and_issuance_are_counted() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let options = NodeOptions {
+        cell: "m".into(),
+        endpoint: addr.to_string(),
+        vend_rate_per_second: 1,
+        vend_burst: 2,
+    };
+    let authority = node::embedded(
+        KeyRing::ephemeral().expect("ring"),
+        Arc::new(authcell::clock::SystemClock),
+        &options,
+    );
+    let (owner, _) = authority.bootstrap("acme", false).await.expect("bootstrap");
+    let metrics = Arc::new(Metrics::new(authority.clone()));
+    let served = authority.clone();
+    let m = metrics.clone();
+    tokio::spawn(async move {
+        let _ = server::run_with(listener, served, m, std::future::pending()).await;
+    });
+    let metrics_listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let metrics_addr = metrics_listener.local_addr().expect("addr");
+    tokio::spawn(metrics::serve(
+        metrics_listener,
+        metrics.clone(),
+        std::future::pending(),
+    ));
+
+    let channel = tonic::transport::Channel::from_shared(format!("http://{addr}"))
+        .expect("url")
+        .connect()
+        .await
+        .expect("connect");
+    let mut verifier = pb::verifier_client::VerifierClient::new(channel.clone());
+    for _ in 0..3 {
+        verifier
+            .authorize(cache_check(&owner, pb::Action::CacheRead, "c", b"k"))
+            .await
+            .expect("authorize");
+    }
+    verifier
+        .authorize(cache_check("not-a-jwt", pb::Action::CacheRead, "c", b"k"))
+        .await
+        .expect("authorize");
+    let status = verifier
+        .authorize(pb::AuthorizeRequest::default())
+        .await
+        .expect_err("no action");
+    assert_eq!(status.code(), tonic::Code::InvalidArgument);
+    let mut tokens = authcell::proto::token::token_client::TokenClient::new(channel.clone());
+    let mut limited = 0;
+    for _ in 0..4 {
+        let result = tokens
+            .generate_disposable_token(authcell::proto::token::GenerateDisposableTokenRequest {
+                expires: Some(
+                    authcell::proto::token::generate_disposable_token_request::Expires {
+                        valid_for_seconds: 60,
+                    },
+                ),
+                auth_token: owner.clone(),
+                permissions: Some(explicit(vec![read_cache("c")])),
+                token_id: String::new(),
+            })
+            .await;
+        if result.is_err() {
+            limited += 1;
+        }
+    }
+    assert!(limited >= 1, "precondition: the rate limit refused some");
+
+    let (head, text) = scrape(metrics_addr, "/metrics");
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    assert!(head.contains("application/openmetrics-text"), "{head}");
+    let authorize_ok = r#"authcell_grpc_server_handled_total{grpc_method="authcell.v1.Verifier/Authorize",grpc_code="OK"}"#;
+    assert_eq!(sample(&text, authorize_ok), Some(4.0), "{text}");
+    let authorize_invalid = r#"authcell_grpc_server_handled_total{grpc_method="authcell.v1.Verifier/Authorize",grpc_code="INVALID_ARGUMENT"}"#;
+    assert_eq!(sample(&text, authorize_invalid), Some(1.0), "{text}");
+    let vend_exhausted = r#"authcell_grpc_server_handled_total{grpc_method="token.Token/GenerateDisposableToken",grpc_code="RESOURCE_EXHAUSTED"}"#;
+    assert_eq!(
+        sample(&text, vend_exhausted),
+        Some(f64::from(limited)),
+        "{text}"
+    );
+    assert!(
+        text.contains(r#"authcell_grpc_server_handling_seconds_bucket{le="#)
+            || text.contains(r#"authcell_grpc_server_handling_seconds_bucket{grpc_method="authcell.v1.Verifier/Authorize",le="#),
+        "{text}"
+    );
+    assert!(
+        sample(
+            &text,
+            r#"authcell_authorize_decisions_total{decision="allowed"}"#
+        )
+        .is_some_and(|v| v >= 3.0),
+        "{text}"
+    );
+    assert!(
+        sample(
+            &text,
+            r#"authcell_authorize_decisions_total{decision="unauthenticated"}"#
+        )
+        .is_some_and(|v| v >= 1.0),
+        "{text}"
+    );
+    assert!(
+        sample(&text, r#"authcell_verification_cache_total{result="hit"}"#)
+            .is_some_and(|v| v >= 2.0),
+        "{text}"
+    );
+    assert_eq!(
+        sample(&text, "authcell_revocation_view_loaded"),
+        Some(1.0),
+        "{text}"
+    );
+    assert!(sample(&text, "authcell_rate_limited_total").is_some_and(|v| v >= f64::from(limited)));
+    assert!(sample(&text, "authcell_tokens_issued_total").is_some_and(|v| v >= 1.0));
+    assert!(sample(&text, "authcell_keys_issued_total").is_some_and(|v| v >= 1.0));
+    assert!(sample(&text, "authcell_redis_errors_total").is_some());
+    assert!(!text.contains(&owner), "no credential in metrics");
+
+    let (head, _) = scrape(metrics_addr, "/other");
+    assert!(head.starts_with("HTTP/1.1 404"), "{head}");
+}
