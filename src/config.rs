@@ -1,17 +1,20 @@
-//! Command line and environment configuration (clap): every flag also reads an `AUTHCELL_*`
-//! environment variable.
+//! Command line and environment configuration (clap): every server flag also reads an
+//! `AUTHCELL_*` environment variable. The client commands (`keys`, `roles`, `tokens`, `cells`,
+//! `audit`) are defined in [`crate::cli`] and flattened in here.
 
 use std::net::SocketAddr;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+use crate::cli::{ClientCommand, EXIT_CODES};
 use crate::verifier::StalePolicy;
 
 #[derive(Debug, Parser)]
 #[command(
     name = "authcell",
     version,
-    about = "Credential authority: API keys, roles, disposable tokens, revocation"
+    about = "Credential authority: API keys, roles, disposable tokens, revocation",
+    after_help = EXIT_CODES
 )]
 pub struct Cli {
     #[command(subcommand)]
@@ -26,6 +29,9 @@ pub enum Command {
     Bootstrap(BootstrapArgs),
     /// Print a new Ed25519 signing key (PKCS#8 PEM) to stdout.
     Keygen(KeygenArgs),
+    /// The operator client: calls a running server's gRPC API.
+    #[command(flatten)]
+    Client(ClientCommand),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -108,6 +114,15 @@ pub struct ServeArgs {
     /// the last known state, or deny every check.
     #[arg(long, env = "AUTHCELL_STALE_POLICY", value_enum, default_value_t = StalePolicy::Serve)]
     pub stale_policy: StalePolicy,
+
+    /// On SIGTERM/SIGINT, seconds during which health reports NOT_SERVING while calls are still
+    /// served (load balancers and probes stop sending traffic first).
+    #[arg(long, env = "AUTHCELL_DRAIN_SECONDS", default_value_t = 5)]
+    pub drain_seconds: u64,
+
+    /// Then, seconds in-flight calls may take to finish before the process exits anyway.
+    #[arg(long, env = "AUTHCELL_SHUTDOWN_TIMEOUT", default_value_t = 20)]
+    pub shutdown_timeout: u64,
 
     /// Serve Prometheus metrics (GET /metrics) on this address. Off unless set.
     #[arg(long, env = "AUTHCELL_METRICS_LISTEN")]

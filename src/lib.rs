@@ -17,9 +17,10 @@
 //! Around them: [`proto`] (generated protobuf types), [`convert`] (protobuf <-> domain, the one
 //! place requests are validated), [`server`] (gRPC handlers, status mapping, the `run` entry
 //! point), [`config`] (flags and environment), [`node`] (wiring one node together), [`clock`]
-//! (time as a parameter).
+//! (time as a parameter), [`cli`] (the operator command line: a gRPC client of the server).
 
 pub mod authority;
+pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod convert;

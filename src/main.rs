@@ -1,4 +1,5 @@
-//! The `authcell` binary: `serve`, `bootstrap`, `keygen`.
+//! The `authcell` binary: `serve`, `bootstrap`, `keygen`, and the operator client commands
+//! (`keys`, `roles`, `tokens`, `cells`, `audit`; see `authcell::cli`).
 
 use std::io::Read;
 use std::process::ExitCode;
@@ -14,7 +15,7 @@ use authcell::clock::SystemClock;
 use authcell::config::{BootstrapArgs, Cli, Command, CommonArgs, LogFormat, ServeArgs};
 use authcell::ratelimit::Unlimited;
 use authcell::verifier::{StalePolicy, Verifier};
-use authcell::{keyring, node, server};
+use authcell::{cli, keyring, node, server};
 
 fn init_logging(format: LogFormat) {
     use tracing_subscriber::EnvFilter;
@@ -131,9 +132,22 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
     );
     tracing::info!(listen = %local, endpoint = %endpoint, cell = %args.common.cell, "serving");
     let metrics = start_metrics(args.metrics_listen, &authority).await?;
-    server::run_with(listener, authority, metrics, shutdown_signal())
-        .await
-        .map_err(|e| format!("server: {e}"))
+    server::run_draining(
+        listener,
+        authority,
+        metrics,
+        shutdown_signal(),
+        drain(&args),
+    )
+    .await
+    .map_err(|e| format!("server: {e}"))
+}
+
+fn drain(args: &ServeArgs) -> server::Drain {
+    server::Drain {
+        delay: Duration::from_secs(args.drain_seconds),
+        timeout: Duration::from_secs(args.shutdown_timeout),
+    }
 }
 
 /// Creates the server's metrics and, with `--metrics-listen`, serves them over HTTP.
@@ -237,6 +251,8 @@ fn main() -> ExitCode {
             runtime.block_on(bootstrap(&args))
         }
         Command::Keygen(args) => keygen(args.public),
+        // The client prints its own results and errors and has its own exit codes.
+        Command::Client(command) => return runtime.block_on(cli::run(command)),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

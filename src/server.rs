@@ -14,7 +14,11 @@ mod verifier;
 
 use std::future::Future;
 use std::net::IpAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
+
+use tonic_health::ServingStatus;
 
 use tokio::net::TcpListener;
 use tonic::transport::server::TcpIncoming;
@@ -44,12 +48,34 @@ pub async fn run(
     run_with(listener, authority, metrics, shutdown).await
 }
 
+/// How a server stops.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Drain {
+    /// After the shutdown signal, how long health reports NOT_SERVING while calls are still
+    /// served, so load balancers and probes stop sending traffic first.
+    pub delay: Duration,
+    /// Then, how long in-flight calls may take to finish before the server returns anyway
+    /// (zero: wait for them).
+    pub timeout: Duration,
+}
+
 /// As [`run`], counting every RPC into `metrics` (which the metrics endpoint exposes).
 pub async fn run_with(
     listener: TcpListener,
     authority: Arc<Authority>,
     metrics: Arc<Metrics>,
     shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), tonic::transport::Error> {
+    run_draining(listener, authority, metrics, shutdown, Drain::default()).await
+}
+
+/// As [`run_with`], draining on shutdown as `drain` says.
+pub async fn run_draining(
+    listener: TcpListener,
+    authority: Arc<Authority>,
+    metrics: Arc<Metrics>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+    drain: Drain,
 ) -> Result<(), tonic::transport::Error> {
     let (health_reporter, health_service) = tonic_health::server::health_reporter();
     health_reporter
@@ -87,8 +113,24 @@ pub async fn run_with(
         .ok();
 
     // Health follows the verifier: NOT_SERVING until the revocation view is loaded, and while
-    // it is stale under the deny policy.
-    let watcher = tokio::spawn(watch_health(authority.clone(), health_reporter));
+    // it is stale under the deny policy; and NOT_SERVING for good once draining starts.
+    let draining = Arc::new(AtomicBool::new(false));
+    let watcher = tokio::spawn(watch_health(
+        authority.clone(),
+        health_reporter.clone(),
+        draining.clone(),
+    ));
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let (began, mut drain_began) = tokio::sync::watch::channel(false);
+    let drainer = tokio::spawn(async move {
+        shutdown.await;
+        draining.store(true, Ordering::SeqCst);
+        set_all(&health_reporter, ServingStatus::NotServing).await;
+        tracing::info!(delay = ?drain.delay, "draining: health is NOT_SERVING");
+        tokio::time::sleep(drain.delay).await;
+        let _ = began.send(true);
+        let _ = stop.send(());
+    });
 
     let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
     let served = Server::builder()
@@ -129,16 +171,55 @@ pub async fn run_with(
             // A batch of up to 1000 checks carries up to 1000 credentials.
             .max_decoding_message_size(MAX_BATCH_BYTES),
         )
-        .serve_with_incoming_shutdown(incoming, shutdown)
-        .await;
+        .serve_with_incoming_shutdown(incoming, async {
+            let _ = stopped.await;
+        });
+    let bound = async {
+        // Only once the server stopped accepting does the in-flight bound start.
+        let _ = drain_began.wait_for(|began| *began).await;
+        if drain.timeout.is_zero() {
+            std::future::pending::<()>().await;
+        }
+        tokio::time::sleep(drain.timeout).await;
+    };
+    let served = tokio::select! {
+        served = served => served,
+        _ = bound => {
+            tracing::warn!(timeout = ?drain.timeout, "in-flight calls did not finish in time; stopping anyway");
+            Ok(())
+        }
+    };
     watcher.abort();
+    drainer.abort();
     served
 }
 
-async fn watch_health(authority: Arc<Authority>, reporter: tonic_health::server::HealthReporter) {
-    use tonic_health::ServingStatus;
+const SERVICES: [&str; 6] = [
+    "authcell.v1.Verifier",
+    "authcell.v1.Admin",
+    "authcell.v1.Keys",
+    "token.Token",
+    "auth.Auth",
+    "global_admin.GlobalAdmin",
+];
+
+async fn set_all(reporter: &tonic_health::server::HealthReporter, status: ServingStatus) {
+    reporter.set_service_status("", status).await;
+    for service in SERVICES {
+        reporter.set_service_status(service, status).await;
+    }
+}
+
+async fn watch_health(
+    authority: Arc<Authority>,
+    reporter: tonic_health::server::HealthReporter,
+    draining: Arc<AtomicBool>,
+) {
     let mut last = None;
     loop {
+        if draining.load(Ordering::SeqCst) {
+            return;
+        }
         let serving = authority.verifier().is_serving();
         if last != Some(serving) {
             let status = if serving {
@@ -146,16 +227,7 @@ async fn watch_health(authority: Arc<Authority>, reporter: tonic_health::server:
             } else {
                 ServingStatus::NotServing
             };
-            reporter.set_service_status("", status).await;
-            for service in [
-                "authcell.v1.Verifier",
-                "authcell.v1.Admin",
-                "token.Token",
-                "auth.Auth",
-                "global_admin.GlobalAdmin",
-            ] {
-                reporter.set_service_status(service, status).await;
-            }
+            set_all(&reporter, status).await;
             if !serving {
                 tracing::warn!(
                     "not serving checks: the revocation view is not loaded or too stale"

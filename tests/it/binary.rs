@@ -14,7 +14,7 @@ const BIN: &str = env!("CARGO_BIN_EXE_authcell");
 #[tokio::test]
 async fn embedded_serve_prints_the_two_lines_serves_and_exits_cleanly_on_sigterm() {
     let mut child = Command::new(BIN)
-        .args(["serve", "--listen", "127.0.0.1:0"])
+        .args(["serve", "--listen", "127.0.0.1:0", "--drain-seconds", "1"])
         .env("RUST_LOG", "warn")
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -52,6 +52,7 @@ async fn embedded_serve_prints_the_two_lines_serves_and_exits_cleanly_on_sigterm
         .expect("health")
         .into_inner();
     assert_eq!(health.status, ServingStatus::Serving as i32);
+    let channel_for_drain = channel.clone();
     let verdict = pb::verifier_client::VerifierClient::new(channel)
         .authorize(pb::AuthorizeRequest {
             credential: key,
@@ -73,6 +74,24 @@ async fn embedded_serve_prints_the_two_lines_serves_and_exits_cleanly_on_sigterm
         .status()
         .expect("kill");
     assert!(status.success());
+    // Draining: health says NOT_SERVING first, while calls are still answered.
+    let deadline = Instant::now() + Duration::from_secs(1);
+    let mut health = HealthClient::new(channel_for_drain.clone());
+    loop {
+        let status = health
+            .check(HealthCheckRequest {
+                service: String::new(),
+            })
+            .await
+            .expect("health is still answered while draining")
+            .into_inner()
+            .status;
+        if status == ServingStatus::NotServing as i32 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "health never went NOT_SERVING");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
     let deadline = Instant::now() + Duration::from_secs(10);
     let exit = loop {
         if let Some(exit) = child.try_wait().expect("wait") {
