@@ -777,7 +777,7 @@ fn render_block(pairs: &[(&str, String)]) -> String {
     let width = pairs.iter().map(|(l, _)| l.len()).max().unwrap_or(0);
     pairs
         .iter()
-        .map(|(label, value)| format!("{label:<width$}  {value}\n"))
+        .map(|(label, value)| format!("{}\n", format!("{label:<width$}  {value}").trim_end()))
         .collect()
 }
 
@@ -1746,18 +1746,20 @@ impl PermissionsDoc {
         let mut filters: Vec<Vec<String>> = set
             .conditions
             .iter()
-            .filter_map(|c| match &c.condition {
-                Some(pr::condition::Condition::IpFilter(f)) => Some(
-                    f.allowed_cidr_ranges
-                        .iter()
-                        .filter_map(|r| match &r.range {
-                            Some(pr::ip_filter::cidr_range::Range::Ipv4(s))
-                            | Some(pr::ip_filter::cidr_range::Range::Ipv6(s)) => Some(s.clone()),
-                            None => None,
-                        })
-                        .collect(),
-                ),
-                None => None,
+            .filter_map(|c| {
+                c.condition
+                    .as_ref()
+                    .map(|pr::condition::Condition::IpFilter(f)| {
+                        f.allowed_cidr_ranges
+                            .iter()
+                            .filter_map(|r| {
+                                r.range.as_ref().map(|range| match range {
+                                    pr::ip_filter::cidr_range::Range::Ipv4(s)
+                                    | pr::ip_filter::cidr_range::Range::Ipv6(s) => s.clone(),
+                                })
+                            })
+                            .collect()
+                    })
             })
             .collect();
         if filters.len() == 1 {

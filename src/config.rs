@@ -124,6 +124,19 @@ pub struct ServeArgs {
     #[arg(long, env = "AUTHCELL_SHUTDOWN_TIMEOUT", default_value_t = 20)]
     pub shutdown_timeout: u64,
 
+    /// PEM certificate chain: serve gRPC over TLS (with --tls-key). Reloaded when it changes.
+    #[arg(long, env = "AUTHCELL_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<String>,
+
+    /// PEM private key of --tls-cert.
+    #[arg(long, env = "AUTHCELL_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<String>,
+
+    /// PEM CA certificates: clients may present a certificate signed by them, and the Verifier
+    /// service requires one (mTLS: only data-plane nodes may call Authorize).
+    #[arg(long, env = "AUTHCELL_TLS_CLIENT_CA", requires = "tls_cert")]
+    pub tls_client_ca: Option<String>,
+
     /// Serve Prometheus metrics (GET /metrics) on this address. Off unless set.
     #[arg(long, env = "AUTHCELL_METRICS_LISTEN")]
     pub metrics_listen: Option<SocketAddr>,

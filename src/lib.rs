@@ -34,6 +34,7 @@ pub mod ratelimit;
 pub mod server;
 pub mod store;
 pub mod sync;
+pub mod tls;
 pub mod vending;
 pub mod verifier;
 pub mod view;

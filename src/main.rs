@@ -71,6 +71,20 @@ fn redis_settings(common: &CommonArgs, serve: Option<&ServeArgs>) -> Option<node
 
 async fn serve(args: ServeArgs) -> Result<(), String> {
     let ring = node::keyring(&args.common).map_err(|e| e.to_string())?;
+    let tls_files = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => Some(authcell::tls::TlsFiles {
+            cert: cert.clone(),
+            key: key.clone(),
+            client_ca: args.tls_client_ca.clone(),
+        }),
+        _ => None,
+    };
+    // Bad TLS files are one clear error at start, not a half-working server.
+    let tls = tls_files
+        .as_ref()
+        .map(authcell::tls::ServerTls::load)
+        .transpose()
+        .map_err(|e| e.to_string())?;
     let redis = redis_settings(&args.common, Some(&args));
     if redis.is_some() && ring.is_ephemeral() {
         return Err("--signing-key-file is required with --redis-url: keys signed by an ephemeral key could not be verified by other nodes or after a restart (create one with `authcell keygen`)".into());
@@ -141,6 +155,20 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
     )
     .await
     .map_err(|e| format!("server: {e}"))
+}
+
+/// Starts watching the TLS files for changes.
+fn start_tls(
+    files: Option<authcell::tls::TlsFiles>,
+    tls: Option<authcell::tls::ServerTls>,
+    args: &ServeArgs,
+) -> Option<authcell::tls::ServerTls> {
+    if let (Some(files), Some(tls)) = (files, &tls) {
+        let every = Duration::from_secs(args.common.key_reload_interval.max(1));
+        authcell::tls::spawn_reloader(files, tls.clone(), every);
+        tracing::info!(mutual = tls.mutual, "serving gRPC over TLS");
+    }
+    tls
 }
 
 fn drain(args: &ServeArgs) -> server::Drain {

@@ -27,6 +27,8 @@ use tonic::transport::Server;
 use crate::authority::{Authority, Caller};
 use crate::metrics::{Metrics, MetricsLayer};
 use crate::proto;
+use crate::tls::{self, ServerTls};
+use std::pin::Pin;
 
 pub use status::to_status;
 
@@ -77,6 +79,20 @@ pub async fn run_draining(
     shutdown: impl Future<Output = ()> + Send + 'static,
     drain: Drain,
 ) -> Result<(), tonic::transport::Error> {
+    run_tls(listener, authority, metrics, shutdown, drain, None).await
+}
+
+/// As [`run_draining`], over TLS when `tls` is given (mTLS on the Verifier service when it is
+/// mutual).
+pub async fn run_tls(
+    listener: TcpListener,
+    authority: Arc<Authority>,
+    metrics: Arc<Metrics>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+    drain: Drain,
+    tls: Option<ServerTls>,
+) -> Result<(), tonic::transport::Error> {
+    let client_cert_required = tls.as_ref().is_some_and(|t| t.mutual);
     let (health_reporter, health_service) = tonic_health::server::health_reporter();
     health_reporter
         .set_serving::<proto::token::token_server::TokenServer<token::TokenService>>()
@@ -132,8 +148,7 @@ pub async fn run_draining(
         let _ = stop.send(());
     });
 
-    let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
-    let served = Server::builder()
+    let router = Server::builder()
         .http2_max_header_list_size(MAX_HEADER_LIST_BYTES)
         .layer(MetricsLayer(metrics))
         .add_service(health_service)
@@ -166,14 +181,24 @@ pub async fn run_draining(
         ))
         .add_service(
             proto::authcell::v1::verifier_server::VerifierServer::new(
-                verifier::VerifierService::new(authority),
+                verifier::VerifierService::new(authority, client_cert_required),
             )
             // A batch of up to 1000 checks carries up to 1000 credentials.
             .max_decoding_message_size(MAX_BATCH_BYTES),
-        )
-        .serve_with_incoming_shutdown(incoming, async {
-            let _ = stopped.await;
-        });
+        );
+    let stop = async {
+        let _ = stopped.await;
+    };
+    let served: Pin<Box<dyn Future<Output = Result<(), tonic::transport::Error>> + Send>> =
+        match tls {
+            None => {
+                let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
+                Box::pin(router.serve_with_incoming_shutdown(incoming, stop))
+            }
+            Some(tls) => {
+                Box::pin(router.serve_with_incoming_shutdown(tls::incoming(listener, tls), stop))
+            }
+        };
     let bound = async {
         // Only once the server stopped accepting does the in-flight bound start.
         let _ = drain_began.wait_for(|began| *began).await;

@@ -13,11 +13,26 @@ use crate::verifier::Reason;
 
 pub struct VerifierService {
     authority: Arc<Authority>,
+    /// mTLS: only callers with a client certificate (verified against --tls-client-ca during
+    /// the handshake) may ask.
+    client_cert_required: bool,
 }
 
 impl VerifierService {
-    pub fn new(authority: Arc<Authority>) -> Self {
-        VerifierService { authority }
+    pub fn new(authority: Arc<Authority>, client_cert_required: bool) -> Self {
+        VerifierService {
+            authority,
+            client_cert_required,
+        }
+    }
+
+    fn require_client_cert<T>(&self, request: &Request<T>) -> Result<(), Status> {
+        if self.client_cert_required && request.peer_certs().is_none_or(|certs| certs.is_empty()) {
+            return Err(Status::unauthenticated(
+                "the verifier service requires a client certificate (mTLS)",
+            ));
+        }
+        Ok(())
     }
 }
 
@@ -129,6 +144,7 @@ impl pb::verifier_server::Verifier for VerifierService {
         &self,
         request: Request<pb::AuthorizeRequest>,
     ) -> Result<Response<pb::AuthorizeResponse>, Status> {
+        self.require_client_cert(&request)?;
         self.decide(request.get_ref())
             .map(Response::new)
             .map_err(|e| Status::invalid_argument(e.to_string()))
@@ -138,6 +154,7 @@ impl pb::verifier_server::Verifier for VerifierService {
         &self,
         request: Request<pb::BatchAuthorizeRequest>,
     ) -> Result<Response<pb::BatchAuthorizeResponse>, Status> {
+        self.require_client_cert(&request)?;
         let requests = &request.get_ref().requests;
         if requests.len() > MAX_BATCH {
             return Err(Status::invalid_argument(format!(

@@ -1,0 +1,314 @@
+//! TLS and mTLS over real connections: server TLS for every service, client certificates
+//! required by the Verifier service, certificates reloaded without a restart.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use authcell::keyring::KeyRing;
+use authcell::metrics::Metrics;
+use authcell::node::{self, NodeOptions};
+use authcell::proto::authcell::v1 as pb;
+use authcell::server::{self, Drain};
+use authcell::tls::{self, ServerTls, TlsFiles};
+use rcgen::{
+    BasicConstraints, CertificateParams, CertifiedIssuer, DnType, ExtendedKeyUsagePurpose, IsCa,
+    KeyPair, KeyUsagePurpose,
+};
+use tokio::net::TcpListener;
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Identity};
+use tonic::Code;
+
+use crate::common::*;
+
+fn ca(name: &str) -> CertifiedIssuer<'static, KeyPair> {
+    let mut params = CertificateParams::new(Vec::<String>::new()).expect("params");
+    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    params.distinguished_name.push(DnType::CommonName, name);
+    params.key_usages = vec![
+        KeyUsagePurpose::KeyCertSign,
+        KeyUsagePurpose::DigitalSignature,
+    ];
+    CertifiedIssuer::self_signed(params, KeyPair::generate().expect("key")).expect("ca")
+}
+
+/// A certificate and key (PEM) signed by `issuer`, for a server or a client.
+fn leaf(issuer: &CertifiedIssuer<'static, KeyPair>, server: bool) -> (String, String) {
+    let names = if server {
+        vec!["localhost".to_owned(), "127.0.0.1".to_owned()]
+    } else {
+        vec!["cache-node-1".to_owned()]
+    };
+    let mut params = CertificateParams::new(names).expect("params");
+    params.extended_key_usages = vec![if server {
+        ExtendedKeyUsagePurpose::ServerAuth
+    } else {
+        ExtendedKeyUsagePurpose::ClientAuth
+    }];
+    let key = KeyPair::generate().expect("key");
+    let cert = params.signed_by(&key, issuer).expect("sign");
+    (cert.pem(), key.serialize_pem())
+}
+
+struct Dir(PathBuf);
+
+impl Dir {
+    fn new() -> Self {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
+        let dir = std::env::temp_dir().join(format!(
+            "authcell-tls-{}-{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        ));
+        std::fs::create_dir_all(&dir).expect("dir");
+        Dir(dir)
+    }
+    fn write(&self, name: &str, content: &str) -> String {
+        let path = self.0.join(name);
+        let tmp = self.0.join(format!("{name}.tmp"));
+        std::fs::write(&tmp, content).expect("write");
+        std::fs::rename(&tmp, &path).expect("rename");
+        path.to_string_lossy().into_owned()
+    }
+}
+
+impl Drop for Dir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+struct TlsServer {
+    port: u16,
+    owner: String,
+    _dir: Dir,
+}
+
+async fn start(dir: Dir, files: TlsFiles) -> TlsServer {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let options = NodeOptions {
+        cell: "t".into(),
+        endpoint: format!("localhost:{port}"),
+        vend_rate_per_second: 0,
+        vend_burst: 0,
+    };
+    let authority = node::embedded(
+        KeyRing::ephemeral().expect("ring"),
+        Arc::new(authcell::clock::SystemClock),
+        &options,
+    );
+    let (owner, _) = authority
+        .bootstrap(ACCOUNT, false)
+        .await
+        .expect("bootstrap");
+    let server_tls = ServerTls::load(&files).expect("tls");
+    tls::spawn_reloader(files, server_tls.clone(), Duration::from_millis(20));
+    let metrics = Arc::new(Metrics::new(authority.clone()));
+    tokio::spawn(async move {
+        let _ = server::run_tls(
+            listener,
+            authority,
+            metrics,
+            std::future::pending(),
+            Drain::default(),
+            Some(server_tls),
+        )
+        .await;
+    });
+    TlsServer {
+        port,
+        owner,
+        _dir: dir,
+    }
+}
+
+async fn connect(
+    port: u16,
+    trust: &str,
+    identity: Option<&(String, String)>,
+) -> Result<Channel, tonic::transport::Error> {
+    let mut config = ClientTlsConfig::new()
+        .ca_certificate(Certificate::from_pem(trust))
+        .domain_name("localhost");
+    if let Some((cert, key)) = identity {
+        config = config.identity(Identity::from_pem(cert, key));
+    }
+    Channel::from_shared(format!("https://127.0.0.1:{port}"))
+        .expect("url")
+        .tls_config(config)?
+        .connect()
+        .await
+}
+
+async fn authorize(channel: Channel, key: &str) -> Result<pb::AuthorizeResponse, tonic::Status> {
+    pb::verifier_client::VerifierClient::new(channel)
+        .authorize(cache_check(key, pb::Action::CacheRead, "c", b"k"))
+        .await
+        .map(|r| r.into_inner())
+}
+
+async fn list_roles(channel: Channel, key: &str) -> Result<usize, tonic::Status> {
+    pb::admin_client::AdminClient::new(channel)
+        .list_roles(with_key(pb::ListRolesRequest {}, key))
+        .await
+        .map(|r| r.into_inner().roles.len())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mtls_guards_the_verifier_while_other_services_take_server_tls() {
+    let server_ca = ca("server ca");
+    let client_ca = ca("client ca");
+    let stranger_ca = ca("stranger ca");
+    let (cert, key) = leaf(&server_ca, true);
+    let client = leaf(&client_ca, false);
+    let stranger = leaf(&stranger_ca, false);
+    let dir = Dir::new();
+    let files = TlsFiles {
+        cert: dir.write("cert.pem", &cert),
+        key: dir.write("key.pem", &key),
+        client_ca: Some(dir.write("client-ca.pem", &client_ca.pem())),
+    };
+    let server = start(dir, files).await;
+    let trust = server_ca.pem();
+
+    // Server TLS only: management works, the verifier asks for a client certificate.
+    let plain_tls = connect(server.port, &trust, None)
+        .await
+        .expect("tls connect");
+    assert_eq!(
+        list_roles(plain_tls.clone(), &server.owner)
+            .await
+            .expect("roles"),
+        3
+    );
+    let status = authorize(plain_tls, &server.owner)
+        .await
+        .expect_err("no client cert");
+    assert_eq!(status.code(), Code::Unauthenticated, "{status:?}");
+    assert!(
+        status.message().contains("client certificate"),
+        "{status:?}"
+    );
+
+    // A data-plane node with a certificate from the client CA may ask.
+    let node = connect(server.port, &trust, Some(&client))
+        .await
+        .expect("mtls connect");
+    let verdict = authorize(node, &server.owner)
+        .await
+        .expect("authorize over mTLS");
+    assert!(verdict.allowed, "{verdict:?}");
+
+    // A certificate from another CA does not get through the handshake.
+    let refused = match connect(server.port, &trust, Some(&stranger)).await {
+        Err(_) => true,
+        Ok(channel) => authorize(channel, &server.owner).await.is_err(),
+    };
+    assert!(refused, "an untrusted client certificate is refused");
+
+    // Plaintext against the TLS port fails.
+    let plaintext = Channel::from_shared(format!("http://127.0.0.1:{}", server.port))
+        .expect("url")
+        .connect()
+        .await;
+    let failed = match plaintext {
+        Err(_) => true,
+        Ok(channel) => list_roles(channel, &server.owner).await.is_err(),
+    };
+    assert!(failed, "plaintext is not served on a TLS port");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn certificates_reload_without_a_restart() {
+    let old_ca = ca("old ca");
+    let new_ca = ca("new ca");
+    let (cert, key) = leaf(&old_ca, true);
+    let dir = Dir::new();
+    let files = TlsFiles {
+        cert: dir.write("cert.pem", &cert),
+        key: dir.write("key.pem", &key),
+        client_ca: None,
+    };
+    let cert_path = files.cert.clone();
+    let key_path = files.key.clone();
+    let server = start(dir, files).await;
+    let before = connect(server.port, &old_ca.pem(), None)
+        .await
+        .expect("old cert served");
+    assert_eq!(
+        list_roles(before.clone(), &server.owner)
+            .await
+            .expect("roles"),
+        3
+    );
+    assert!(
+        connect(server.port, &new_ca.pem(), None).await.is_err(),
+        "precondition: the new CA does not trust the current certificate"
+    );
+
+    let (cert, key) = leaf(&new_ca, true);
+    // Key first, then certificate: in between, the pair does not match and is ignored.
+    std::fs::write(&key_path, key).expect("key");
+    std::fs::write(&cert_path, cert).expect("cert");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let after = loop {
+        if let Ok(channel) = connect(server.port, &new_ca.pem(), None).await {
+            break channel;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the new certificate was never served"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(list_roles(after, &server.owner).await.expect("roles"), 3);
+    assert!(
+        connect(server.port, &old_ca.pem(), None).await.is_err(),
+        "new connections get the new certificate"
+    );
+    // A connection made before the reload keeps working.
+    assert_eq!(list_roles(before, &server.owner).await.expect("roles"), 3);
+}
+
+#[test]
+fn unreadable_or_mismatched_tls_files_are_one_clear_error_at_start() {
+    let dir = Dir::new();
+    let server_ca = ca("ca");
+    let (cert, _) = leaf(&server_ca, true);
+    let (_, other_key) = leaf(&server_ca, true);
+    let bin = env!("CARGO_BIN_EXE_authcell");
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new(bin)
+            .args(["serve", "--listen", "127.0.0.1:0"])
+            .args(args)
+            .output()
+            .expect("run");
+        assert!(!out.status.success(), "{args:?} should fail");
+        assert!(out.stdout.is_empty(), "nothing on stdout before failing");
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    let missing = run(&[
+        "--tls-cert",
+        "/nonexistent/cert.pem",
+        "--tls-key",
+        "/nonexistent/key.pem",
+    ]);
+    assert!(
+        missing.contains("--tls-cert /nonexistent/cert.pem: cannot read"),
+        "{missing}"
+    );
+    let cert_path = dir.write("cert.pem", &cert);
+    let key_path = dir.write("key.pem", &other_key);
+    let mismatch = run(&["--tls-cert", &cert_path, "--tls-key", &key_path]);
+    assert!(mismatch.contains("--tls-key"), "{mismatch}");
+    let garbage = dir.write("garbage.pem", "not a certificate");
+    let bad = run(&["--tls-cert", &garbage, "--tls-key", &key_path]);
+    assert!(bad.contains("--tls-cert"), "{bad}");
+    let usage = std::process::Command::new(bin)
+        .args(["serve", "--tls-cert", &cert_path])
+        .output()
+        .expect("run");
+    assert!(!usage.status.success(), "--tls-cert needs --tls-key");
+}
