@@ -52,6 +52,9 @@ serve, bootstrap and keygen exit 1 on failure.";
 
 /// How long connecting to the server may take before the command fails with exit code 5.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long one call may take: longer than the longest wait the server does on purpose
+/// (ConfirmRevocation, up to 60 s), so only a server that stopped answering hits it.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(75);
 /// Largest page the list RPCs serve.
 const MAX_PAGE: u32 = 100;
 /// The metadata key carrying RevokeGlobalApiKey's revocation id.
@@ -573,6 +576,7 @@ async fn open_channel(endpoint: &str) -> Result<Channel, Failure> {
             ))
         })?
         .connect_timeout(CONNECT_TIMEOUT)
+        .timeout(REQUEST_TIMEOUT)
         .tcp_nodelay(true);
     target.connect().await.map_err(|e| {
         Failure::new(
@@ -656,17 +660,17 @@ impl Api {
     }
 
     /// A role id from an id or a name. System role ids and UUIDs are taken as they are;
-    /// anything else is looked up by name, and sent as it is when no role has that name (the
-    /// server then says what is wrong with it).
-    async fn resolve_role(&self, role: &str) -> Result<String, Failure> {
+    /// anything else is looked up by name, and sent as it is when no role has that name or the
+    /// roles cannot be listed (the call that follows then says what is wrong).
+    async fn resolve_role(&self, role: &str) -> String {
         if SYSTEM_ROLES.contains(&role) || uuid::Uuid::try_parse(role).is_ok() {
-            return Ok(role.to_owned());
+            return role.to_owned();
         }
-        let roles = self.list_roles().await?;
-        Ok(roles
-            .into_iter()
-            .find(|r| r.name == role)
-            .map_or_else(|| role.to_owned(), |r| r.role_id))
+        self.list_roles()
+            .await
+            .ok()
+            .and_then(|roles| roles.into_iter().find(|r| r.name == role))
+            .map_or_else(|| role.to_owned(), |r| r.role_id)
     }
 
     async fn confirm(&self, revocation_id: &str, timeout_ms: u32) -> Result<Confirmation, Failure> {
@@ -1284,7 +1288,7 @@ const STORE_PERMS: [(&str, i32); 3] = [
 const FUNCTION_PERMS: [(&str, i32); 1] =
     [("invoke", pr::FunctionApiPermissions::FunctionInvoke as i32)];
 
-/// A name selector: `"*"` is every one, anything else one name.
+/// A name selector: `"*"` is every one (`None`), anything else one name.
 fn named(field: &str, value: &str) -> Result<Option<String>, String> {
     match value {
         "" => Err(format!("{field}: must not be empty (use \"*\" for all)")),
@@ -1293,76 +1297,157 @@ fn named(field: &str, value: &str) -> Result<Option<String>, String> {
     }
 }
 
-/// An item selector from the four key fields: `None` is every item; `(true, _)` a prefix.
-fn item_selector(
-    field: &str,
-    key: &Option<String>,
-    key_prefix: &Option<String>,
-    key_base64: &Option<String>,
-    key_prefix_base64: &Option<String>,
-) -> Result<Option<(bool, Vec<u8>)>, String> {
-    let set = [
-        key.is_some(),
-        key_prefix.is_some(),
-        key_base64.is_some(),
-        key_prefix_base64.is_some(),
-    ];
-    if set.iter().filter(|s| **s).count() > 1 {
-        return Err(format!(
-            "{field}: set at most one of key, key_prefix, key_base64, key_prefix_base64"
-        ));
-    }
-    let decode = |name: &str, value: &str| {
-        STANDARD
-            .decode(value)
-            .map_err(|e| format!("{field}.{name}: not base64: {e}"))
-    };
-    Ok(if let Some(k) = key {
-        Some((false, k.as_bytes().to_vec()))
-    } else if let Some(k) = key_prefix {
-        Some((true, k.as_bytes().to_vec()))
-    } else if let Some(k) = key_base64 {
-        Some((false, decode("key_base64", k)?))
-    } else if let Some(k) = key_prefix_base64 {
-        Some((true, decode("key_prefix_base64", k)?))
-    } else {
-        None
-    })
+/// The items of a cache or store that a rule or statement covers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Items {
+    All,
+    Key(Vec<u8>),
+    Prefix(Vec<u8>),
 }
 
-/// The key fields of a document from selector bytes: UTF-8 as text, anything else base64.
-type KeyFields = (
+/// The item fields of a document: `key`, `key_prefix`, `key_base64`, `key_prefix_base64`.
+type ItemFields = (
     Option<String>,
     Option<String>,
     Option<String>,
     Option<String>,
 );
 
-fn key_fields(prefix: bool, bytes: &[u8]) -> KeyFields {
-    match (prefix, String::from_utf8(bytes.to_vec())) {
-        (false, Ok(text)) => (Some(text), None, None, None),
-        (true, Ok(text)) => (None, Some(text), None, None),
-        (false, Err(_)) => (None, None, Some(STANDARD.encode(bytes)), None),
-        (true, Err(_)) => (None, None, None, Some(STANDARD.encode(bytes))),
+impl Items {
+    /// From a document's item fields: at most one may be set; none is every item.
+    fn parse(
+        field: &str,
+        key: &Option<String>,
+        key_prefix: &Option<String>,
+        key_base64: &Option<String>,
+        key_prefix_base64: &Option<String>,
+    ) -> Result<Items, String> {
+        let set = [key, key_prefix, key_base64, key_prefix_base64]
+            .iter()
+            .filter(|f| f.is_some())
+            .count();
+        if set > 1 {
+            return Err(format!(
+                "{field}: set at most one of key, key_prefix, key_base64, key_prefix_base64"
+            ));
+        }
+        let decode = |name: &str, value: &str| {
+            STANDARD
+                .decode(value)
+                .map_err(|e| format!("{field}.{name}: not base64: {e}"))
+        };
+        Ok(match (key, key_prefix, key_base64, key_prefix_base64) {
+            (Some(k), ..) => Items::Key(k.as_bytes().to_vec()),
+            (_, Some(k), ..) => Items::Prefix(k.as_bytes().to_vec()),
+            (_, _, Some(k), _) => Items::Key(decode("key_base64", k)?),
+            (.., Some(k)) => Items::Prefix(decode("key_prefix_base64", k)?),
+            _ => Items::All,
+        })
+    }
+
+    /// A document's item fields: UTF-8 keys as text, any other bytes in base64.
+    fn fields(&self) -> ItemFields {
+        let (prefix, bytes) = match self {
+            Items::All => return (None, None, None, None),
+            Items::Key(k) => (false, k),
+            Items::Prefix(k) => (true, k),
+        };
+        match (prefix, std::str::from_utf8(bytes)) {
+            (false, Ok(text)) => (Some(text.to_owned()), None, None, None),
+            (true, Ok(text)) => (None, Some(text.to_owned()), None, None),
+            (false, Err(_)) => (None, None, Some(STANDARD.encode(bytes)), None),
+            (true, Err(_)) => (None, None, None, Some(STANDARD.encode(bytes))),
+        }
+    }
+
+    fn pr_cache(self) -> pr::rule::cache_rule::CacheItem {
+        use pr::cache_item_selector::Kind;
+        use pr::rule::cache_rule::CacheItem;
+        let kind = match self {
+            Items::All => return CacheItem::AllItems(pr::All {}),
+            Items::Key(k) => Kind::Key(k),
+            Items::Prefix(k) => Kind::KeyPrefix(k),
+        };
+        CacheItem::ItemSelector(pr::CacheItemSelector { kind: Some(kind) })
+    }
+
+    fn pr_store(self) -> pr::rule::store_rule::StoreItem {
+        use pr::rule::store_rule::StoreItem;
+        use pr::store_item_selector::Kind;
+        let kind = match self {
+            Items::All => return StoreItem::AllItems(pr::All {}),
+            Items::Key(k) => Kind::Key(k),
+            Items::Prefix(k) => Kind::KeyPrefix(k),
+        };
+        StoreItem::ItemSelector(pr::StoreItemSelector { kind: Some(kind) })
+    }
+
+    fn pm_cache(self) -> pm::permissions_type::cache_permissions::CacheItem {
+        use pm::permissions_type::cache_item_selector::Kind;
+        use pm::permissions_type::cache_permissions::CacheItem;
+        let kind = match self {
+            Items::All => return CacheItem::AllItems(pm::permissions_type::All {}),
+            Items::Key(k) => Kind::Key(k),
+            Items::Prefix(k) => Kind::KeyPrefix(k),
+        };
+        CacheItem::ItemSelector(pm::permissions_type::CacheItemSelector { kind: Some(kind) })
     }
 }
 
-/// A text selector (topic, function) from a name and a prefix field: `None` is all of them.
-fn text_selector(
-    field: &str,
-    name_field: &str,
-    name: &Option<String>,
-    prefix_field: &str,
-    prefix: &Option<String>,
-) -> Result<Option<(bool, String)>, String> {
-    match (name, prefix) {
-        (Some(_), Some(_)) => Err(format!(
-            "{field}: set {name_field} or {prefix_field}, not both"
-        )),
-        (Some(n), None) if n == "*" => Ok(None),
-        (Some(n), None) => Ok(Some((false, n.clone()))),
-        (None, Some(p)) => Ok(Some((true, p.clone()))),
-        (None, None) => Ok(None),
+/// The topics or functions that a rule or statement covers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Names {
+    All,
+    Name(String),
+    Prefix(String),
+}
+
+impl Names {
+    /// From a name field and a prefix field: at most one may be set; none (or a name of `"*"`)
+    /// is all of them.
+    fn parse(
+        field: &str,
+        (name_field, name): (&str, &Option<String>),
+        (prefix_field, prefix): (&str, &Option<String>),
+    ) -> Result<Names, String> {
+        match (name, prefix) {
+            (Some(_), Some(_)) => Err(format!(
+                "{field}: set {name_field} or {prefix_field}, not both"
+            )),
+            (Some(n), None) if n == "*" => Ok(Names::All),
+            (Some(n), None) => Ok(Names::Name(n.clone())),
+            (None, Some(p)) => Ok(Names::Prefix(p.clone())),
+            (None, None) => Ok(Names::All),
+        }
+    }
+
+    /// A document's name and prefix fields.
+    fn fields(self) -> (Option<String>, Option<String>) {
+        match self {
+            Names::All => (None, None),
+            Names::Name(n) => (Some(n), None),
+            Names::Prefix(p) => (None, Some(p)),
+        }
+    }
+}
+
+fn pr_cache(name: String) -> pr::CacheSelector {
+    pr::CacheSelector {
+        kind: Some(pr::cache_selector::Kind::CacheName(name)),
+    }
+}
+
+/// A cache selector's document form: the name, or `"*"` for every cache.
+fn cache_name(selector: Option<&pr::CacheSelector>) -> String {
+    match selector.and_then(|s| s.kind.as_ref()) {
+        Some(pr::cache_selector::Kind::CacheName(n)) => n.clone(),
+        None => "*".to_owned(),
+    }
+}
+
+fn pm_cache(name: String) -> pm::permissions_type::CacheSelector {
+    pm::permissions_type::CacheSelector {
+        kind: Some(pm::permissions_type::cache_selector::Kind::CacheName(name)),
     }
 }
 
@@ -1370,210 +1455,23 @@ impl PermissionsDoc {
     /// The protobuf permission set. Structure is checked here (unknown words, conflicting
     /// selectors); what the values may be is the server's to say.
     pub fn to_proto(&self) -> Result<pr::PermissionSet, String> {
-        use pr::rule::Kind;
-        let kind =
-            if self.super_user {
-                if !self.rules.is_empty() {
-                    return Err("super_user: true takes no rules".into());
-                }
-                pr::permission_set::Kind::SuperUser(pr::SuperUserPermissions::SuperUser as i32)
-            } else {
-                if self.rules.is_empty() {
-                    return Err("rules: at least one rule is required".into());
-                }
-                let rules =
-                    self.rules
-                        .iter()
-                        .enumerate()
-                        .map(|(i, rule)| {
-                            let field = format!("rules[{i}]");
-                            let kind = match rule {
-                        RuleDoc::Account(r) => {
-                            Kind::AccountManagementRule(pr::rule::AccountManagementRule {
-                                permissions: permission_values(
-                                    &format!("{field}.account.permissions"),
-                                    &r.permissions,
-                                    &ACCOUNT_PERMS,
-                                )?,
-                            })
-                        }
-                        RuleDoc::Auth(r) => Kind::AuthManagementRule(pr::rule::AuthManagementRule {
-                            permissions: permission_values(
-                                &format!("{field}.auth.permissions"),
-                                &r.permissions,
-                                &AUTH_PERMS,
-                            )?,
-                            auth_items: Some(pr::rule::auth_management_rule::AuthItems::AllItems(
-                                pr::All {},
-                            )),
-                        }),
-                        RuleDoc::Resource(r) => {
-                            Kind::ResourceManagementRule(pr::rule::ResourceManagementRule {
-                                permissions: permission_values(
-                                    &format!("{field}.resource.permissions"),
-                                    &r.permissions,
-                                    &RESOURCE_PERMS,
-                                )?,
-                                resources: Some(
-                                    pr::rule::resource_management_rule::Resources::AllResources(
-                                        pr::All {},
-                                    ),
-                                ),
-                            })
-                        }
-                        RuleDoc::Cache(r) => {
-                            use pr::rule::cache_rule::{Cache, CacheItem};
-                            let f = format!("{field}.cache");
-                            Kind::CacheRule(pr::rule::CacheRule {
-                                permissions: permission_values(
-                                    &format!("{f}.permissions"),
-                                    &r.permissions,
-                                    &CACHE_PERMS,
-                                )?,
-                                cache: Some(match named(&format!("{f}.cache"), &r.cache)? {
-                                    None => Cache::AllCaches(pr::All {}),
-                                    Some(name) => Cache::CacheSelector(pr_cache(name)),
-                                }),
-                                cache_item: Some(
-                                    match item_selector(
-                                        &f,
-                                        &r.key,
-                                        &r.key_prefix,
-                                        &r.key_base64,
-                                        &r.key_prefix_base64,
-                                    )? {
-                                        None => CacheItem::AllItems(pr::All {}),
-                                        Some((prefix, bytes)) => {
-                                            CacheItem::ItemSelector(pr::CacheItemSelector {
-                                                kind: Some(if prefix {
-                                                    pr::cache_item_selector::Kind::KeyPrefix(bytes)
-                                                } else {
-                                                    pr::cache_item_selector::Kind::Key(bytes)
-                                                }),
-                                            })
-                                        }
-                                    },
-                                ),
-                            })
-                        }
-                        RuleDoc::Topic(r) => {
-                            use pr::rule::topic_rule::{Cache, Topic};
-                            let f = format!("{field}.topic");
-                            Kind::TopicRule(pr::rule::TopicRule {
-                                permissions: permission_values(
-                                    &format!("{f}.permissions"),
-                                    &r.permissions,
-                                    &TOPIC_PERMS,
-                                )?,
-                                cache: Some(match named(&format!("{f}.cache"), &r.cache)? {
-                                    None => Cache::AllCaches(pr::All {}),
-                                    Some(name) => Cache::CacheSelector(pr_cache(name)),
-                                }),
-                                topic: Some(
-                                    match text_selector(
-                                        &f,
-                                        "topic",
-                                        &r.topic,
-                                        "topic_prefix",
-                                        &r.topic_prefix,
-                                    )? {
-                                        None => Topic::AllTopics(pr::All {}),
-                                        Some((prefix, name)) => {
-                                            Topic::TopicSelector(pr::TopicSelector {
-                                                kind: Some(if prefix {
-                                                    pr::topic_selector::Kind::TopicNamePrefix(name)
-                                                } else {
-                                                    pr::topic_selector::Kind::TopicName(name)
-                                                }),
-                                            })
-                                        }
-                                    },
-                                ),
-                            })
-                        }
-                        RuleDoc::Store(r) => {
-                            use pr::rule::store_rule::{Store, StoreItem};
-                            let f = format!("{field}.store");
-                            Kind::StorageRule(pr::rule::StoreRule {
-                                permissions: permission_values(
-                                    &format!("{f}.permissions"),
-                                    &r.permissions,
-                                    &STORE_PERMS,
-                                )?,
-                                store: Some(match named(&format!("{f}.store"), &r.store)? {
-                                    None => Store::AllStores(pr::All {}),
-                                    Some(name) => Store::StoreSelector(pr::StoreSelector {
-                                        kind: Some(pr::store_selector::Kind::StoreName(name)),
-                                    }),
-                                }),
-                                store_item: Some(
-                                    match item_selector(
-                                        &f,
-                                        &r.key,
-                                        &r.key_prefix,
-                                        &r.key_base64,
-                                        &r.key_prefix_base64,
-                                    )? {
-                                        None => StoreItem::AllItems(pr::All {}),
-                                        Some((prefix, bytes)) => {
-                                            StoreItem::ItemSelector(pr::StoreItemSelector {
-                                                kind: Some(if prefix {
-                                                    pr::store_item_selector::Kind::KeyPrefix(bytes)
-                                                } else {
-                                                    pr::store_item_selector::Kind::Key(bytes)
-                                                }),
-                                            })
-                                        }
-                                    },
-                                ),
-                            })
-                        }
-                        RuleDoc::Function(r) => {
-                            use pr::rule::function_rule::{Cache, Function};
-                            let f = format!("{field}.function");
-                            Kind::FunctionRule(pr::rule::FunctionRule {
-                                permissions: permission_values(
-                                    &format!("{f}.permissions"),
-                                    &r.permissions,
-                                    &FUNCTION_PERMS,
-                                )?,
-                                cache: Some(match named(&format!("{f}.cache"), &r.cache)? {
-                                    None => Cache::AllCaches(pr::All {}),
-                                    Some(name) => Cache::CacheSelector(pr_cache(name)),
-                                }),
-                                function: Some(
-                                    match text_selector(
-                                        &f,
-                                        "function",
-                                        &r.function,
-                                        "function_prefix",
-                                        &r.function_prefix,
-                                    )? {
-                                        None => Function::AllFunctions(pr::All {}),
-                                        Some((prefix, name)) => {
-                                            Function::FunctionSelector(pr::FunctionSelector {
-                                                kind: Some(if prefix {
-                                                    pr::function_selector::Kind::FunctionPrefix(
-                                                        name,
-                                                    )
-                                                } else {
-                                                    pr::function_selector::Kind::FunctionName(name)
-                                                }),
-                                            })
-                                        }
-                                    },
-                                ),
-                            })
-                        }
-                        RuleDoc::Unknown {} => {
-                            return Err(format!("{field}: unknown rule type"));
-                        }
-                    };
-                            Ok(pr::Rule { kind: Some(kind) })
-                        })
-                        .collect::<Result<Vec<_>, String>>()?;
-                pr::permission_set::Kind::Explicit(pr::ExplicitPermissions { rules })
-            };
+        let kind = if self.super_user {
+            if !self.rules.is_empty() {
+                return Err("super_user: true takes no rules".into());
+            }
+            pr::permission_set::Kind::SuperUser(pr::SuperUserPermissions::SuperUser as i32)
+        } else {
+            if self.rules.is_empty() {
+                return Err("rules: at least one rule is required".into());
+            }
+            let rules = self
+                .rules
+                .iter()
+                .enumerate()
+                .map(|(i, rule)| rule.to_proto(&format!("rules[{i}]")))
+                .collect::<Result<Vec<_>, String>>()?;
+            pr::permission_set::Kind::Explicit(pr::ExplicitPermissions { rules })
+        };
         if !self.ip_filter.is_empty() && !self.ip_filters.is_empty() {
             return Err("set ip_filter or ip_filters, not both".into());
         }
@@ -1586,19 +1484,7 @@ impl PermissionsDoc {
             .into_iter()
             .map(|ranges| pr::Condition {
                 condition: Some(pr::condition::Condition::IpFilter(pr::IpFilter {
-                    allowed_cidr_ranges: ranges
-                        .iter()
-                        .map(|r| {
-                            let r = r.trim().to_owned();
-                            pr::ip_filter::CidrRange {
-                                range: Some(if r.contains(':') {
-                                    pr::ip_filter::cidr_range::Range::Ipv6(r)
-                                } else {
-                                    pr::ip_filter::cidr_range::Range::Ipv4(r)
-                                }),
-                            }
-                        })
-                        .collect(),
+                    allowed_cidr_ranges: ranges.iter().map(|r| cidr_range(r)).collect(),
                 })),
             })
             .collect();
@@ -1610,156 +1496,27 @@ impl PermissionsDoc {
 
     /// The document form of a permission set the server returned.
     pub fn from_proto(set: &pr::PermissionSet) -> PermissionsDoc {
-        use pr::rule::Kind;
         let mut doc = PermissionsDoc::default();
         match &set.kind {
             Some(pr::permission_set::Kind::SuperUser(_)) => doc.super_user = true,
             Some(pr::permission_set::Kind::Explicit(e)) => {
-                doc.rules = e
-                    .rules
-                    .iter()
-                    .map(|rule| match &rule.kind {
-                        None => RuleDoc::Unknown {},
-                        Some(Kind::AccountManagementRule(r)) => RuleDoc::Account(ManagementDoc {
-                            permissions: permission_words(&r.permissions, &ACCOUNT_PERMS),
-                        }),
-                        Some(Kind::AuthManagementRule(r)) => RuleDoc::Auth(ManagementDoc {
-                            permissions: permission_words(&r.permissions, &AUTH_PERMS),
-                        }),
-                        Some(Kind::ResourceManagementRule(r)) => RuleDoc::Resource(ManagementDoc {
-                            permissions: permission_words(&r.permissions, &RESOURCE_PERMS),
-                        }),
-                        Some(Kind::CacheRule(r)) => {
-                            use pr::rule::cache_rule::{Cache, CacheItem};
-                            let cache = match &r.cache {
-                                Some(Cache::CacheSelector(s)) => pr_cache_name(s),
-                                _ => "*".to_owned(),
-                            };
-                            let (key, key_prefix, key_base64, key_prefix_base64) =
-                                match &r.cache_item {
-                                    Some(CacheItem::ItemSelector(s)) => match &s.kind {
-                                        Some(pr::cache_item_selector::Kind::Key(k)) => {
-                                            key_fields(false, k)
-                                        }
-                                        Some(pr::cache_item_selector::Kind::KeyPrefix(k)) => {
-                                            key_fields(true, k)
-                                        }
-                                        None => (None, None, None, None),
-                                    },
-                                    _ => (None, None, None, None),
-                                };
-                            RuleDoc::Cache(CacheRuleDoc {
-                                permissions: permission_words(&r.permissions, &CACHE_PERMS),
-                                cache,
-                                key,
-                                key_prefix,
-                                key_base64,
-                                key_prefix_base64,
-                            })
-                        }
-                        Some(Kind::TopicRule(r)) => {
-                            use pr::rule::topic_rule::{Cache, Topic};
-                            let cache = match &r.cache {
-                                Some(Cache::CacheSelector(s)) => pr_cache_name(s),
-                                _ => "*".to_owned(),
-                            };
-                            let (topic, topic_prefix) = match &r.topic {
-                                Some(Topic::TopicSelector(s)) => match &s.kind {
-                                    Some(pr::topic_selector::Kind::TopicName(n)) => {
-                                        (Some(n.clone()), None)
-                                    }
-                                    Some(pr::topic_selector::Kind::TopicNamePrefix(n)) => {
-                                        (None, Some(n.clone()))
-                                    }
-                                    None => (None, None),
-                                },
-                                _ => (None, None),
-                            };
-                            RuleDoc::Topic(TopicRuleDoc {
-                                permissions: permission_words(&r.permissions, &TOPIC_PERMS),
-                                cache,
-                                topic,
-                                topic_prefix,
-                            })
-                        }
-                        Some(Kind::StorageRule(r)) => {
-                            use pr::rule::store_rule::{Store, StoreItem};
-                            let store = match &r.store {
-                                Some(Store::StoreSelector(s)) => match &s.kind {
-                                    Some(pr::store_selector::Kind::StoreName(n)) => n.clone(),
-                                    None => String::new(),
-                                },
-                                _ => "*".to_owned(),
-                            };
-                            let (key, key_prefix, key_base64, key_prefix_base64) =
-                                match &r.store_item {
-                                    Some(StoreItem::ItemSelector(s)) => match &s.kind {
-                                        Some(pr::store_item_selector::Kind::Key(k)) => {
-                                            key_fields(false, k)
-                                        }
-                                        Some(pr::store_item_selector::Kind::KeyPrefix(k)) => {
-                                            key_fields(true, k)
-                                        }
-                                        None => (None, None, None, None),
-                                    },
-                                    _ => (None, None, None, None),
-                                };
-                            RuleDoc::Store(StoreRuleDoc {
-                                permissions: permission_words(&r.permissions, &STORE_PERMS),
-                                store,
-                                key,
-                                key_prefix,
-                                key_base64,
-                                key_prefix_base64,
-                            })
-                        }
-                        Some(Kind::FunctionRule(r)) => {
-                            use pr::rule::function_rule::{Cache, Function};
-                            let cache = match &r.cache {
-                                Some(Cache::CacheSelector(s)) => pr_cache_name(s),
-                                _ => "*".to_owned(),
-                            };
-                            let (function, function_prefix) = match &r.function {
-                                Some(Function::FunctionSelector(s)) => match &s.kind {
-                                    Some(pr::function_selector::Kind::FunctionName(n)) => {
-                                        (Some(n.clone()), None)
-                                    }
-                                    Some(pr::function_selector::Kind::FunctionPrefix(n)) => {
-                                        (None, Some(n.clone()))
-                                    }
-                                    None => (None, None),
-                                },
-                                _ => (None, None),
-                            };
-                            RuleDoc::Function(FunctionRuleDoc {
-                                permissions: permission_words(&r.permissions, &FUNCTION_PERMS),
-                                cache,
-                                function,
-                                function_prefix,
-                            })
-                        }
-                    })
-                    .collect();
+                doc.rules = e.rules.iter().map(RuleDoc::from_proto).collect();
             }
             None => {}
         }
         let mut filters: Vec<Vec<String>> = set
             .conditions
             .iter()
-            .filter_map(|c| {
-                c.condition
-                    .as_ref()
-                    .map(|pr::condition::Condition::IpFilter(f)| {
-                        f.allowed_cidr_ranges
-                            .iter()
-                            .filter_map(|r| {
-                                r.range.as_ref().map(|range| match range {
-                                    pr::ip_filter::cidr_range::Range::Ipv4(s)
-                                    | pr::ip_filter::cidr_range::Range::Ipv6(s) => s.clone(),
-                                })
-                            })
-                            .collect()
+            .filter_map(|c| c.condition.as_ref())
+            .map(|pr::condition::Condition::IpFilter(f)| {
+                f.allowed_cidr_ranges
+                    .iter()
+                    .filter_map(|r| r.range.as_ref())
+                    .map(|range| match range {
+                        pr::ip_filter::cidr_range::Range::Ipv4(s)
+                        | pr::ip_filter::cidr_range::Range::Ipv6(s) => s.clone(),
                     })
+                    .collect()
             })
             .collect();
         if filters.len() == 1 {
@@ -1771,16 +1528,288 @@ impl PermissionsDoc {
     }
 }
 
-fn pr_cache(name: String) -> pr::CacheSelector {
-    pr::CacheSelector {
-        kind: Some(pr::cache_selector::Kind::CacheName(name)),
+/// A CIDR range of an ip_filter: IPv6 when it has a colon (the server checks the rest).
+fn cidr_range(range: &str) -> pr::ip_filter::CidrRange {
+    use pr::ip_filter::cidr_range::Range;
+    let range = range.trim().to_owned();
+    pr::ip_filter::CidrRange {
+        range: Some(if range.contains(':') {
+            Range::Ipv6(range)
+        } else {
+            Range::Ipv4(range)
+        }),
     }
 }
 
-fn pr_cache_name(s: &pr::CacheSelector) -> String {
-    match &s.kind {
-        Some(pr::cache_selector::Kind::CacheName(n)) => n.clone(),
-        None => String::new(),
+impl RuleDoc {
+    fn to_proto(&self, field: &str) -> Result<pr::Rule, String> {
+        use pr::rule::Kind;
+        let perms = |family: &str, words: &[String], map: &[(&str, i32)]| {
+            permission_values(&format!("{field}.{family}.permissions"), words, map)
+        };
+        let kind = match self {
+            RuleDoc::Account(r) => Kind::AccountManagementRule(pr::rule::AccountManagementRule {
+                permissions: perms("account", &r.permissions, &ACCOUNT_PERMS)?,
+            }),
+            RuleDoc::Auth(r) => Kind::AuthManagementRule(pr::rule::AuthManagementRule {
+                permissions: perms("auth", &r.permissions, &AUTH_PERMS)?,
+                auth_items: Some(pr::rule::auth_management_rule::AuthItems::AllItems(
+                    pr::All {},
+                )),
+            }),
+            RuleDoc::Resource(r) => {
+                Kind::ResourceManagementRule(pr::rule::ResourceManagementRule {
+                    permissions: perms("resource", &r.permissions, &RESOURCE_PERMS)?,
+                    resources: Some(pr::rule::resource_management_rule::Resources::AllResources(
+                        pr::All {},
+                    )),
+                })
+            }
+            RuleDoc::Cache(r) => Kind::CacheRule(r.to_proto(&format!("{field}.cache"))?),
+            RuleDoc::Topic(r) => Kind::TopicRule(r.to_proto(&format!("{field}.topic"))?),
+            RuleDoc::Store(r) => Kind::StorageRule(r.to_proto(&format!("{field}.store"))?),
+            RuleDoc::Function(r) => Kind::FunctionRule(r.to_proto(&format!("{field}.function"))?),
+            RuleDoc::Unknown {} => return Err(format!("{field}: unknown rule type")),
+        };
+        Ok(pr::Rule { kind: Some(kind) })
+    }
+
+    fn from_proto(rule: &pr::Rule) -> RuleDoc {
+        use pr::rule::Kind;
+        let management = |values: &[i32], map: &[(&str, i32)]| ManagementDoc {
+            permissions: permission_words(values, map),
+        };
+        match &rule.kind {
+            None => RuleDoc::Unknown {},
+            Some(Kind::AccountManagementRule(r)) => {
+                RuleDoc::Account(management(&r.permissions, &ACCOUNT_PERMS))
+            }
+            Some(Kind::AuthManagementRule(r)) => {
+                RuleDoc::Auth(management(&r.permissions, &AUTH_PERMS))
+            }
+            Some(Kind::ResourceManagementRule(r)) => {
+                RuleDoc::Resource(management(&r.permissions, &RESOURCE_PERMS))
+            }
+            Some(Kind::CacheRule(r)) => RuleDoc::Cache(CacheRuleDoc::from_proto(r)),
+            Some(Kind::TopicRule(r)) => RuleDoc::Topic(TopicRuleDoc::from_proto(r)),
+            Some(Kind::StorageRule(r)) => RuleDoc::Store(StoreRuleDoc::from_proto(r)),
+            Some(Kind::FunctionRule(r)) => RuleDoc::Function(FunctionRuleDoc::from_proto(r)),
+        }
+    }
+}
+
+impl CacheRuleDoc {
+    fn to_proto(&self, f: &str) -> Result<pr::rule::CacheRule, String> {
+        use pr::rule::cache_rule::Cache;
+        let items = Items::parse(
+            f,
+            &self.key,
+            &self.key_prefix,
+            &self.key_base64,
+            &self.key_prefix_base64,
+        )?;
+        Ok(pr::rule::CacheRule {
+            permissions: permission_values(
+                &format!("{f}.permissions"),
+                &self.permissions,
+                &CACHE_PERMS,
+            )?,
+            cache: Some(match named(&format!("{f}.cache"), &self.cache)? {
+                None => Cache::AllCaches(pr::All {}),
+                Some(name) => Cache::CacheSelector(pr_cache(name)),
+            }),
+            cache_item: Some(items.pr_cache()),
+        })
+    }
+
+    fn from_proto(r: &pr::rule::CacheRule) -> CacheRuleDoc {
+        use pr::cache_item_selector::Kind;
+        use pr::rule::cache_rule::{Cache, CacheItem};
+        let items = match &r.cache_item {
+            Some(CacheItem::ItemSelector(s)) => match &s.kind {
+                Some(Kind::Key(k)) => Items::Key(k.clone()),
+                Some(Kind::KeyPrefix(k)) => Items::Prefix(k.clone()),
+                None => Items::All,
+            },
+            _ => Items::All,
+        };
+        let (key, key_prefix, key_base64, key_prefix_base64) = items.fields();
+        CacheRuleDoc {
+            permissions: permission_words(&r.permissions, &CACHE_PERMS),
+            cache: cache_name(match &r.cache {
+                Some(Cache::CacheSelector(s)) => Some(s),
+                _ => None,
+            }),
+            key,
+            key_prefix,
+            key_base64,
+            key_prefix_base64,
+        }
+    }
+}
+
+impl StoreRuleDoc {
+    fn to_proto(&self, f: &str) -> Result<pr::rule::StoreRule, String> {
+        use pr::rule::store_rule::Store;
+        let items = Items::parse(
+            f,
+            &self.key,
+            &self.key_prefix,
+            &self.key_base64,
+            &self.key_prefix_base64,
+        )?;
+        Ok(pr::rule::StoreRule {
+            permissions: permission_values(
+                &format!("{f}.permissions"),
+                &self.permissions,
+                &STORE_PERMS,
+            )?,
+            store: Some(match named(&format!("{f}.store"), &self.store)? {
+                None => Store::AllStores(pr::All {}),
+                Some(name) => Store::StoreSelector(pr::StoreSelector {
+                    kind: Some(pr::store_selector::Kind::StoreName(name)),
+                }),
+            }),
+            store_item: Some(items.pr_store()),
+        })
+    }
+
+    fn from_proto(r: &pr::rule::StoreRule) -> StoreRuleDoc {
+        use pr::rule::store_rule::{Store, StoreItem};
+        use pr::store_item_selector::Kind;
+        let items = match &r.store_item {
+            Some(StoreItem::ItemSelector(s)) => match &s.kind {
+                Some(Kind::Key(k)) => Items::Key(k.clone()),
+                Some(Kind::KeyPrefix(k)) => Items::Prefix(k.clone()),
+                None => Items::All,
+            },
+            _ => Items::All,
+        };
+        let (key, key_prefix, key_base64, key_prefix_base64) = items.fields();
+        let store = match &r.store {
+            Some(Store::StoreSelector(pr::StoreSelector {
+                kind: Some(pr::store_selector::Kind::StoreName(n)),
+            })) => n.clone(),
+            _ => "*".to_owned(),
+        };
+        StoreRuleDoc {
+            permissions: permission_words(&r.permissions, &STORE_PERMS),
+            store,
+            key,
+            key_prefix,
+            key_base64,
+            key_prefix_base64,
+        }
+    }
+}
+
+impl TopicRuleDoc {
+    fn to_proto(&self, f: &str) -> Result<pr::rule::TopicRule, String> {
+        use pr::rule::topic_rule::{Cache, Topic};
+        use pr::topic_selector::Kind;
+        let topics = Names::parse(
+            f,
+            ("topic", &self.topic),
+            ("topic_prefix", &self.topic_prefix),
+        )?;
+        Ok(pr::rule::TopicRule {
+            permissions: permission_values(
+                &format!("{f}.permissions"),
+                &self.permissions,
+                &TOPIC_PERMS,
+            )?,
+            cache: Some(match named(&format!("{f}.cache"), &self.cache)? {
+                None => Cache::AllCaches(pr::All {}),
+                Some(name) => Cache::CacheSelector(pr_cache(name)),
+            }),
+            topic: Some(match topics {
+                Names::All => Topic::AllTopics(pr::All {}),
+                Names::Name(n) => Topic::TopicSelector(pr::TopicSelector {
+                    kind: Some(Kind::TopicName(n)),
+                }),
+                Names::Prefix(p) => Topic::TopicSelector(pr::TopicSelector {
+                    kind: Some(Kind::TopicNamePrefix(p)),
+                }),
+            }),
+        })
+    }
+
+    fn from_proto(r: &pr::rule::TopicRule) -> TopicRuleDoc {
+        use pr::rule::topic_rule::{Cache, Topic};
+        use pr::topic_selector::Kind;
+        let topics = match &r.topic {
+            Some(Topic::TopicSelector(s)) => match &s.kind {
+                Some(Kind::TopicName(n)) => Names::Name(n.clone()),
+                Some(Kind::TopicNamePrefix(p)) => Names::Prefix(p.clone()),
+                None => Names::All,
+            },
+            _ => Names::All,
+        };
+        let (topic, topic_prefix) = topics.fields();
+        TopicRuleDoc {
+            permissions: permission_words(&r.permissions, &TOPIC_PERMS),
+            cache: cache_name(match &r.cache {
+                Some(Cache::CacheSelector(s)) => Some(s),
+                _ => None,
+            }),
+            topic,
+            topic_prefix,
+        }
+    }
+}
+
+impl FunctionRuleDoc {
+    fn to_proto(&self, f: &str) -> Result<pr::rule::FunctionRule, String> {
+        use pr::function_selector::Kind;
+        use pr::rule::function_rule::{Cache, Function};
+        let functions = Names::parse(
+            f,
+            ("function", &self.function),
+            ("function_prefix", &self.function_prefix),
+        )?;
+        Ok(pr::rule::FunctionRule {
+            permissions: permission_values(
+                &format!("{f}.permissions"),
+                &self.permissions,
+                &FUNCTION_PERMS,
+            )?,
+            cache: Some(match named(&format!("{f}.cache"), &self.cache)? {
+                None => Cache::AllCaches(pr::All {}),
+                Some(name) => Cache::CacheSelector(pr_cache(name)),
+            }),
+            function: Some(match functions {
+                Names::All => Function::AllFunctions(pr::All {}),
+                Names::Name(n) => Function::FunctionSelector(pr::FunctionSelector {
+                    kind: Some(Kind::FunctionName(n)),
+                }),
+                Names::Prefix(p) => Function::FunctionSelector(pr::FunctionSelector {
+                    kind: Some(Kind::FunctionPrefix(p)),
+                }),
+            }),
+        })
+    }
+
+    fn from_proto(r: &pr::rule::FunctionRule) -> FunctionRuleDoc {
+        use pr::function_selector::Kind;
+        use pr::rule::function_rule::{Cache, Function};
+        let functions = match &r.function {
+            Some(Function::FunctionSelector(s)) => match &s.kind {
+                Some(Kind::FunctionName(n)) => Names::Name(n.clone()),
+                Some(Kind::FunctionPrefix(p)) => Names::Prefix(p.clone()),
+                None => Names::All,
+            },
+            _ => Names::All,
+        };
+        let (function, function_prefix) = functions.fields();
+        FunctionRuleDoc {
+            permissions: permission_words(&r.permissions, &FUNCTION_PERMS),
+            cache: cache_name(match &r.cache {
+                Some(Cache::CacheSelector(s)) => Some(s),
+                _ => None,
+            }),
+            function,
+            function_prefix,
+        }
     }
 }
 
@@ -1788,104 +1817,81 @@ impl StatementDoc {
     /// The protobuf statement a token request carries.
     pub fn to_proto(&self, field: &str) -> Result<pm::PermissionsType, String> {
         use pm::permissions_type as pt;
-        let cache_selector = |f: &str, value: &str| -> Result<Option<pt::CacheSelector>, String> {
-            Ok(named(f, value)?.map(|name| pt::CacheSelector {
-                kind: Some(pt::cache_selector::Kind::CacheName(name)),
-            }))
-        };
         let kind = match self {
             StatementDoc::Cache(s) => {
-                use pt::cache_permissions::{Cache, CacheItem};
+                use pt::cache_permissions::Cache;
                 let f = format!("{field}.cache");
+                let items = Items::parse(
+                    &f,
+                    &s.key,
+                    &s.key_prefix,
+                    &s.key_base64,
+                    &s.key_prefix_base64,
+                )?;
                 pt::Kind::CachePermissions(pt::CachePermissions {
                     role: match s.role {
                         Access::Readwrite => pm::CacheRole::CacheReadWrite,
                         Access::Readonly => pm::CacheRole::CacheReadOnly,
                         Access::Writeonly => pm::CacheRole::CacheWriteOnly,
                     } as i32,
-                    cache: Some(match cache_selector(&format!("{f}.cache"), &s.cache)? {
+                    cache: Some(match named(&format!("{f}.cache"), &s.cache)? {
                         None => Cache::AllCaches(pt::All {}),
-                        Some(sel) => Cache::CacheSelector(sel),
+                        Some(name) => Cache::CacheSelector(pm_cache(name)),
                     }),
-                    cache_item: Some(
-                        match item_selector(
-                            &f,
-                            &s.key,
-                            &s.key_prefix,
-                            &s.key_base64,
-                            &s.key_prefix_base64,
-                        )? {
-                            None => CacheItem::AllItems(pt::All {}),
-                            Some((prefix, bytes)) => {
-                                CacheItem::ItemSelector(pt::CacheItemSelector {
-                                    kind: Some(if prefix {
-                                        pt::cache_item_selector::Kind::KeyPrefix(bytes)
-                                    } else {
-                                        pt::cache_item_selector::Kind::Key(bytes)
-                                    }),
-                                })
-                            }
-                        },
-                    ),
+                    cache_item: Some(items.pm_cache()),
                 })
             }
             StatementDoc::Topic(s) => {
                 use pt::topic_permissions::{Cache, Topic};
+                use pt::topic_selector::Kind;
                 let f = format!("{field}.topic");
+                let topics =
+                    Names::parse(&f, ("topic", &s.topic), ("topic_prefix", &s.topic_prefix))?;
                 pt::Kind::TopicPermissions(pt::TopicPermissions {
                     role: match s.role {
                         Access::Readwrite => pm::TopicRole::TopicReadWrite,
                         Access::Readonly => pm::TopicRole::TopicReadOnly,
                         Access::Writeonly => pm::TopicRole::TopicWriteOnly,
                     } as i32,
-                    cache: Some(match cache_selector(&format!("{f}.cache"), &s.cache)? {
+                    cache: Some(match named(&format!("{f}.cache"), &s.cache)? {
                         None => Cache::AllCaches(pt::All {}),
-                        Some(sel) => Cache::CacheSelector(sel),
+                        Some(name) => Cache::CacheSelector(pm_cache(name)),
                     }),
-                    topic: Some(
-                        match text_selector(&f, "topic", &s.topic, "topic_prefix", &s.topic_prefix)?
-                        {
-                            None => Topic::AllTopics(pt::All {}),
-                            Some((prefix, name)) => Topic::TopicSelector(pt::TopicSelector {
-                                kind: Some(if prefix {
-                                    pt::topic_selector::Kind::TopicNamePrefix(name)
-                                } else {
-                                    pt::topic_selector::Kind::TopicName(name)
-                                }),
-                            }),
-                        },
-                    ),
+                    topic: Some(match topics {
+                        Names::All => Topic::AllTopics(pt::All {}),
+                        Names::Name(n) => Topic::TopicSelector(pt::TopicSelector {
+                            kind: Some(Kind::TopicName(n)),
+                        }),
+                        Names::Prefix(p) => Topic::TopicSelector(pt::TopicSelector {
+                            kind: Some(Kind::TopicNamePrefix(p)),
+                        }),
+                    }),
                 })
             }
             StatementDoc::Function(s) => {
                 use pt::function_permissions::{Cache, Function};
+                use pt::function_selector::Kind;
                 let f = format!("{field}.function");
+                let functions = Names::parse(
+                    &f,
+                    ("function", &s.function),
+                    ("function_prefix", &s.function_prefix),
+                )?;
                 pt::Kind::FunctionPermissions(pt::FunctionPermissions {
                     role: pm::FunctionRole::FunctionInvoke as i32,
-                    cache: Some(match cache_selector(&format!("{f}.cache"), &s.cache)? {
+                    cache: Some(match named(&format!("{f}.cache"), &s.cache)? {
                         None => Cache::AllCaches(pt::All {}),
-                        Some(sel) => Cache::CacheSelector(sel),
+                        Some(name) => Cache::CacheSelector(pm_cache(name)),
                     }),
-                    function: Some(
-                        match text_selector(
-                            &f,
-                            "function",
-                            &s.function,
-                            "function_prefix",
-                            &s.function_prefix,
-                        )? {
-                            None => Function::AllFunctions(pt::All {}),
-                            Some((prefix, name)) => {
-                                Function::FunctionSelector(pt::FunctionSelector {
-                                    kind: Some(if prefix {
-                                        pt::function_selector::Kind::FunctionNamePrefix(name)
-                                    } else {
-                                        pt::function_selector::Kind::FunctionName(name)
-                                    }),
-                                })
-                            }
-                        },
-                    ),
+                    function: Some(match functions {
+                        Names::All => Function::AllFunctions(pt::All {}),
+                        Names::Name(n) => Function::FunctionSelector(pt::FunctionSelector {
+                            kind: Some(Kind::FunctionName(n)),
+                        }),
+                        Names::Prefix(p) => Function::FunctionSelector(pt::FunctionSelector {
+                            kind: Some(Kind::FunctionNamePrefix(p)),
+                        }),
+                    }),
                 })
             }
         };
@@ -2237,7 +2243,13 @@ async fn keys_create(client: &ClientArgs, args: KeysCreate) -> Result<(), Failur
         (None, None) => Expiry::Never(Never {}),
     };
     let api = Api::connect(client).await?;
-    let role_id = api.resolve_role(&args.role).await?;
+    let role_id = api.resolve_role(&args.role).await;
+    // The role as the operator named it, and its id when that differs.
+    let role_label = if role_id == args.role {
+        printable(&role_id)
+    } else {
+        format!("{} ({})", printable(&args.role), printable(&role_id))
+    };
     let created = api
         .global_admin()
         .generate_global_api_key(api.req(ga::GenerateGlobalApiKeyRequest {
@@ -2262,9 +2274,8 @@ async fn keys_create(client: &ClientArgs, args: KeysCreate) -> Result<(), Failur
     }
     out(&format!("{}\n", created.api_key));
     note(&format!(
-        "Created key {} (role {}, {}). The key is printed on stdout this once: store it now.\n",
+        "Created key {} (role {role_label}, {}). The key is printed on stdout this once: store it now.\n",
         info.key_id,
-        printable(&info.role_id),
         match info.expires_at_epoch_seconds {
             Some(at) => format!("expires {}", format_secs(at)),
             None => "never expires".to_owned(),
@@ -2612,7 +2623,7 @@ async fn roles_create(client: &ClientArgs, args: RolesCreate) -> Result<(), Fail
 async fn roles_update(client: &ClientArgs, args: RolesUpdate) -> Result<(), Failure> {
     let permissions = args.file.as_deref().map(read_permissions).transpose()?;
     let api = Api::connect(client).await?;
-    let role_id = api.resolve_role(&args.role).await?;
+    let role_id = api.resolve_role(&args.role).await;
     let role = api
         .admin()
         .update_role(api.req(pb::UpdateRoleRequest {
@@ -2631,7 +2642,7 @@ async fn roles_update(client: &ClientArgs, args: RolesUpdate) -> Result<(), Fail
 
 async fn roles_delete(client: &ClientArgs, args: RoleRef) -> Result<(), Failure> {
     let api = Api::connect(client).await?;
-    let role_id = api.resolve_role(&args.role).await?;
+    let role_id = api.resolve_role(&args.role).await;
     api.admin()
         .delete_role(api.req(pb::DeleteRoleRequest {
             role_id: role_id.clone(),

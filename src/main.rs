@@ -117,7 +117,16 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
         }
         tracing::info!(listen = %local, endpoint = %endpoint, cell = %args.common.cell, "serving with Redis");
         let metrics = start_metrics(args.metrics_listen, &node.authority).await?;
-        let served = server::run_with(listener, node.authority, metrics, shutdown_signal()).await;
+        let tls = start_tls(tls_files, tls, &args);
+        let served = server::run_tls(
+            listener,
+            node.authority,
+            metrics,
+            shutdown_signal(),
+            drain(&args),
+            tls,
+        )
+        .await;
         node.sync.stop().await;
         return served.map_err(|e| format!("server: {e}"));
     }
@@ -146,12 +155,14 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
     );
     tracing::info!(listen = %local, endpoint = %endpoint, cell = %args.common.cell, "serving");
     let metrics = start_metrics(args.metrics_listen, &authority).await?;
-    server::run_draining(
+    let tls = start_tls(tls_files, tls, &args);
+    server::run_tls(
         listener,
         authority,
         metrics,
         shutdown_signal(),
         drain(&args),
+        tls,
     )
     .await
     .map_err(|e| format!("server: {e}"))

@@ -312,3 +312,57 @@ fn unreadable_or_mismatched_tls_files_are_one_clear_error_at_start() {
         .expect("run");
     assert!(!usage.status.success(), "--tls-cert needs --tls-key");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_binary_serves_tls_when_given_certificates() {
+    use std::io::{BufRead, BufReader};
+    let server_ca = ca("binary ca");
+    let (cert, key) = leaf(&server_ca, true);
+    let dir = Dir::new();
+    let cert_path = dir.write("cert.pem", &cert);
+    let key_path = dir.write("key.pem", &key);
+    let port = {
+        let probe = std::net::TcpListener::bind("127.0.0.1:0").expect("probe");
+        probe.local_addr().expect("addr").port()
+    };
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_authcell"))
+        .args([
+            "serve",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--drain-seconds",
+            "0",
+        ])
+        .args(["--endpoint", &format!("localhost:{port}")])
+        .args(["--tls-cert", &cert_path, "--tls-key", &key_path])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("serve");
+    let stdout = child.stdout.take().expect("stdout");
+    let mut lines = BufReader::new(stdout).lines();
+    let _endpoint = lines.next().expect("endpoint line").expect("utf-8");
+    let key_line = lines.next().expect("key line").expect("utf-8");
+    let owner = key_line.trim_start_matches("AUTHCELL_API_KEY=").to_owned();
+    let channel = connect(port, &server_ca.pem(), None)
+        .await
+        .expect("TLS connect");
+    assert_eq!(
+        list_roles(channel, &owner).await.expect("roles over TLS"),
+        3
+    );
+    let plaintext = Channel::from_shared(format!("http://127.0.0.1:{port}"))
+        .expect("url")
+        .connect()
+        .await;
+    let refused = match plaintext {
+        Err(_) => true,
+        Ok(channel) => list_roles(channel, &owner).await.is_err(),
+    };
+    assert!(
+        refused,
+        "the binary does not answer plaintext when TLS is configured"
+    );
+    let _ = child.kill();
+    let _ = child.wait();
+}
