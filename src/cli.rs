@@ -92,6 +92,11 @@ pub struct ClientArgs {
     /// Print one JSON document on stdout instead of tables.
     #[arg(long, global = true)]
     pub json: bool,
+
+    /// PEM CA certificate(s) to verify the server with; implies TLS (https). Without it, an
+    /// https:// endpoint is verified against the public web PKI roots.
+    #[arg(long, env = "AUTHCELL_TLS_CA", global = true, value_name = "PEM")]
+    pub tls_ca: Option<String>,
 }
 
 impl fmt::Debug for ClientArgs {
@@ -536,7 +541,7 @@ async fn execute(command: ClientCommand) -> Result<(), Failure> {
 // Connection
 // ---------------------------------------------------------------------------------------------
 
-/// The `http://` URL of an endpoint given as `host:port` or `http://host:port`.
+/// The URL of an endpoint given as `host:port`, `http://host:port` or `https://host:port`.
 pub fn endpoint_url(endpoint: &str) -> Result<String, Failure> {
     let endpoint = endpoint.trim().trim_end_matches('/');
     if endpoint.is_empty() {
@@ -544,16 +549,14 @@ pub fn endpoint_url(endpoint: &str) -> Result<String, Failure> {
     }
     let lower = endpoint.to_ascii_lowercase();
     if lower.starts_with("https://") {
-        return Err(Failure::usage(format!(
-            "--endpoint {endpoint}: TLS is not supported yet; use host:port or http://host:port"
-        )));
+        return Ok(format!("https://{}", &endpoint["https://".len()..]));
     }
     if lower.starts_with("http://") {
         return Ok(format!("http://{}", &endpoint["http://".len()..]));
     }
     if endpoint.contains("://") {
         return Err(Failure::usage(format!(
-            "--endpoint {endpoint}: use host:port or http://host:port"
+            "--endpoint {endpoint}: use host:port, http://host:port or https://host:port"
         )));
     }
     Ok(format!("http://{endpoint}"))
@@ -565,10 +568,26 @@ fn no_endpoint() -> Failure {
     )
 }
 
-/// Opens the channel to the server. The one place transport settings live: TLS goes here.
-async fn open_channel(endpoint: &str) -> Result<Channel, Failure> {
-    let url = endpoint_url(endpoint)?;
-    let target = Endpoint::from_shared(url)
+/// Opens the channel to the server. The one place transport settings live.
+async fn open_channel(endpoint: &str, tls_ca: Option<&str>) -> Result<Channel, Failure> {
+    let mut url = endpoint_url(endpoint)?;
+    if tls_ca.is_some() && url.starts_with("http://") {
+        url = format!("https://{}", &url["http://".len()..]);
+    }
+    let tls = if url.starts_with("https://") {
+        let config = tonic::transport::ClientTlsConfig::new();
+        Some(match tls_ca {
+            Some(path) => {
+                let pem = std::fs::read_to_string(path)
+                    .map_err(|e| Failure::usage(format!("--tls-ca {path}: cannot read: {e}")))?;
+                config.ca_certificate(tonic::transport::Certificate::from_pem(pem))
+            }
+            None => config.with_webpki_roots(),
+        })
+    } else {
+        None
+    };
+    let mut target = Endpoint::from_shared(url)
         .map_err(|e| {
             Failure::usage(format!(
                 "--endpoint {endpoint}: not a valid address ({})",
@@ -578,6 +597,11 @@ async fn open_channel(endpoint: &str) -> Result<Channel, Failure> {
         .connect_timeout(CONNECT_TIMEOUT)
         .timeout(REQUEST_TIMEOUT)
         .tcp_nodelay(true);
+    if let Some(tls) = tls {
+        target = target
+            .tls_config(tls)
+            .map_err(|e| Failure::usage(format!("--tls-ca: cannot use it: {}", error_chain(&e))))?;
+    }
     target.connect().await.map_err(|e| {
         Failure::new(
             Exit::Server,
@@ -624,7 +648,7 @@ impl Api {
             )
         })?;
         key.set_sensitive(true);
-        let channel = open_channel(endpoint).await?;
+        let channel = open_channel(endpoint, args.tls_ca.as_deref()).await?;
         Ok(Api { channel, key })
     }
 
@@ -3009,9 +3033,10 @@ mod tests {
             "http://cell-a.example.com:443"
         );
         assert_eq!(endpoint_url("[::1]:8080").unwrap(), "http://[::1]:8080");
-        let tls = endpoint_url("https://cell-a.example.com").unwrap_err();
-        assert_eq!(tls.exit, Exit::Usage);
-        assert!(tls.message.contains("TLS"));
+        assert_eq!(
+            endpoint_url("https://cell-a.example.com").unwrap(),
+            "https://cell-a.example.com"
+        );
         assert_eq!(endpoint_url("grpc://x:1").unwrap_err().exit, Exit::Usage);
         assert_eq!(endpoint_url("  ").unwrap_err().exit, Exit::Usage);
     }

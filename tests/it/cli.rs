@@ -1178,13 +1178,13 @@ async fn usage_errors_exit_2() {
 
     let no_endpoint = run_env(&[("AUTHCELL_API_KEY", &key)], &["keys", "list"], None).await;
     no_endpoint.fails(2, "authcell: no endpoint: set AUTHCELL_ENDPOINT", &key);
-    let tls = run_env(
+    let bad_ca = run_env(
         &[("AUTHCELL_API_KEY", &key)],
-        &["cells", "--endpoint", "https://cell-a.example.com:443"],
+        &["cells", "--endpoint", "localhost:1", "--tls-ca", "/nonexistent/ca.pem"],
         None,
     )
     .await;
-    tls.fails(2, "TLS is not supported yet", &key);
+    bad_ca.fails(2, "--tls-ca /nonexistent/ca.pem: cannot read", &key);
 
     let help = run_env(&[], &["--help"], None).await;
     let text = help.ok();
