@@ -3226,6 +3226,7 @@ mod tests {
             endpoint: Some("e:1".into()),
             api_key: Some("secret-key-value".into()),
             json: false,
+            tls_ca: None,
         };
         assert!(!format!("{args:?}").contains("secret-key-value"));
     }
