@@ -1180,7 +1180,13 @@ async fn usage_errors_exit_2() {
     no_endpoint.fails(2, "authcell: no endpoint: set AUTHCELL_ENDPOINT", &key);
     let bad_ca = run_env(
         &[("AUTHCELL_API_KEY", &key)],
-        &["cells", "--endpoint", "localhost:1", "--tls-ca", "/nonexistent/ca.pem"],
+        &[
+            "cells",
+            "--endpoint",
+            "localhost:1",
+            "--tls-ca",
+            "/nonexistent/ca.pem",
+        ],
         None,
     )
     .await;
