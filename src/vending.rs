@@ -199,6 +199,7 @@ impl Authority {
         let token = self.sign_bounded(&claims)?;
         crate::metrics::bump(&crate::metrics::COUNTERS.tokens_issued);
         tracing::info!(
+            method = "token.Token/GenerateDisposableToken",
             account = %claims.sub,
             parent = %parent.credential.id,
             token = %claims.jti,
@@ -355,6 +356,7 @@ impl Authority {
         }
         crate::metrics::bump(&crate::metrics::COUNTERS.keys_issued);
         tracing::info!(
+            method = if replacing.is_some() { "auth.Auth/RefreshApiToken" } else { "auth.Auth/GenerateApiToken" },
             account = %claims.sub,
             key_id = %claims.jti,
             created_by = %parent.credential.id,

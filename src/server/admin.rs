@@ -111,7 +111,7 @@ impl pb::admin_server::Admin for AdminService {
             .create_role(&caller, &req.name, &req.description, permissions)
             .await
             .map_err(|e| to_status(&e))?;
-        tracing::info!(account = %caller.account(), role_id = %created.role_id, created_by = %caller.key_id(), "role created");
+        tracing::info!(method = "authcell.v1.Admin/CreateRole", account = %caller.account(), role_id = %created.role_id, created_by = %caller.key_id(), "role created");
         Ok(Response::new(pb::CreateRoleResponse {
             role: Some(role(created)),
         }))
@@ -142,7 +142,7 @@ impl pb::admin_server::Admin for AdminService {
             )
             .await
             .map_err(|e| to_status(&e))?;
-        tracing::info!(account = %caller.account(), role_id = %updated.role_id, changed_by = %caller.key_id(), "role updated");
+        tracing::info!(method = "authcell.v1.Admin/UpdateRole", account = %caller.account(), role_id = %updated.role_id, changed_by = %caller.key_id(), "role updated");
         Ok(Response::new(pb::UpdateRoleResponse {
             role: Some(role(updated)),
         }))
@@ -158,7 +158,7 @@ impl pb::admin_server::Admin for AdminService {
             .delete_role(&caller, role_id)
             .await
             .map_err(|e| to_status(&e))?;
-        tracing::info!(account = %caller.account(), role_id = %role_id, deleted_by = %caller.key_id(), "role deleted");
+        tracing::info!(method = "authcell.v1.Admin/DeleteRole", account = %caller.account(), role_id = %role_id, deleted_by = %caller.key_id(), "role deleted");
         Ok(Response::new(pb::DeleteRoleResponse {}))
     }
 
@@ -192,7 +192,7 @@ impl pb::admin_server::Admin for AdminService {
             .revoke_token(&caller, token.clone())
             .await
             .map_err(|e| to_status(&e))?;
-        tracing::info!(account = %caller.account(), token = ?token, revoked_by = %caller.key_id(), "token revoked");
+        tracing::info!(method = "authcell.v1.Admin/RevokeToken", account = %caller.account(), token = ?token, revoked_by = %caller.key_id(), "token revoked");
         Ok(Response::new(pb::RevokeTokenResponse {
             revocation_id: revocation_id.unwrap_or_default(),
         }))
@@ -208,7 +208,7 @@ impl pb::admin_server::Admin for AdminService {
             .revoke_issued_before(&caller, request.get_ref().issued_before_epoch_seconds)
             .await
             .map_err(|e| to_status(&e))?;
-        tracing::info!(account = %caller.account(), issued_before = before, revoked_by = %caller.key_id(), "credentials issued before a time revoked");
+        tracing::info!(method = "authcell.v1.Admin/RevokeIssuedBefore", account = %caller.account(), issued_before = before, revoked_by = %caller.key_id(), "credentials issued before a time revoked");
         Ok(Response::new(pb::RevokeIssuedBeforeResponse {
             issued_before_epoch_seconds: before,
             revocation_id: revocation_id.unwrap_or_default(),

@@ -81,6 +81,7 @@ impl ga::global_admin_server::GlobalAdmin for GlobalAdminService {
             .await
             .map_err(|e| to_status(&e))?;
         tracing::info!(
+            method = "global_admin.GlobalAdmin/GenerateGlobalApiKey",
             account = %record.account,
             key_id = %record.key_id,
             role_id = req.role_id,
@@ -121,6 +122,7 @@ impl ga::global_admin_server::GlobalAdmin for GlobalAdminService {
             .await
             .map_err(|e| to_status(&e))?;
         tracing::info!(
+            method = "global_admin.GlobalAdmin/RevokeGlobalApiKey",
             account = %record.account,
             key_id = %record.key_id,
             revoked_by = %caller.key_id(),
