@@ -130,15 +130,24 @@ pub fn role_field(account: &str, role_id: &str) -> String {
     format!("{account}\u{0}{role_id}")
 }
 
-const INSERT_KEY: &str = r#"
+/// Prepended to every mutation script: appends the audit record, when there is one, to the
+/// account's audit stream. The last KEY of every script is that stream; its last two ARGV are
+/// the record ('' for none) and the stream's cap.
+const AUDIT_PRELUDE: &str = r#"
 local function audit()
   local record = ARGV[#ARGV - 1]
   if record ~= '' then
     redis.call('XADD', KEYS[#KEYS], 'MAXLEN', '~', ARGV[#ARGV], '*', 'a', record)
   end
 end
--- Every script: the last KEY is the account's audit stream, the last two ARGV the audit
--- record ('' for none) and the stream's cap.
+"#;
+
+/// A mutation script: the audit prelude, then the body.
+fn mutation(body: &str) -> Script {
+    Script::new(&format!("{AUDIT_PRELUDE}{body}"))
+}
+
+const INSERT_KEY: &str = r#"
 -- KEYS: key hash, account keys, role keys, account roles
 -- ARGV: key id, record, refresh hash or '', expiry score, role id or '', 'custom' or ''
 if redis.call('EXISTS', KEYS[1]) == 1 then return 'EXISTS' end
@@ -152,14 +161,6 @@ return 'OK'
 "#;
 
 const REVOKE_KEY: &str = r#"
-local function audit()
-  local record = ARGV[#ARGV - 1]
-  if record ~= '' then
-    redis.call('XADD', KEYS[#KEYS], 'MAXLEN', '~', ARGV[#ARGV], '*', 'a', record)
-  end
-end
--- Every script: the last KEY is the account's audit stream, the last two ARGV the audit
--- record ('' for none) and the stream's cap.
 -- KEYS: key hash, role keys, revoked, events
 -- ARGV: now, revoked field, event, max len, key id
 if redis.call('HEXISTS', KEYS[1], 'rec') == 0 then return {'NOTFOUND'} end
@@ -172,14 +173,6 @@ return {'OK', id, redis.call('HGET', KEYS[1], 'revoked_at')}
 "#;
 
 const PUBLISH: &str = r#"
-local function audit()
-  local record = ARGV[#ARGV - 1]
-  if record ~= '' then
-    redis.call('XADD', KEYS[#KEYS], 'MAXLEN', '~', ARGV[#ARGV], '*', 'a', record)
-  end
-end
--- Every script: the last KEY is the account's audit stream, the last two ARGV the audit
--- record ('' for none) and the stream's cap.
 -- KEYS: revoked or watermarks hash, events
 -- ARGV: 'watermark' or 'set', field, value, event, max len
 if ARGV[1] == 'watermark' then
@@ -194,14 +187,6 @@ return id
 "#;
 
 const PUT_ROLE: &str = r#"
-local function audit()
-  local record = ARGV[#ARGV - 1]
-  if record ~= '' then
-    redis.call('XADD', KEYS[#KEYS], 'MAXLEN', '~', ARGV[#ARGV], '*', 'a', record)
-  end
-end
--- Every script: the last KEY is the account's audit stream, the last two ARGV the audit
--- record ('' for none) and the stream's cap.
 -- KEYS: account roles, role names, all roles, events
 -- ARGV: role id, expected old record or '' (create), new record, old name or '', new name,
 --       all-roles field, event, max len
@@ -225,14 +210,6 @@ return 'OK'
 "#;
 
 const DELETE_ROLE: &str = r#"
-local function audit()
-  local record = ARGV[#ARGV - 1]
-  if record ~= '' then
-    redis.call('XADD', KEYS[#KEYS], 'MAXLEN', '~', ARGV[#ARGV], '*', 'a', record)
-  end
-end
--- Every script: the last KEY is the account's audit stream, the last two ARGV the audit
--- record ('' for none) and the stream's cap.
 -- KEYS: account roles, role names, all roles, role keys, events
 -- ARGV: role id, expected record, name, now, all-roles field, event, max len
 local old = redis.call('HGET', KEYS[1], ARGV[1])
@@ -250,14 +227,6 @@ return {'OK'}
 "#;
 
 const ROTATE_REFRESH: &str = r#"
-local function audit()
-  local record = ARGV[#ARGV - 1]
-  if record ~= '' then
-    redis.call('XADD', KEYS[#KEYS], 'MAXLEN', '~', ARGV[#ARGV], '*', 'a', record)
-  end
-end
--- Every script: the last KEY is the account's audit stream, the last two ARGV the audit
--- record ('' for none) and the stream's cap.
 -- KEYS: old key hash, new key hash, account keys, revoked, events, old role keys, new role keys
 -- ARGV: refresh hash, now, new id, new record, new refresh hash, revoked field, event, max len,
 --       old id, new expiry score, new role id or ''
@@ -333,12 +302,12 @@ impl RedisStore {
             keys: Keys::new(&config.prefix),
             config,
             view,
-            insert_key: Script::new(INSERT_KEY),
-            revoke_key: Script::new(REVOKE_KEY),
-            publish: Script::new(PUBLISH),
-            put_role: Script::new(PUT_ROLE),
-            delete_role: Script::new(DELETE_ROLE),
-            rotate_refresh: Script::new(ROTATE_REFRESH),
+            insert_key: mutation(INSERT_KEY),
+            revoke_key: mutation(REVOKE_KEY),
+            publish: mutation(PUBLISH),
+            put_role: mutation(PUT_ROLE),
+            delete_role: mutation(DELETE_ROLE),
+            rotate_refresh: mutation(ROTATE_REFRESH),
         }
     }
 
