@@ -150,3 +150,113 @@ fn a_bad_signing_key_file_is_one_clear_error() {
         "nothing printed on stdout before failing"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bootstrap_creates_the_first_owner_key_in_redis_once() {
+    let redis = crate::redis_env::RedisServer::start(crate::redis_env::RedisOptions::default());
+    let dir = std::env::temp_dir().join(format!("authcell-bootstrap-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let key_file = dir.join("signing.pem");
+    let pem = Command::new(BIN)
+        .arg("keygen")
+        .output()
+        .expect("keygen")
+        .stdout;
+    std::fs::write(&key_file, pem).expect("write key");
+    let bootstrap = |extra: &[&str]| {
+        Command::new(BIN)
+            .args(["bootstrap", "--account", "acme"])
+            .args(extra)
+            .env("AUTHCELL_REDIS_URL", redis.url())
+            .env("AUTHCELL_SIGNING_KEY_FILE", &key_file)
+            .output()
+            .expect("bootstrap")
+    };
+    let first = bootstrap(&[]);
+    assert!(
+        first.status.success(),
+        "{}",
+        String::from_utf8_lossy(&first.stderr)
+    );
+    let stdout = String::from_utf8(first.stdout).expect("utf-8");
+    let owner = stdout
+        .trim()
+        .strip_prefix("AUTHCELL_API_KEY=")
+        .expect("the key, once, on stdout")
+        .to_owned();
+
+    let again = bootstrap(&[]);
+    assert!(!again.status.success(), "a second bootstrap is refused");
+    let stderr = String::from_utf8_lossy(&again.stderr);
+    assert!(stderr.contains("already has 1 live key"), "{stderr}");
+    assert!(again.stdout.is_empty());
+    assert!(
+        bootstrap(&["--force"]).status.success(),
+        "--force adds another owner key"
+    );
+
+    let no_store = Command::new(BIN)
+        .args(["bootstrap", "--account", "acme"])
+        .env_remove("AUTHCELL_REDIS_URL")
+        .output()
+        .expect("bootstrap");
+    assert!(!no_store.status.success());
+    assert!(String::from_utf8_lossy(&no_store.stderr).contains("--redis-url"));
+
+    // A Redis-backed server trusts the bootstrap key.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("probe")
+        .local_addr()
+        .expect("addr")
+        .port();
+    let mut serve = Command::new(BIN)
+        .args([
+            "serve",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--drain-seconds",
+            "0",
+        ])
+        .env("AUTHCELL_REDIS_URL", redis.url())
+        .env("AUTHCELL_SIGNING_KEY_FILE", &key_file)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("serve");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let verdict = loop {
+        let attempt = async {
+            let channel =
+                tonic::transport::Channel::from_shared(format!("http://127.0.0.1:{port}"))
+                    .ok()?
+                    .connect()
+                    .await
+                    .ok()?;
+            pb::verifier_client::VerifierClient::new(channel)
+                .authorize(pb::AuthorizeRequest {
+                    credential: owner.clone(),
+                    action: pb::Action::CacheRead as i32,
+                    cache: "c".into(),
+                    ..Default::default()
+                })
+                .await
+                .ok()
+                .map(|r| r.into_inner())
+        };
+        match attempt.await {
+            Some(v) if v.reason != pb::Reason::Unavailable as i32 => break v,
+            _ => {
+                assert!(
+                    Instant::now() < deadline,
+                    "the Redis-backed server never answered"
+                );
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    };
+    let _ = serve.kill();
+    let _ = serve.wait();
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(verdict.allowed, "{verdict:?}");
+    assert_eq!(verdict.account_id, "acme");
+}
