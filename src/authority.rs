@@ -435,16 +435,8 @@ impl Authority {
         include_inactive: bool,
     ) -> Result<KeyPage> {
         self.require(caller, Action::AuthList)?;
-        let limit = match limit {
-            0 => MAX_PAGE,
-            1..=MAX_PAGE => limit,
-            _ => {
-                return Err(
-                    Invalid::new("limit", format!("must be between 1 and {MAX_PAGE}")).into(),
-                )
-            }
-        } as usize;
-        let mut after = decode_page_token(next_token)?;
+        let limit = page_limit(limit)?;
+        let mut after = decode_page_token(next_token, KEY_PAGE_PREFIX, is_uuid)?;
         let mut keys = Vec::with_capacity(limit);
         loop {
             // Ask for one more than needed, to know whether another page exists.
@@ -466,7 +458,7 @@ impl Authority {
                 let last = keys.last().map(|(k, _)| k.key_id.clone());
                 return Ok(KeyPage {
                     keys,
-                    next_token: last.map(|id| encode_page_token(&id)),
+                    next_token: last.map(|id| encode_page_token(KEY_PAGE_PREFIX, &id)),
                 });
             }
             if exhausted {
@@ -833,35 +825,13 @@ impl Authority {
         next_token: &str,
     ) -> Result<(Vec<AuditRecord>, Option<String>)> {
         self.require(caller, Action::AuthList)?;
-        let limit = match limit {
-            0 => MAX_PAGE,
-            1..=MAX_PAGE => limit,
-            _ => {
-                return Err(
-                    Invalid::new("limit", format!("must be between 1 and {MAX_PAGE}")).into(),
-                )
-            }
-        } as usize;
+        let limit = page_limit(limit)?;
         if since_ms > 0 && until_ms > 0 && since_ms >= until_ms {
             return Err(
                 Invalid::new("until_epoch_millis", "must be after since_epoch_millis").into(),
             );
         }
-        let before_id = if next_token.is_empty() {
-            None
-        } else {
-            use base64::Engine;
-            let bad = || Invalid::new("next_token", "not a next_token returned by a previous page");
-            let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD
-                .decode(next_token)
-                .map_err(|_| bad())?;
-            let text = String::from_utf8(raw).map_err(|_| bad())?;
-            let id = text.strip_prefix("a1:").ok_or_else(bad)?;
-            if !is_stream_id(id) {
-                return Err(bad().into());
-            }
-            Some(id.to_owned())
-        };
+        let before_id = decode_page_token(next_token, AUDIT_PAGE_PREFIX, is_stream_id)?;
         let query = AuditQuery {
             since_ms: (since_ms > 0).then_some(since_ms),
             until_ms: (until_ms > 0).then_some(until_ms),
@@ -871,10 +841,9 @@ impl Authority {
         let mut events = self.store.list_audit(caller.account(), &query).await?;
         let next = if events.len() > limit {
             events.truncate(limit);
-            events.last().map(|e| {
-                use base64::Engine;
-                base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("a1:{}", e.id))
-            })
+            events
+                .last()
+                .map(|e| encode_page_token(AUDIT_PAGE_PREFIX, &e.id))
         } else {
             None
         };
@@ -1023,14 +992,15 @@ fn validate_description(field: &str, value: &str) -> Result<String, Invalid> {
     validate_text(field, value, MAX_DESCRIPTION_LEN)
 }
 
-fn validate_optional_description(field: &str, value: &str) -> Result<String, Invalid> {
+pub(crate) fn validate_optional_description(field: &str, value: &str) -> Result<String, Invalid> {
     validate_text(field, value, MAX_DESCRIPTION_LEN)
 }
 
-fn validate_role_name(name: &str) -> Result<String, Invalid> {
+/// Role and account names: 1 to 64 of letters, digits, '_', '-' and '.'.
+fn validate_name_syntax(field: &str, name: &str) -> Result<(), Invalid> {
     if name.is_empty() || name.len() > MAX_NAME_LEN {
         return Err(Invalid::new(
-            "name",
+            field,
             format!("1 to {MAX_NAME_LEN} characters"),
         ));
     }
@@ -1039,10 +1009,15 @@ fn validate_role_name(name: &str) -> Result<String, Invalid> {
         .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
     {
         return Err(Invalid::new(
-            "name",
+            field,
             "only letters, digits, '_', '-' and '.'",
         ));
     }
+    Ok(())
+}
+
+fn validate_role_name(name: &str) -> Result<String, Invalid> {
+    validate_name_syntax("name", name)?;
     if system::ALL.iter().any(|s| s.eq_ignore_ascii_case(name)) {
         return Err(Invalid::new(
             "name",
@@ -1053,29 +1028,14 @@ fn validate_role_name(name: &str) -> Result<String, Invalid> {
 }
 
 fn validate_account_name(name: &str) -> Result<(), Invalid> {
-    if name.is_empty() || name.len() > MAX_NAME_LEN {
-        return Err(Invalid::new(
-            "account",
-            format!("1 to {MAX_NAME_LEN} characters"),
-        ));
-    }
-    if !name
-        .chars()
-        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
-    {
-        return Err(Invalid::new(
-            "account",
-            "only letters, digits, '_', '-' and '.'",
-        ));
-    }
-    Ok(())
+    validate_name_syntax("account", name)
 }
 
 fn validate_key_id(key_id: &str) -> Result<(), Invalid> {
     if key_id.is_empty() {
         return Err(Invalid::new("key_id", "required"));
     }
-    if uuid::Uuid::try_parse(key_id).is_err() {
+    if !is_uuid(key_id) {
         return Err(Invalid::new("key_id", "not a key id (a UUID)"));
     }
     Ok(())
@@ -1097,15 +1057,35 @@ pub(crate) fn validate_token_id(field: &str, token_id: &str) -> Result<(), Inval
     Ok(())
 }
 
-const PAGE_TOKEN_PREFIX: &str = "k1:";
+/// Page-token prefixes: a token from one listing is refused by another.
+const KEY_PAGE_PREFIX: &str = "k1:";
+const AUDIT_PAGE_PREFIX: &str = "a1:";
 
-fn encode_page_token(last_key_id: &str) -> String {
-    use base64::Engine;
-    base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .encode(format!("{PAGE_TOKEN_PREFIX}{last_key_id}"))
+/// A page size: 1..=100, 0 meaning the default (100).
+fn page_limit(limit: u32) -> Result<usize, Invalid> {
+    match limit {
+        0 => Ok(MAX_PAGE as usize),
+        1..=MAX_PAGE => Ok(limit as usize),
+        _ => Err(Invalid::new(
+            "limit",
+            format!("must be between 1 and {MAX_PAGE}"),
+        )),
+    }
 }
 
-fn decode_page_token(token: &str) -> Result<Option<String>, Invalid> {
+/// The opaque next_token for a page ending at `last_id`.
+fn encode_page_token(prefix: &str, last_id: &str) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("{prefix}{last_id}"))
+}
+
+/// The id a next_token continues after (`None` for the first page), if the token is one of
+/// this listing's.
+fn decode_page_token(
+    token: &str,
+    prefix: &str,
+    valid_id: fn(&str) -> bool,
+) -> Result<Option<String>, Invalid> {
     use base64::Engine;
     if token.is_empty() {
         return Ok(None);
@@ -1115,7 +1095,13 @@ fn decode_page_token(token: &str) -> Result<Option<String>, Invalid> {
         .decode(token)
         .map_err(|_| bad())?;
     let text = String::from_utf8(raw).map_err(|_| bad())?;
-    let key_id = text.strip_prefix(PAGE_TOKEN_PREFIX).ok_or_else(bad)?;
-    uuid::Uuid::try_parse(key_id).map_err(|_| bad())?;
-    Ok(Some(key_id.to_owned()))
+    let id = text.strip_prefix(prefix).ok_or_else(bad)?;
+    if !valid_id(id) {
+        return Err(bad());
+    }
+    Ok(Some(id.to_owned()))
+}
+
+fn is_uuid(id: &str) -> bool {
+    uuid::Uuid::try_parse(id).is_ok()
 }

@@ -279,6 +279,16 @@ pub(crate) fn metadata_credential<T>(request: &tonic::Request<T>) -> &str {
         .unwrap_or("")
 }
 
+/// The credential of a vending call: the request body's `auth_token`, or the `authorization`
+/// metadata when the body has none (the official SDKs differ in which they send).
+pub(crate) fn body_or_metadata_credential<T>(request: &tonic::Request<T>, body: &str) -> String {
+    if body.is_empty() {
+        metadata_credential(request).to_owned()
+    } else {
+        body.to_owned()
+    }
+}
+
 /// The caller's IP address, when the transport knows it.
 pub(crate) fn peer_ip<T>(request: &tonic::Request<T>) -> Option<IpAddr> {
     request.remote_addr().map(|a| a.ip())

@@ -23,7 +23,7 @@ use redis::aio::ConnectionManager;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use crate::store::redis::{wall_ms, Keys};
+use crate::store::redis::{unavailable, wall_ms, Keys};
 use crate::store::{NodeStatus, RoleRecord, StoreError, StoreResult};
 use crate::view::{Event, View};
 
@@ -66,11 +66,6 @@ impl SyncHandle {
 fn lock(position: &Mutex<String>) -> std::sync::MutexGuard<'_, String> {
     // Only ever holds a String assignment: a poisoned lock still holds a whole value.
     position.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-fn unavailable(e: redis::RedisError) -> StoreError {
-    crate::metrics::bump(&crate::metrics::COUNTERS.redis_errors);
-    StoreError::Unavailable(e.to_string())
 }
 
 /// Where a node reports its progress (authcell nodes do; a cache node linking the verifier

@@ -18,7 +18,9 @@ use base64::Engine;
 use rand_core::RngCore;
 use sha2::{Digest, Sha256};
 
-use crate::authority::{validate_token_id, Authority, Error, Result};
+use crate::authority::{
+    validate_optional_description, validate_token_id, Authority, Error, Result,
+};
 use crate::convert::Invalid;
 use crate::credential::{self, Claims, CredentialError};
 use crate::permissions::{self, Exceeds, Grant, PermissionSet, Rule};
@@ -246,25 +248,14 @@ impl Authority {
         };
         let statements = statements?;
         validate_token_id("token_id", token_id)?;
-        if description.chars().count() > crate::authority::MAX_DESCRIPTION_LEN
-            || description.chars().any(char::is_control)
-        {
-            return Err(Invalid::new(
-                "description",
-                format!(
-                    "at most {} characters, no control characters",
-                    crate::authority::MAX_DESCRIPTION_LEN
-                ),
-            )
-            .into());
-        }
+        let description = validate_optional_description("description", description)?;
         let set = self.delegated_set(&parent.permissions, "permissions", statements)?;
         self.rate_limit(&parent.credential.account).await?;
         let token_id = (!token_id.is_empty()).then(|| token_id.to_owned());
         let description = if description.is_empty() {
             "SDK-made key".to_owned()
         } else {
-            description.to_owned()
+            description
         };
         let key = InlineKey {
             set,

@@ -162,21 +162,32 @@ impl Stats {
 
 /// The key ring a verifier uses, swappable at run time (rotation without restart).
 #[derive(Debug)]
-pub struct KeyRingHandle(ArcSwap<KeyRing>);
+pub struct KeyRingHandle {
+    ring: ArcSwap<KeyRing>,
+    /// The current ring's generation, kept beside it so the hot path reads one atomic instead
+    /// of loading the ring. Written after the swap: a check that reads the older value a moment
+    /// longer accepts what the ring current a moment ago accepted, nothing more.
+    generation: AtomicU64,
+}
 
 impl KeyRingHandle {
     pub fn new(ring: KeyRing) -> Self {
-        KeyRingHandle(ArcSwap::from_pointee(ring))
+        KeyRingHandle {
+            generation: AtomicU64::new(ring.generation()),
+            ring: ArcSwap::from_pointee(ring),
+        }
     }
     pub fn load(&self) -> Arc<KeyRing> {
-        self.0.load_full()
+        self.ring.load_full()
     }
     /// Replaces the ring; credentials verified under the old one are verified again.
     pub fn store(&self, ring: KeyRing) {
-        self.0.store(Arc::new(ring));
+        let generation = ring.generation();
+        self.ring.store(Arc::new(ring));
+        self.generation.store(generation, Ordering::Release);
     }
     fn generation(&self) -> u64 {
-        self.0.load().generation()
+        self.generation.load(Ordering::Acquire)
     }
 }
 

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use tokio_stream::Stream;
 use tonic::{Request, Response, Status};
 
-use super::{metadata_credential, peer_ip, to_status};
+use super::{body_or_metadata_credential, peer_ip, to_status};
 use crate::authority::Authority;
 use crate::convert::statements_from_proto;
 use crate::proto::auth as pb;
@@ -42,11 +42,7 @@ impl pb::auth_server::Auth for AuthService {
         request: Request<pb::GenerateApiTokenRequest>,
     ) -> Result<Response<pb::GenerateApiTokenResponse>, Status> {
         let peer = peer_ip(&request);
-        let credential = if request.get_ref().auth_token.is_empty() {
-            metadata_credential(&request).to_owned()
-        } else {
-            request.get_ref().auth_token.clone()
-        };
+        let credential = body_or_metadata_credential(&request, &request.get_ref().auth_token);
         let req = request.into_inner();
         use pb::generate_api_token_request::Expiry;
         let lifetime = req.expiry.map(|e| match e {

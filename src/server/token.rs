@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use tonic::{Request, Response, Status};
 
-use super::{metadata_credential, peer_ip, to_status};
+use super::{body_or_metadata_credential, peer_ip, to_status};
 use crate::authority::Authority;
 use crate::convert::statements_from_proto;
 use crate::proto::token as pb;
@@ -26,13 +26,7 @@ impl pb::token_server::Token for TokenService {
         request: Request<pb::GenerateDisposableTokenRequest>,
     ) -> Result<Response<pb::GenerateDisposableTokenResponse>, Status> {
         let peer = peer_ip(&request);
-        // The official SDKs differ: some send the key only in the body, others also (or only)
-        // in the metadata. The body wins when present.
-        let credential = if request.get_ref().auth_token.is_empty() {
-            metadata_credential(&request).to_owned()
-        } else {
-            request.get_ref().auth_token.clone()
-        };
+        let credential = body_or_metadata_credential(&request, &request.get_ref().auth_token);
         let req = request.into_inner();
         let minted = self
             .authority

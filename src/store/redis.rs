@@ -274,7 +274,8 @@ pub async fn connect(url: &str) -> Result<ConnectionManager, redis::RedisError> 
     ConnectionManager::new_with_config(client, config).await
 }
 
-fn unavailable(e: redis::RedisError) -> StoreError {
+/// A failed Redis command: counted, and reported as the store being unavailable.
+pub(crate) fn unavailable(e: redis::RedisError) -> StoreError {
     crate::metrics::bump(&crate::metrics::COUNTERS.redis_errors);
     StoreError::Unavailable(e.to_string())
 }
