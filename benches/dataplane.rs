@@ -139,6 +139,7 @@ fn figure_metrics_layer(report: &mut Report, scale: &Scale) {
         endpoint: "localhost:0".into(),
         vend_rate_per_second: 0,
         vend_burst: 0,
+        ..Default::default()
     };
     let authority = authcell::node::embedded(ring, Arc::new(SystemClock), &options);
     let metrics = Arc::new(authcell::metrics::Metrics::new(authority));
@@ -345,7 +346,10 @@ fn api_key_claims(now: u64) -> Claims {
         tid: None,
         cell: None,
         iat: now,
-        oiat: None,
+        iatm: Some(now * 1000),
+        oiatm: None,
+        rr: None,
+        aexp: None,
         exp: None,
     }
 }
@@ -368,7 +372,10 @@ fn disposable_claims(now: u64, parent: &str) -> Claims {
         tid: None,
         cell: Some("bench".into()),
         iat: now,
-        oiat: Some(now),
+        iatm: Some(now * 1000),
+        oiatm: Some(now * 1000),
+        rr: Some("viewer".into()),
+        aexp: None,
         exp: Some(now + 3600),
     }
 }
@@ -397,6 +404,7 @@ fn revoke_many(view: &View, n: usize) {
     for i in 0..n {
         view.apply(&Event::CredentialRevoked {
             account: ACCOUNT.into(),
+            by: None,
             id: random_id(i),
         });
     }
@@ -675,7 +683,13 @@ fn figure_view_size(report: &mut Report, scale: &Scale, base: &Verifier, tokens:
         for i in r {
             // Cycle through the ids, so the batch size may exceed their number.
             let id = &ids[(i - start) % ids.len()];
-            black_box(view.is_revoked_ids(black_box(ACCOUNT), 0, std::slice::from_ref(id), None));
+            black_box(view.is_revoked_ids(
+                black_box(ACCOUNT),
+                0,
+                std::slice::from_ref(id),
+                None,
+                0,
+            ));
         }
     };
     let m = {
@@ -745,7 +759,7 @@ fn memory_child(n: usize) {
     // allocator's small-object arenas the transient event strings reuse.
     view.apply(&Event::IssuedBefore {
         account: ACCOUNT.into(),
-        before: 0,
+        before_ms: 0,
     });
     for i in 0..1000 {
         black_box(random_id(i));
@@ -974,6 +988,7 @@ async fn start_server() -> (
         endpoint: addr.to_string(),
         vend_rate_per_second: 0,
         vend_burst: 0,
+        ..Default::default()
     };
     let ring = KeyRing::ephemeral().expect("key ring");
     let authority = node::embedded(ring, Arc::new(SystemClock), &options);

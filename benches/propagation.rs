@@ -15,7 +15,6 @@ mod redis_env;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use authcell::clock::SystemClock;
 use authcell::keyring::{generate_pem, KeyRing};
 use authcell::node::{self, NodeOptions, RedisSettings};
 use authcell::proto::authcell::v1 as pb;
@@ -49,6 +48,7 @@ async fn start_node(
         endpoint: addr.to_string(),
         vend_rate_per_second: 0,
         vend_burst: 0,
+        ..Default::default()
     };
     let settings = RedisSettings {
         url: primary.into(),
@@ -58,7 +58,7 @@ async fn start_node(
         max_staleness: Duration::from_secs(30),
         stale_policy: StalePolicy::Serve,
     };
-    let node = node::with_redis(ring, Arc::new(SystemClock), &options, &settings)
+    let node = node::with_redis(ring, &options, &settings)
         .await
         .expect("node");
     let authority = node.authority.clone();

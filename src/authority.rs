@@ -10,7 +10,7 @@ use std::sync::Arc;
 use crate::clock::Clock;
 use crate::convert::Invalid;
 use crate::credential::{self, Claims, CredentialError};
-use crate::permissions::{self, system, Action, Denial, PermissionSet, Resource};
+use crate::permissions::{system, Action, Denial, PermissionSet, Resource};
 use crate::ratelimit::RateLimiter;
 use crate::store::{AuditQuery, AuditRecord, KeyRecord, RoleRecord, Store, StoreError};
 use crate::verifier::{Principal, Verifier};
@@ -61,6 +61,10 @@ impl From<StoreError> for Error {
             StoreError::NotFound(m) => Error::NotFound(m),
             StoreError::AlreadyExists(m) => Error::AlreadyExists(m),
             StoreError::FailedPrecondition(m) => Error::FailedPrecondition(m),
+            StoreError::QuotaExceeded(m) => Error::ResourceExhausted {
+                message: m,
+                retry_after_secs: 60,
+            },
             StoreError::Unavailable(m) => {
                 Error::Unavailable(format!("state store unavailable, nothing was changed: {m}"))
             }
@@ -90,9 +94,6 @@ impl Caller {
     }
     pub fn key_id(&self) -> &str {
         &self.principal.credential.id
-    }
-    pub fn permissions(&self) -> &PermissionSet {
-        &self.principal.permissions
     }
 }
 
@@ -146,11 +147,30 @@ pub struct Settings {
     pub endpoint: String,
     /// Limits token vending and key creation per account.
     pub limiter: Box<dyn RateLimiter>,
+    /// Limits the revocation endpoints (RevokeToken, RevokeIssuedBefore, ConfirmRevocation)
+    /// per account: each revocation grows every node's view and the event stream, and thrashes
+    /// every cached verdict, so one key must not be able to do it without bound.
+    pub revocation_limiter: Box<dyn RateLimiter>,
+    /// Token-id revocations one account may have in force at once.
+    pub max_token_id_revocations: usize,
+    /// ConfirmRevocation calls this node serves at once (each polls the primary).
+    pub max_confirmations: usize,
 }
+
+/// Default of [`Settings::max_token_id_revocations`].
+pub const DEFAULT_MAX_TOKEN_ID_REVOCATIONS: usize = 10_000;
+/// Default of [`Settings::max_confirmations`].
+pub const DEFAULT_MAX_CONFIRMATIONS: usize = 16;
+/// Longest ConfirmRevocation wait, in ms.
+pub const MAX_CONFIRM_TIMEOUT_MS: u32 = 30_000;
+/// How often a ConfirmRevocation call polls the nodes' progress.
+const CONFIRM_POLL: std::time::Duration = std::time::Duration::from_millis(20);
 
 /// The authority's configuration and collaborators.
 pub struct Authority {
     store: Arc<dyn Store>,
+    /// Bounds the ConfirmRevocation calls in progress (see [`Settings::max_confirmations`]).
+    confirmations: tokio::sync::Semaphore,
     /// Also the source of the signing key: the verifier's key ring is swapped on rotation, and
     /// signing follows it.
     verifier: Verifier,
@@ -162,6 +182,7 @@ impl Authority {
     pub fn new(store: Arc<dyn Store>, verifier: Verifier, settings: Settings) -> Self {
         let clock = verifier.clock().clone();
         Authority {
+            confirmations: tokio::sync::Semaphore::new(settings.max_confirmations.max(1)),
             store,
             verifier,
             clock,
@@ -171,17 +192,30 @@ impl Authority {
 
     /// Takes one rate-limited operation for the account, or says how long to wait.
     pub(crate) async fn rate_limit(&self, account: &str) -> Result<()> {
-        self.settings.limiter.acquire(account).await.map_err(|wait| {
-            crate::metrics::bump(&crate::metrics::COUNTERS.rate_limited);
-            let secs = wait.as_secs_f64().ceil().max(1.0) as u64;
-            Error::ResourceExhausted {
-                message: format!(
-                    "rate limit for token vending and key creation reached for this account; retry in {:.1} s",
-                    wait.as_secs_f64()
-                ),
-                retry_after_secs: secs,
-            }
-        })
+        limited(
+            self.settings.limiter.acquire(account).await,
+            "token vending and key creation",
+        )
+    }
+
+    /// Takes one revocation-endpoint call for the account, or says how long to wait.
+    async fn revocation_rate_limit(&self, account: &str) -> Result<()> {
+        limited(
+            self.settings.revocation_limiter.acquire(account).await,
+            "revocations and revocation confirmations",
+        )
+    }
+
+    /// An issue time (epoch ms) for a credential minted now in `account`: the clock's time
+    /// (the primary's, on a Redis-backed node), but never before the account's watermark, so a
+    /// credential minted after an issued-before cut, even within the same millisecond, is
+    /// never caught by it.
+    pub(crate) fn stamp(&self, account: &str) -> u64 {
+        let now = self.clock.now_ms();
+        self.verifier
+            .view()
+            .watermark(account)
+            .map_or(now, |mark| now.max(mark))
     }
 
     pub fn verifier(&self) -> &Verifier {
@@ -243,25 +277,22 @@ impl Authority {
 
     /// Requires a management permission of the caller.
     pub fn require(&self, caller: &Caller, action: Action) -> Result<()> {
-        permissions::evaluate(
-            caller.permissions(),
-            action,
-            &Resource::default(),
-            caller.peer,
-        )
-        .map_err(|denial| match denial {
-            Denial::Permission => Error::PermissionDenied(format!(
-                "the calling key's permissions do not include {}",
-                permission_name(action)
-            )),
-            Denial::IpNotAllowed => Error::PermissionDenied(
-                "the calling key's ip_filter does not allow this peer address".into(),
-            ),
-        })
+        caller
+            .principal
+            .evaluate(action, &Resource::default(), caller.peer)
+            .map_err(|denial| match denial {
+                Denial::Permission => Error::PermissionDenied(format!(
+                    "the calling key's permissions do not include {}",
+                    permission_name(action)
+                )),
+                Denial::IpNotAllowed => Error::PermissionDenied(
+                    "the calling key's ip_filter does not allow this peer address".into(),
+                ),
+            })
     }
 
     fn require_delegable(&self, caller: &Caller, what: &str, set: &PermissionSet) -> Result<()> {
-        permissions::check_delegation(caller.permissions(), set).map_err(|e| {
+        caller.principal.check_delegation(set).map_err(|e| {
             Error::PermissionDenied(format!("{what} can do more than the calling key: {e}"))
         })
     }
@@ -297,8 +328,9 @@ impl Authority {
         created_by: String,
         peer: Option<IpAddr>,
     ) -> Result<(String, KeyRecord)> {
-        let now = self.clock.now();
-        let key_id = uuid::Uuid::now_v7().to_string();
+        let now_ms = self.stamp(account);
+        let now = now_ms / 1000;
+        let key_id = credential_id(now_ms);
         let claims = Claims {
             t: credential::TYPE_API_KEY.into(),
             jti: key_id.clone(),
@@ -310,7 +342,10 @@ impl Authority {
             tid: None,
             cell: None,
             iat: now,
-            oiat: None,
+            iatm: Some(now_ms),
+            oiatm: None,
+            rr: None,
+            aexp: None,
             exp: expires_at,
         };
         let token = self.sign(&claims)?;
@@ -323,6 +358,9 @@ impl Authority {
             token_id: None,
             created_by,
             issued_at: now,
+            issued_at_ms: now_ms,
+            ancestors: Vec::new(),
+            origin_issued_at_ms: now_ms,
             expires_at,
             revoked_at: None,
             refresh_hash: None,
@@ -384,23 +422,24 @@ impl Authority {
         .await
     }
 
-    /// The status of a key now.
+    /// The status of a key now. Revoked covers every way a key stops working for good: its
+    /// own revocation, an issued-before cut, and the revocation of a credential that made it.
     pub fn key_status(&self, key: &KeyRecord) -> KeyStatus {
         let now = self.clock.now();
-        let below_watermark = self
-            .verifier_view_watermark(&key.account)
-            .is_some_and(|mark| key.issued_at < mark);
-        if key.revoked_at.is_some() || below_watermark {
+        let chain_revoked = self.verifier.view().is_revoked(
+            &key.account,
+            key.origin_ms(),
+            std::iter::once(&key.key_id).chain(key.ancestors.iter()),
+            None,
+            now,
+        );
+        if key.revoked_at.is_some() || chain_revoked {
             KeyStatus::Revoked
         } else if key.expires_at.is_some_and(|exp| exp <= now) {
             KeyStatus::Expired
         } else {
             KeyStatus::Active
         }
-    }
-
-    fn verifier_view_watermark(&self, account: &str) -> Option<u64> {
-        self.verifier.view().watermark(account)
     }
 
     /// All live keys of the caller's account (ListGlobalApiKeys).
@@ -501,19 +540,7 @@ impl Authority {
             .get_key(caller.account(), key_id)
             .await?
             .ok_or_else(|| not_found_key(key_id))?;
-        // Revoking is also a power over the key: an operator cannot revoke an owner's key.
-        if key.key_id != caller.key_id() {
-            let target = match (&key.role_id, &key.inline) {
-                (_, Some(inline)) => Some(inline.clone()),
-                (Some(role_id), None) => {
-                    self.role_permissions(caller.account(), role_id).await.ok()
-                }
-                (None, None) => None,
-            };
-            if let Some(target) = target {
-                self.require_delegable(caller, &format!("key {key_id}"), &target)?;
-            }
-        }
+        self.require_revocable(caller, &key).await?;
         Ok(self
             .store
             .revoke_key(
@@ -530,74 +557,175 @@ impl Authority {
             .await?)
     }
 
-    /// RevokeToken: one disposable token, by its id (jti) or caller-chosen token id. Returns the
-    /// revocation id.
-    pub async fn revoke_token(&self, caller: &Caller, token: TokenRef) -> Result<Option<String>> {
+    /// Revoking is also a power over the key: nobody revokes a key that can do more than they
+    /// can (an operator cannot revoke an owner's key). A key may always revoke itself.
+    async fn require_revocable(&self, caller: &Caller, key: &KeyRecord) -> Result<()> {
+        if key.key_id == caller.key_id() {
+            return Ok(());
+        }
+        let target = match (&key.role_id, &key.inline) {
+            (_, Some(inline)) => Some(inline.clone()),
+            (Some(role_id), None) => self.role_permissions(caller.account(), role_id).await.ok(),
+            (None, None) => None,
+        };
+        match target {
+            Some(target) => self.require_delegable(caller, &format!("key {}", key.key_id), &target),
+            // A key whose role is gone grants nothing; only an owner may tidy it up.
+            None if caller.principal.is_super_user() => Ok(()),
+            None => Err(Error::PermissionDenied(format!(
+                "key {} can do more than the calling key: its role no longer exists",
+                key.key_id
+            ))),
+        }
+    }
+
+    /// RevokeToken: a disposable token or an SDK-made key, by its id (jti), or disposable tokens
+    /// by their caller-chosen token id. Returns the revocation id.
+    ///
+    /// Nobody revokes what they could not have made:
+    /// - an id with a key record: an SDK-made key is revoked (record and all) if the caller
+    ///   holds everything it grants; a role-bound key is refused with the error
+    ///   RevokeGlobalApiKey would give this caller (or, if the caller may revoke it, pointed
+    ///   there: RevokeToken is not for role-bound keys);
+    /// - an id without a record (a disposable token: they are not stored) and token ids: an
+    ///   owner's revocation applies account-wide; anyone else's applies only to credentials
+    ///   that the calling key made, directly or through keys it made (the view checks the
+    ///   revoker against the credential's ancestors), so no key can kill what a stronger key
+    ///   minted.
+    ///
+    /// A token-id revocation holds until `expires_at` (epoch seconds; 0: the longest token
+    /// lifetime from now), then is dropped everywhere, and the token id can be used again.
+    pub async fn revoke_token(
+        &self,
+        caller: &Caller,
+        token: TokenRef,
+        expires_at: u64,
+    ) -> Result<Option<String>> {
         self.require(caller, Action::AuthWrite)?;
-        let event = match token {
+        let account = caller.account().to_owned();
+        let scope = (!caller.principal.is_super_user()).then(|| caller.key_id().to_owned());
+        match token {
             TokenRef::Id(id) => {
                 validate_key_id(&id).map_err(|_| Invalid::new("id", "not a token id (a UUID)"))?;
-                Event::CredentialRevoked {
-                    account: caller.account().to_owned(),
-                    id,
+                if let Some(key) = self.store.get_key(&account, &id).await? {
+                    if key.inline.is_none() {
+                        self.require_revocable(caller, &key).await?;
+                        return Err(Error::FailedPrecondition(format!(
+                            "id: {id} is a role-bound API key: revoke it with RevokeGlobalApiKey"
+                        )));
+                    }
+                    self.require_revocable(caller, &key).await?;
+                    self.revocation_rate_limit(&account).await?;
+                    let audit = Self::caller_audit(
+                        caller,
+                        "key.revoked",
+                        &id,
+                        "SDK-made key (RevokeToken)".into(),
+                    );
+                    let (_, event_id) = self
+                        .store
+                        .revoke_key(&account, &id, self.clock.now(), Some(&audit))
+                        .await?;
+                    return Ok(event_id);
                 }
+                self.revocation_rate_limit(&account).await?;
+                let audit = Self::caller_audit(
+                    caller,
+                    "token.revoked",
+                    &format!("token {id}"),
+                    scope_detail(scope.as_deref()),
+                );
+                let event = Event::CredentialRevoked {
+                    account,
+                    id,
+                    by: scope,
+                };
+                Ok(self.store.revoke(event, Some(&audit)).await?)
             }
             TokenRef::TokenId(token_id) => {
                 validate_token_id("token_id", &token_id)?;
                 if token_id.is_empty() {
                     return Err(Invalid::new("token_id", "must not be empty").into());
                 }
-                Event::TokenIdRevoked {
-                    account: caller.account().to_owned(),
+                let now = self.clock.now();
+                let longest = now + u64::from(crate::vending::MAX_DISPOSABLE_SECS);
+                let until = match expires_at {
+                    0 => longest,
+                    at if at <= now => {
+                        return Err(Invalid::new(
+                            "expires_at_epoch_seconds",
+                            "must be in the future (0: the longest token lifetime from now)",
+                        )
+                        .into())
+                    }
+                    // No token lives longer than this: holding the revocation longer protects
+                    // nothing and only takes room.
+                    at => at.min(longest),
+                };
+                self.revocation_rate_limit(&account).await?;
+                let audit = Self::caller_audit(
+                    caller,
+                    "token.revoked",
+                    &format!("token_id {token_id}"),
+                    format!("until {until}; {}", scope_detail(scope.as_deref())),
+                );
+                let event = Event::TokenIdRevoked {
+                    account,
                     token_id,
-                }
+                    until,
+                    by: scope,
+                };
+                Ok(self
+                    .store
+                    .revoke_token_id(
+                        event,
+                        now,
+                        self.settings.max_token_id_revocations,
+                        Some(&audit),
+                    )
+                    .await?)
             }
-        };
-        let target = match &event {
-            Event::CredentialRevoked { id, .. } => format!("token {id}"),
-            Event::TokenIdRevoked { token_id, .. } => format!("token_id {token_id}"),
-            _ => String::new(),
-        };
-        let audit = Self::caller_audit(caller, "token.revoked", &target, String::new());
-        Ok(self.store.revoke(event, Some(&audit)).await?)
+        }
     }
 
-    /// RevokeIssuedBefore: every credential of the account issued before `before` (0 = now).
-    /// Owner only: it also revokes owner keys.
+    /// RevokeIssuedBefore: every credential of the account issued before `before_ms` (epoch
+    /// ms; `None`: the moment the call is handled, on the primary's clock). Owner only: it also
+    /// revokes owner keys. Returns the cut in force (epoch ms) and the revocation id.
     pub async fn revoke_issued_before(
         &self,
         caller: &Caller,
-        before: u64,
+        before_ms: Option<u64>,
     ) -> Result<(u64, Option<String>)> {
         self.require(caller, Action::AuthWrite)?;
-        if !caller.permissions().is_super_user() {
+        if !caller.principal.is_super_user() {
             return Err(Error::PermissionDenied(
                 "revoking every credential of the account needs an owner key".into(),
             ));
         }
-        let now = self.clock.now();
-        let before = if before == 0 { now } else { before };
-        if before > now {
+        if before_ms.is_some_and(|b| b > self.clock.now_ms()) {
             return Err(
                 Invalid::new("issued_before_epoch_seconds", "must not be in the future").into(),
             );
         }
-        let id = self
+        self.revocation_rate_limit(caller.account()).await?;
+        let audit = Self::caller_audit(
+            caller,
+            "credentials.revoked_before",
+            crate::store::memory::CUT_PLACEHOLDER,
+            format!(
+                "every credential issued before {} (epoch ms)",
+                crate::store::memory::CUT_PLACEHOLDER
+            ),
+        );
+        Ok(self
             .store
-            .revoke(
-                Event::IssuedBefore {
-                    account: caller.account().to_owned(),
-                    before,
-                },
-                Some(&Self::caller_audit(
-                    caller,
-                    "credentials.revoked_before",
-                    &before.to_string(),
-                    "every credential issued before this time".into(),
-                )),
+            .revoke_issued_before(
+                caller.account(),
+                before_ms,
+                self.clock.now_ms(),
+                Some(&audit),
             )
-            .await?;
-        Ok((before, id))
+            .await?)
     }
 
     /// Waits until every live cell has applied the revocation `id` (or the newest event when
@@ -611,8 +739,12 @@ impl Authority {
         self.require(caller, Action::AuthRead)?;
         let timeout = match timeout_ms {
             0 => 5000,
-            1..=60_000 => timeout_ms,
-            _ => return Err(Invalid::new("timeout_ms", "at most 60000").into()),
+            1..=MAX_CONFIRM_TIMEOUT_MS => timeout_ms,
+            _ => {
+                return Err(
+                    Invalid::new("timeout_ms", format!("at most {MAX_CONFIRM_TIMEOUT_MS}")).into(),
+                )
+            }
         };
         if !id.is_empty() && !is_stream_id(id) {
             return Err(Invalid::new(
@@ -635,6 +767,18 @@ impl Authority {
                 revocation_id: id.to_owned(),
             });
         };
+        self.revocation_rate_limit(caller.account()).await?;
+        // Each waiting call polls the primary: bound how many this node runs at once.
+        let _permit = self
+            .confirmations
+            .try_acquire()
+            .map_err(|_| Error::ResourceExhausted {
+                message: format!(
+                    "this node is already serving {} revocation confirmations; retry shortly",
+                    self.settings.max_confirmations
+                ),
+                retry_after_secs: 1,
+            })?;
         let started = std::time::Instant::now();
         loop {
             let nodes = self.store.nodes().await?;
@@ -659,7 +803,7 @@ impl Authority {
                     revocation_id: target,
                 });
             }
-            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+            tokio::time::sleep(CONFIRM_POLL).await;
         }
     }
 
@@ -853,8 +997,8 @@ impl Authority {
     /// Records a signing key rotation (platform event, under the account `system`).
     pub async fn record_rotation(&self, kids: &[String], active: &str) {
         let audit = Self::audit(
-            "system",
-            "system",
+            SYSTEM_ACCOUNT,
+            SYSTEM_ACCOUNT,
             None,
             "signing_key.rotated",
             active,
@@ -869,6 +1013,16 @@ impl Authority {
     /// live keys, unless `force`.
     pub async fn bootstrap(&self, account: &str, force: bool) -> Result<(String, KeyRecord)> {
         validate_account_name(account)?;
+        self.bootstrap_unchecked(account, force).await
+    }
+
+    /// Creates the platform account (`system`, where signing key rotations are recorded) and an
+    /// owner key for it: for the platform's operators only, never for a tenant.
+    pub async fn bootstrap_platform(&self, force: bool) -> Result<(String, KeyRecord)> {
+        self.bootstrap_unchecked(SYSTEM_ACCOUNT, force).await
+    }
+
+    async fn bootstrap_unchecked(&self, account: &str, force: bool) -> Result<(String, KeyRecord)> {
         let now = self.clock.now();
         self.store.ensure_account(account, now).await?;
         let live = self.store.count_live_keys(account, now).await?;
@@ -890,10 +1044,6 @@ impl Authority {
 
     pub(crate) fn store(&self) -> &Arc<dyn Store> {
         &self.store
-    }
-
-    pub(crate) fn clock(&self) -> &Arc<dyn Clock> {
-        &self.clock
     }
 
     pub(crate) fn sign_claims(&self, claims: &Claims) -> Result<String> {
@@ -937,7 +1087,7 @@ pub struct CellNode {
     pub live: bool,
 }
 
-/// Which disposable token to revoke.
+/// Which credential to revoke.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum TokenRef {
     Id(String),
@@ -1027,8 +1177,56 @@ fn validate_role_name(name: &str) -> Result<String, Invalid> {
     Ok(name.to_owned())
 }
 
+/// The account platform events (signing key rotations) are recorded under: never a tenant.
+pub const SYSTEM_ACCOUNT: &str = "system";
+
 fn validate_account_name(name: &str) -> Result<(), Invalid> {
-    validate_name_syntax("account", name)
+    validate_name_syntax("account", name)?;
+    if name.eq_ignore_ascii_case(SYSTEM_ACCOUNT) {
+        return Err(Invalid::new(
+            "account",
+            "\"system\" is reserved for platform events and cannot be a tenant account",
+        ));
+    }
+    Ok(())
+}
+
+/// A new credential id: a UUIDv7 whose time part is the credential's issue stamp. Ids are
+/// strictly increasing within this process (a counter orders those of the same millisecond),
+/// so key-id order is creation order.
+pub(crate) fn credential_id(stamp_ms: u64) -> String {
+    // ContextV7 keeps its counter in a Cell: shared behind a mutex, held for one call.
+    static CONTEXT: std::sync::Mutex<uuid::ContextV7> =
+        std::sync::Mutex::new(uuid::ContextV7::new());
+    let context = CONTEXT.lock().unwrap_or_else(|e| e.into_inner());
+    let ts = uuid::Timestamp::from_unix(
+        &*context,
+        stamp_ms / 1000,
+        u32::try_from((stamp_ms % 1000) * 1_000_000).unwrap_or(0),
+    );
+    uuid::Uuid::new_v7(ts).to_string()
+}
+
+fn scope_detail(scope: Option<&str>) -> String {
+    match scope {
+        None => "account-wide (owner)".into(),
+        Some(by) => format!("only credentials made by key {by}"),
+    }
+}
+
+/// Maps a limiter's answer to a RESOURCE_EXHAUSTED naming what was limited.
+fn limited(outcome: std::result::Result<(), std::time::Duration>, what: &str) -> Result<()> {
+    outcome.map_err(|wait| {
+        crate::metrics::bump(&crate::metrics::COUNTERS.rate_limited);
+        let secs = wait.as_secs_f64().ceil().max(1.0) as u64;
+        Error::ResourceExhausted {
+            message: format!(
+                "rate limit for {what} reached for this account; retry in {:.1} s",
+                wait.as_secs_f64()
+            ),
+            retry_after_secs: secs,
+        }
+    })
 }
 
 fn validate_key_id(key_id: &str) -> Result<(), Invalid> {

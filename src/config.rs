@@ -105,8 +105,29 @@ pub struct ServeArgs {
     #[arg(long, env = "AUTHCELL_VEND_BURST", default_value_t = 10)]
     pub vend_burst: u32,
 
-    /// Age of the revocation view (time since the last successful read of the event stream)
-    /// beyond which --stale-policy applies, in seconds.
+    /// Revocation-endpoint calls (RevokeToken, RevokeIssuedBefore, ConfirmRevocation) allowed
+    /// per account and second (0 = unlimited). Each revocation grows every node's view and the
+    /// event stream, so they are limited like vending.
+    #[arg(long, env = "AUTHCELL_REVOKE_RATE", default_value_t = 10)]
+    pub revoke_rate: u32,
+
+    /// Burst allowance of the revocation rate limit.
+    #[arg(long, env = "AUTHCELL_REVOKE_BURST", default_value_t = 50)]
+    pub revoke_burst: u32,
+
+    /// Token-id revocations one account may have in force at once (each ends at its
+    /// expires_at_epoch_seconds, at most 25 hours after it was made).
+    #[arg(long, env = "AUTHCELL_MAX_TOKEN_ID_REVOCATIONS", default_value_t = crate::authority::DEFAULT_MAX_TOKEN_ID_REVOCATIONS)]
+    pub max_token_id_revocations: usize,
+
+    /// ConfirmRevocation calls this node serves at once (each polls the primary until it
+    /// returns, for at most 30 s); more are refused with RESOURCE_EXHAUSTED.
+    #[arg(long, env = "AUTHCELL_MAX_CONFIRMATIONS", default_value_t = crate::authority::DEFAULT_MAX_CONFIRMATIONS)]
+    pub max_confirmations: usize,
+
+    /// How far behind the Redis primary the revocation view may be (time since the newest
+    /// primary heartbeat that came through this cell's replica) before --stale-policy applies,
+    /// in seconds.
     #[arg(long, env = "AUTHCELL_MAX_STALENESS", default_value_t = 30)]
     pub max_staleness: u64,
 
@@ -158,6 +179,12 @@ pub struct BootstrapArgs {
     /// Add another owner key even if the account already has keys.
     #[arg(long)]
     pub force: bool,
+
+    /// Create the platform account `system` (where signing key rotations are recorded)
+    /// instead of a tenant account; `--account` must then be `system`. Tenants can never be
+    /// named `system`.
+    #[arg(long)]
+    pub platform: bool,
 
     #[command(flatten)]
     pub common: CommonArgs,

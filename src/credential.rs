@@ -6,6 +6,17 @@
 //! * disposable token: `t = "d"`, fresh `jti`, `sub`, ancestors `anc` (the credential that
 //!   minted it, and that one's ancestors: revoking any of them kills the token), optional
 //!   `tid` (caller-chosen token id), `cell`, `iat`, `exp` (always), inline `p`.
+//! * every credential carries `iatm`, its issue time in milliseconds on the primary's clock
+//!   (see [`crate::clock`]), which issued-before revocations compare against; derived
+//!   credentials (disposable tokens and SDK-made keys) also carry `oiatm` (the chain's earliest
+//!   issue time), `rr` (the role of the role-bound key at the root of their chain, whose
+//!   current permissions bound theirs at every check) and, when an ancestor expires, `aexp`
+//!   (the earliest ancestor expiry, which a refresh never extends past).
+//!
+//! The JWS header must be exactly what authcell writes (`typ`, `alg`, `kid`): `crit` (RFC 7515
+//! says a recipient must refuse critical extensions it does not understand, and authcell
+//! understands none), `jku`, `jwk`, `x5u`, `x5c` and anything else are refused before the
+//! signature is even looked at, so no header can ever point the verifier at a key.
 //!
 //! This module only signs and checks signatures and structure. Time, revocation and role checks
 //! happen in [`crate::verifier`], with the clock and live state passed in.
@@ -52,10 +63,19 @@ pub struct Claims {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cell: Option<String>,
     pub iat: u64,
-    /// Issue time of the oldest ancestor, when it has ancestors: an issued-before watermark
-    /// that revokes an ancestor revokes this credential too.
+    /// Issue time in epoch milliseconds (the primary's clock).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub oiat: Option<u64>,
+    pub iatm: Option<u64>,
+    /// Issue time (ms) of the oldest ancestor, when it has ancestors: an issued-before
+    /// watermark that revokes an ancestor revokes this credential too.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub oiatm: Option<u64>,
+    /// Root role: the role of the role-bound key at the root of the chain (derived credentials).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rr: Option<String>,
+    /// The earliest expiry among the ancestors, if any of them expires.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub aexp: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub exp: Option<u64>,
 }
@@ -79,9 +99,16 @@ pub struct Credential {
     pub token_id: Option<String>,
     pub cell: Option<String>,
     pub issued_at: u64,
-    /// The earliest issue time along the chain of ancestors (itself included).
-    pub origin_issued_at: u64,
+    /// Issue time in epoch milliseconds.
+    pub issued_at_ms: u64,
+    /// The earliest issue time (ms) along the chain of ancestors (itself included).
+    pub origin_issued_at_ms: u64,
     pub expires_at: Option<u64>,
+    /// The earliest expiry among its ancestors: it never outlives them.
+    pub chain_expires_at: Option<u64>,
+    /// For a derived credential, the role of the role-bound key its chain starts from: what it
+    /// may do is also bounded by that role's permissions at check time.
+    pub root_role: Option<String>,
     /// Itself and its ancestors, in the form the revocation view looks them up.
     pub revocation_ids: Vec<CredentialId>,
     /// The key ring generation it was verified under.
@@ -111,6 +138,8 @@ pub enum CredentialError {
     Revoked,
     #[error("credential's role no longer exists")]
     RoleNotFound,
+    #[error("the key that made this credential has expired or been revoked")]
+    MakerGone,
     #[error("a disposable token cannot be used here: use an API key")]
     DisposableNotAllowed,
     #[error("refresh token is not valid for this key (a refresh token works once)")]
@@ -131,8 +160,14 @@ pub fn sign(ring: &KeyRing, claims: &Claims) -> Result<String, jsonwebtoken::err
     jsonwebtoken::encode(&header, claims, signer)
 }
 
+/// The header authcell writes, and the only one it reads: any other parameter (`crit`, `jku`,
+/// `jwk`, `x5u`, `x5c`, ...) makes the credential malformed.
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct RawHeader<'a> {
+    #[serde(borrow)]
+    #[allow(dead_code)]
+    typ: Option<std::borrow::Cow<'a, str>>,
     #[serde(borrow)]
     alg: Option<std::borrow::Cow<'a, str>>,
     #[serde(borrow)]
@@ -236,6 +271,13 @@ fn credential_from_claims(c: Claims) -> Result<Credential, CredentialError> {
     if disposable && c.exp.is_none() {
         return Err(CredentialError::Malformed);
     }
+    // A derived credential is bounded by its root role at every check: one that does not name
+    // it cannot be bounded, so it is not accepted.
+    let derived = !c.anc.is_empty();
+    if derived != c.rr.is_some() || (derived && matches!(authority, Authority::Role(_))) {
+        return Err(CredentialError::Malformed);
+    }
+    let issued_at_ms = c.iatm.unwrap_or(c.iat.saturating_mul(1000));
     let revocation_ids = std::iter::once(&c.jti)
         .chain(c.anc.iter())
         .map(|id| CredentialId::parse(id))
@@ -249,8 +291,11 @@ fn credential_from_claims(c: Claims) -> Result<Credential, CredentialError> {
         token_id: c.tid,
         cell: c.cell,
         issued_at: c.iat,
-        origin_issued_at: c.oiat.map_or(c.iat, |o| o.min(c.iat)),
+        issued_at_ms,
+        origin_issued_at_ms: c.oiatm.map_or(issued_at_ms, |o| o.min(issued_at_ms)),
         expires_at: c.exp,
+        chain_expires_at: c.aexp,
+        root_role: c.rr,
         revocation_ids,
         kid_generation: 0,
     })

@@ -10,11 +10,9 @@ use tokio::net::TcpListener;
 
 use std::time::Duration;
 
-use authcell::authority::{Authority, Settings};
 use authcell::clock::SystemClock;
 use authcell::config::{BootstrapArgs, Cli, Command, CommonArgs, LogFormat, ServeArgs};
-use authcell::ratelimit::Unlimited;
-use authcell::verifier::{StalePolicy, Verifier};
+use authcell::verifier::StalePolicy;
 use authcell::{cli, keyring, node, server};
 
 fn init_logging(format: LogFormat) {
@@ -103,6 +101,10 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
         endpoint: endpoint.clone(),
         vend_rate_per_second: args.vend_rate,
         vend_burst: args.vend_burst,
+        revoke_rate_per_second: args.revoke_rate,
+        revoke_burst: args.revoke_burst,
+        max_token_id_revocations: args.max_token_id_revocations,
+        max_confirmations: args.max_confirmations,
     };
     let reload = (!ephemeral_key).then(|| {
         (
@@ -111,7 +113,7 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
         )
     });
     if let Some(settings) = redis {
-        let node = node::with_redis(ring, Arc::new(SystemClock), &options, &settings).await?;
+        let node = node::with_redis(ring, &options, &settings).await?;
         if let Some((files, every)) = reload {
             node::spawn_key_reloader(files, node.authority.clone(), every);
         }
@@ -233,21 +235,19 @@ async fn bootstrap(args: &BootstrapArgs) -> Result<(), String> {
     if ring.is_ephemeral() {
         return Err("--signing-key-file is required: a key signed by an ephemeral key could never be verified".into());
     }
-    let (store, view) = node::redis_store(&settings).await?;
-    let verifier = Verifier::new(ring, view, Arc::new(SystemClock));
-    let authority = Authority::new(
-        Arc::new(store),
-        verifier,
-        Settings {
-            cell: args.common.cell.clone(),
-            endpoint: String::new(),
-            limiter: Box::new(Unlimited),
-        },
-    );
-    let (key, record) = authority
-        .bootstrap(&args.account, args.force)
-        .await
-        .map_err(|e| e.to_string())?;
+    let authority = node::bootstrap_authority(ring, &args.common.cell, &settings).await?;
+    let minted = if args.platform {
+        if args.account != authcell::authority::SYSTEM_ACCOUNT {
+            return Err(format!(
+                "--platform creates the platform account: pass --account {}",
+                authcell::authority::SYSTEM_ACCOUNT
+            ));
+        }
+        authority.bootstrap_platform(args.force).await
+    } else {
+        authority.bootstrap(&args.account, args.force).await
+    };
+    let (key, record) = minted.map_err(|e| e.to_string())?;
     println!("AUTHCELL_API_KEY={key}");
     tracing::info!(account = %record.account, key_id = %record.key_id, "owner key created");
     Ok(())

@@ -46,6 +46,14 @@ pub static COUNTERS: Counters = Counters {
     tokens_issued: AtomicU64::new(0),
 };
 
+/// The Redis primary's clock minus this machine's, in ms, at the last measurement.
+static CLOCK_SKEW_MS: std::sync::atomic::AtomicI64 = std::sync::atomic::AtomicI64::new(0);
+
+/// Records the measured skew from the primary's clock (see [`crate::clock::PrimaryClock`]).
+pub fn set_clock_skew(ms: i64) {
+    CLOCK_SKEW_MS.store(ms, Ordering::Relaxed);
+}
+
 /// Bumps one of [`COUNTERS`].
 pub fn bump(counter: &AtomicU64) {
     counter.fetch_add(1, Ordering::Relaxed);
@@ -204,8 +212,33 @@ impl Collector for NodeCollector {
         gauge(
             &mut encoder,
             "authcell_revocation_view_age_seconds",
-            "Time since the revocation view last synced with the store (0 in embedded mode).",
-            view.age().as_secs_f64(),
+            "How far behind the Redis primary the revocation view may be: time since the newest primary heartbeat it is known to be current with (0 in embedded mode).",
+            verifier.view_age().as_secs_f64(),
+        )?;
+        gauge(
+            &mut encoder,
+            "authcell_revocation_view_stale",
+            "1 while the revocation view is older than --max-staleness (checks are denied under --stale-policy deny, served from the last known state under serve).",
+            if view.is_loaded() && verifier.is_stale() { 1.0 } else { 0.0 },
+        )?;
+        gauge(
+            &mut encoder,
+            "authcell_clock_skew_seconds",
+            "The Redis primary's clock minus this machine's at the last heartbeat (credentials are stamped on the primary's clock).",
+            CLOCK_SKEW_MS.load(Ordering::Relaxed) as f64 / 1000.0,
+        )?;
+        let (cache_bytes, cache_budget) = verifier.cache_weight();
+        gauge(
+            &mut encoder,
+            "authcell_verification_cache_bytes",
+            "Estimated bytes held by the verified-credential cache.",
+            cache_bytes as f64,
+        )?;
+        gauge(
+            &mut encoder,
+            "authcell_verification_cache_budget_bytes",
+            "The verified-credential cache's byte budget.",
+            cache_budget as f64,
         )?;
         gauge(
             &mut encoder,

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::authority::{Authority, Settings};
-use crate::clock::Clock;
+use crate::clock::{Clock, PrimaryClock};
 use crate::config::CommonArgs;
 use crate::keyring::{KeyError, KeyFiles, KeyRing};
 use crate::ratelimit;
@@ -131,6 +131,29 @@ pub struct NodeOptions {
     /// Token vending and key creation per account and second; 0 = unlimited.
     pub vend_rate_per_second: u32,
     pub vend_burst: u32,
+    /// Revocation-endpoint calls (RevokeToken, RevokeIssuedBefore, ConfirmRevocation) per
+    /// account and second; 0 = unlimited.
+    pub revoke_rate_per_second: u32,
+    pub revoke_burst: u32,
+    /// Token-id revocations an account may have in force.
+    pub max_token_id_revocations: usize,
+    /// ConfirmRevocation calls served at once.
+    pub max_confirmations: usize,
+}
+
+impl Default for NodeOptions {
+    fn default() -> Self {
+        NodeOptions {
+            cell: "local".into(),
+            endpoint: String::new(),
+            vend_rate_per_second: 0,
+            vend_burst: 0,
+            revoke_rate_per_second: 0,
+            revoke_burst: 0,
+            max_token_id_revocations: crate::authority::DEFAULT_MAX_TOKEN_ID_REVOCATIONS,
+            max_confirmations: crate::authority::DEFAULT_MAX_CONFIRMATIONS,
+        }
+    }
 }
 
 /// An authority over an in-memory store (the embedded default, and most tests).
@@ -145,6 +168,12 @@ pub fn embedded(keyring: KeyRing, clock: Arc<dyn Clock>, options: &NodeOptions) 
             cell: options.cell.clone(),
             endpoint: options.endpoint.clone(),
             limiter: ratelimit::from_config(options.vend_rate_per_second, options.vend_burst),
+            revocation_limiter: ratelimit::from_config(
+                options.revoke_rate_per_second,
+                options.revoke_burst,
+            ),
+            max_token_id_revocations: options.max_token_id_revocations,
+            max_confirmations: options.max_confirmations,
         },
     ))
 }
@@ -176,27 +205,67 @@ fn redis_config(settings: &RedisSettings) -> RedisConfig {
     }
 }
 
-/// Opens the Redis store (primary only) without a sync task: for `bootstrap`.
-pub async fn redis_store(settings: &RedisSettings) -> Result<(RedisStore, Arc<View>), String> {
-    let primary = redis_store::connect(&settings.url)
+/// An authority over the Redis store with no sync task and no server: for `bootstrap`. Its clock
+/// is measured against the primary and its view is loaded from the primary, so that the key it
+/// mints is stamped after any issued-before cut already made.
+pub async fn bootstrap_authority(
+    keyring: KeyRing,
+    cell: &str,
+    settings: &RedisSettings,
+) -> Result<Authority, String> {
+    let mut primary = redis_store::connect(&settings.url)
         .await
         .map_err(|e| format!("--redis-url: cannot connect to Redis: {e}"))?;
+    let keys = Keys::new(&settings.prefix);
+    let clock = Arc::new(PrimaryClock::new());
+    let identity = NodeIdentity {
+        node_id: format!("{cell}/bootstrap-{}", uuid::Uuid::new_v4()),
+        cell: cell.to_owned(),
+    };
+    sync::report(&mut primary, &keys, &identity, &clock, "0-0")
+        .await
+        .map_err(|e| format!("--redis-url: {e}"))?;
+    let _ = redis::cmd("HDEL")
+        .arg(keys.nodes())
+        .arg(&identity.node_id)
+        .query_async::<()>(&mut primary)
+        .await;
     let view = Arc::new(View::tracked());
-    Ok((
-        RedisStore::new(primary, redis_config(settings), view.clone()),
-        view,
+    let loaded = sync::load(&mut primary, &keys, clock.now())
+        .await
+        .map_err(|e| format!("--redis-url: {e}"))?;
+    view.reload(loaded.events);
+    let store = Arc::new(RedisStore::new(
+        primary,
+        redis_config(settings),
+        view.clone(),
+    ));
+    Ok(Authority::new(
+        store,
+        Verifier::new(keyring, view, clock),
+        Settings {
+            cell: cell.to_owned(),
+            endpoint: String::new(),
+            limiter: Box::new(ratelimit::Unlimited),
+            revocation_limiter: Box::new(ratelimit::Unlimited),
+            max_token_id_revocations: crate::authority::DEFAULT_MAX_TOKEN_ID_REVOCATIONS,
+            max_confirmations: crate::authority::DEFAULT_MAX_CONFIRMATIONS,
+        },
     ))
 }
 
 /// Builds a node backed by Redis and starts its sync task. Fails with one clear message if
 /// Redis cannot be reached at start.
+///
+/// The node's clock is a [`PrimaryClock`]: it is measured against the primary before this
+/// returns (and on every heartbeat after), so everything the node stamps and every expiry it
+/// checks follows the primary's clock, whatever this machine's clock says.
 pub async fn with_redis(
     keyring: KeyRing,
-    clock: Arc<dyn Clock>,
     options: &NodeOptions,
     settings: &RedisSettings,
 ) -> Result<RedisNode, String> {
-    let primary = redis_store::connect(&settings.url)
+    let mut primary = redis_store::connect(&settings.url)
         .await
         .map_err(|e| format!("--redis-url: cannot connect to Redis: {e}"))?;
     let read_url = settings.read_url.as_deref().unwrap_or(&settings.url);
@@ -206,34 +275,45 @@ pub async fn with_redis(
         .map_err(|e| format!("--redis-read-url: cannot connect to Redis: {e}"))?;
     let view = Arc::new(View::tracked());
     let keys = Keys::new(&settings.prefix);
+    let clock = Arc::new(PrimaryClock::new());
+    let identity = NodeIdentity {
+        node_id: format!("{}/{}", options.cell, uuid::Uuid::new_v4()),
+        cell: options.cell.clone(),
+    };
+    sync::report(&mut primary, &keys, &identity, &clock, "0-0")
+        .await
+        .map_err(|e| format!("--redis-url: {e}"))?;
     let store = Arc::new(RedisStore::new(
         primary.clone(),
         redis_config(settings),
         view.clone(),
     ));
-    let limiter: Box<dyn ratelimit::RateLimiter> = match (
-        std::num::NonZeroU32::new(options.vend_rate_per_second),
-        std::num::NonZeroU32::new(options.vend_burst.max(1)),
-    ) {
-        (Some(rate), Some(burst)) => Box::new(ratelimit::RedisRateLimiter::new(
-            primary.clone(),
-            keys.clone(),
-            rate,
-            burst,
-        )),
-        _ => Box::new(ratelimit::Unlimited),
-    };
-    let verifier = Verifier::new(keyring, view.clone(), clock)
+    let limiter = ratelimit::shared(
+        primary.clone(),
+        keys.clone(),
+        ratelimit::VENDING,
+        options.vend_rate_per_second,
+        options.vend_burst,
+    );
+    let revocation_limiter = ratelimit::shared(
+        primary.clone(),
+        keys.clone(),
+        ratelimit::REVOCATIONS,
+        options.revoke_rate_per_second,
+        options.revoke_burst,
+    );
+    let verifier = Verifier::new(keyring, view.clone(), clock.clone())
         .with_staleness(settings.max_staleness, settings.stale_policy);
-    let identity = NodeIdentity {
-        node_id: format!("{}/{}", options.cell, uuid::Uuid::new_v4()),
-        cell: options.cell.clone(),
-    };
     let sync = sync::spawn(
         view,
         read,
         keys,
-        Some(sync::Reporting { primary, identity }),
+        Some(sync::Reporting {
+            primary,
+            identity,
+            clock,
+            prefix: settings.prefix.clone(),
+        }),
     );
     let authority = Arc::new(Authority::new(
         store,
@@ -242,6 +322,9 @@ pub async fn with_redis(
             cell: options.cell.clone(),
             endpoint: options.endpoint.clone(),
             limiter,
+            revocation_limiter,
+            max_token_id_revocations: options.max_token_id_revocations,
+            max_confirmations: options.max_confirmations,
         },
     ));
     Ok(RedisNode { authority, sync })

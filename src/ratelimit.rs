@@ -77,22 +77,31 @@ return 0
 pub struct RedisRateLimiter {
     conn: redis::aio::ConnectionManager,
     keys: crate::store::redis::Keys,
+    /// Prefix of the account's bucket name: each limited kind of operation has its own.
+    bucket: &'static str,
     interval_ms: u64,
     burst: u32,
     script: redis::Script,
     fallback: LocalRateLimiter,
 }
 
+/// The bucket of token vending and key creation.
+pub const VENDING: &str = "";
+/// The bucket of the revocation endpoints.
+pub const REVOCATIONS: &str = "revoke:";
+
 impl RedisRateLimiter {
     pub fn new(
         conn: redis::aio::ConnectionManager,
         keys: crate::store::redis::Keys,
+        bucket: &'static str,
         per_second: NonZeroU32,
         burst: NonZeroU32,
     ) -> Self {
         RedisRateLimiter {
             conn,
             keys,
+            bucket,
             interval_ms: (1000 / u64::from(per_second.get())).max(1),
             burst: burst.get(),
             script: redis::Script::new(GCRA),
@@ -106,7 +115,7 @@ impl RateLimiter for RedisRateLimiter {
     async fn acquire(&self, account: &str) -> Result<(), Duration> {
         let waited: redis::RedisResult<u64> = self
             .script
-            .key(self.keys.rate(account))
+            .key(self.keys.rate(&format!("{}{account}", self.bucket)))
             .arg(self.interval_ms)
             .arg(self.burst)
             .invoke_async(&mut self.conn.clone())
@@ -119,6 +128,22 @@ impl RateLimiter for RedisRateLimiter {
                 self.fallback.acquire(account).await
             }
         }
+    }
+}
+
+/// Builds the shared limiter of one bucket for a configured rate: 0 means unlimited.
+pub fn shared(
+    conn: redis::aio::ConnectionManager,
+    keys: crate::store::redis::Keys,
+    bucket: &'static str,
+    per_second: u32,
+    burst: u32,
+) -> Box<dyn RateLimiter> {
+    match (NonZeroU32::new(per_second), NonZeroU32::new(burst.max(1))) {
+        (Some(rate), Some(burst)) => {
+            Box::new(RedisRateLimiter::new(conn, keys, bucket, rate, burst))
+        }
+        _ => Box::new(Unlimited),
     }
 }
 

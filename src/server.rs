@@ -241,11 +241,24 @@ async fn watch_health(
     draining: Arc<AtomicBool>,
 ) {
     let mut last = None;
+    let mut was_stale = false;
     loop {
         if draining.load(Ordering::SeqCst) {
             return;
         }
-        let serving = authority.verifier().is_serving();
+        let verifier = authority.verifier();
+        // Under either policy a stale view is said out loud (under `serve`, checks go on).
+        let stale = verifier.view().is_loaded() && verifier.is_stale();
+        if stale != was_stale {
+            let age_ms = verifier.view_age().as_millis() as u64;
+            if stale {
+                tracing::warn!(age_ms, policy = ?verifier.stale_policy(), "the revocation view is stale: no fresh data from the Redis primary has come through this cell's replica within --max-staleness");
+            } else {
+                tracing::info!(age_ms, "the revocation view is fresh again");
+            }
+            was_stale = stale;
+        }
+        let serving = verifier.is_serving();
         if last != Some(serving) {
             let status = if serving {
                 ServingStatus::Serving

@@ -26,10 +26,35 @@ pub struct KeyRecord {
     pub token_id: Option<String>,
     pub created_by: String,
     pub issued_at: u64,
+    /// Issue time in epoch ms (0 in records written before it was kept: `issued_at` then).
+    #[serde(default)]
+    pub issued_at_ms: u64,
+    /// For an SDK-made key, the chain of credentials that made it, nearest first (revoking any
+    /// of them revokes it), and the chain's earliest issue time (ms).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ancestors: Vec<String>,
+    #[serde(default)]
+    pub origin_issued_at_ms: u64,
     pub expires_at: Option<u64>,
     pub revoked_at: Option<u64>,
     /// SHA-256 (hex) of the key's single-use refresh token (SDK-made keys only).
     pub refresh_hash: Option<String>,
+}
+
+impl KeyRecord {
+    /// The chain's earliest issue time in epoch ms, as issued-before watermarks compare it.
+    pub fn origin_ms(&self) -> u64 {
+        let own = if self.issued_at_ms > 0 {
+            self.issued_at_ms
+        } else {
+            self.issued_at.saturating_mul(1000)
+        };
+        if self.origin_issued_at_ms > 0 {
+            self.origin_issued_at_ms.min(own)
+        } else {
+            own
+        }
+    }
 }
 
 /// A custom role.
@@ -105,6 +130,9 @@ pub enum StoreError {
     AlreadyExists(String),
     #[error("{0}")]
     FailedPrecondition(String),
+    /// A per-account quota is used up; nothing was changed.
+    #[error("{0}")]
+    QuotaExceeded(String),
     /// The store could not be reached; nothing was changed.
     #[error("state store unavailable: {0}")]
     Unavailable(String),
@@ -146,12 +174,38 @@ pub trait Store: Send + Sync + 'static {
         audit: Option<&AuditRecord>,
     ) -> StoreResult<(KeyRecord, Option<String>)>;
 
-    /// Publishes a revocation that has no key record (a token, a token id, a watermark).
+    /// Publishes the revocation of a credential that has no key record (a disposable token),
+    /// by id: an [`Event::CredentialRevoked`]; any other event is refused.
     async fn revoke(
         &self,
         event: Event,
         audit: Option<&AuditRecord>,
     ) -> StoreResult<Option<String>>;
+
+    /// Publishes a token-id revocation ([`Event::TokenIdRevoked`]; any other event is refused),
+    /// dropping the account's revocations that ended by `now` (epoch seconds) first.
+    /// `QuotaExceeded` if the account already has `max_live` others in force. A revocation
+    /// of the same token id and scope keeps the later end.
+    async fn revoke_token_id(
+        &self,
+        event: Event,
+        now: u64,
+        max_live: usize,
+        audit: Option<&AuditRecord>,
+    ) -> StoreResult<Option<String>>;
+
+    /// Raises the account's issued-before watermark: to `before_ms` when given, else to just
+    /// after the current time on the store's clock (for Redis, the primary's `TIME`; the
+    /// embedded store uses `now_ms`), and in any case above every earlier cut, so that a
+    /// credential stamped at the previous watermark cannot survive a later cut. Returns the
+    /// watermark in force (epoch ms) and the revocation's event id.
+    async fn revoke_issued_before(
+        &self,
+        account: &str,
+        before_ms: Option<u64>,
+        now_ms: u64,
+        audit: Option<&AuditRecord>,
+    ) -> StoreResult<(u64, Option<String>)>;
 
     /// Records an event that is not part of a mutation (a signing key rotation).
     async fn append_audit(&self, audit: &AuditRecord) -> StoreResult<()>;

@@ -6,10 +6,15 @@
 //!    token (a token can never mint another);
 //! 2. its ip_filter admits the caller's address;
 //! 3. the request is well formed (INVALID_ARGUMENT naming the field);
-//! 4. the caller holds every permission it delegates (PERMISSION_DENIED naming the first
-//!    statement that exceeds it); the child keeps the caller's ip_filter conditions;
+//! 4. the caller holds every permission it delegates, by its own permissions and by its root
+//!    role's current ones (PERMISSION_DENIED naming the first statement that exceeds it); the
+//!    child keeps the caller's ip_filter conditions;
 //! 5. the account is within its vending rate (RESOURCE_EXHAUSTED with `retry-after`);
-//! 6. the token never outlives its parent: `valid_until` is the earlier of the two.
+//! 6. the token never outlives its parent or any ancestor: `valid_until` is the earliest.
+//!
+//! Every credential minted here records its chain (`anc`), its root role (`rr`) and the
+//! earliest ancestor expiry (`aexp`), so that at every later check it is bounded by its root
+//! role's current permissions and dies with any ancestor (see [`crate::verifier`]).
 
 use std::net::IpAddr;
 
@@ -55,6 +60,14 @@ struct InlineKey {
     description: String,
 }
 
+/// The earlier of two optional expiries (`None`: never).
+fn earliest(a: Option<u64>, b: Option<u64>) -> Option<u64> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
+
 /// Lifetime of an SDK-made key.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum KeyLifetime {
@@ -84,7 +97,7 @@ impl Authority {
                 "a disposable token cannot mint tokens or keys: use an API key".into(),
             ));
         }
-        if !permissions::admits_peer(&principal.permissions, peer) {
+        if !principal.admits_peer(peer) {
             return Err(Error::PermissionDenied(
                 "the calling key's ip_filter does not allow this peer address".into(),
             ));
@@ -96,15 +109,15 @@ impl Authority {
     /// test, naming the first statement that exceeds the caller.
     fn delegated_set(
         &self,
-        parent: &PermissionSet,
+        parent: &Principal,
         field: &str,
         statements: Vec<Rule>,
     ) -> Result<PermissionSet> {
         let child = PermissionSet {
             grant: Grant::Rules(statements),
-            conditions: parent.conditions.clone(),
+            conditions: parent.conditions(),
         };
-        permissions::check_delegation(parent, &child).map_err(|e| match e {
+        parent.check_delegation(&child).map_err(|e| match e {
             Exceeds::Rule { index, ops } => Error::PermissionDenied(format!(
                 "{field}.explicit.permissions[{index}] exceeds the calling key's permissions ({ops:?} not held)"
             )),
@@ -119,16 +132,27 @@ impl Authority {
         kind: &str,
         set: &PermissionSet,
         token_id: Option<String>,
-        now: u64,
+        stamp_ms: u64,
         expires_at: Option<u64>,
-    ) -> Claims {
+    ) -> Result<Claims> {
         let Grant::Rules(rules) = &set.grant else {
-            unreachable!("delegated sets are explicit: super-user is refused before this point")
+            return Err(Error::Internal(
+                "a delegated set is never super-user: the subset test refuses it first".into(),
+            ));
         };
         let c = &parent.credential;
-        Claims {
+        let root_role = match (&c.root_role, &c.authority) {
+            (Some(root), _) => root.clone(),
+            (None, credential::Authority::Role(role)) => role.clone(),
+            (None, credential::Authority::Inline(_)) => {
+                return Err(Error::Internal(
+                    "a credential with inline permissions always names its root role".into(),
+                ))
+            }
+        };
+        Ok(Claims {
             t: kind.into(),
-            jti: uuid::Uuid::now_v7().to_string(),
+            jti: crate::authority::credential_id(stamp_ms),
             sub: c.account.clone(),
             role: None,
             p: Some(rules.iter().map(credential::encode_rule).collect()),
@@ -138,10 +162,13 @@ impl Authority {
                 .collect(),
             tid: token_id,
             cell: Some(self.cell().to_owned()),
-            iat: now,
-            oiat: Some(c.origin_issued_at),
+            iat: stamp_ms / 1000,
+            iatm: Some(stamp_ms),
+            oiatm: Some(c.origin_issued_at_ms.min(stamp_ms)),
+            rr: Some(root_role),
+            aexp: earliest(c.expires_at, c.chain_expires_at),
             exp: expires_at,
-        }
+        })
     }
 
     fn sign_bounded(&self, claims: &Claims) -> Result<String> {
@@ -182,22 +209,24 @@ impl Authority {
         };
         let statements = statements?;
         validate_token_id("token_id", token_id)?;
-        let set = self.delegated_set(&parent.permissions, "permissions", statements)?;
+        let set = self.delegated_set(&parent, "permissions", statements)?;
         self.rate_limit(&parent.credential.account).await?;
-        let now = self.clock().now();
-        let mut valid_until = now + u64::from(valid_for);
-        if let Some(parent_exp) = parent.credential.expires_at {
-            valid_until = valid_until.min(parent_exp);
-        }
+        let stamp = self.stamp(&parent.credential.account);
+        let c = &parent.credential;
+        let valid_until = earliest(
+            Some(stamp / 1000 + u64::from(valid_for)),
+            earliest(c.expires_at, c.chain_expires_at),
+        )
+        .unwrap_or(stamp / 1000);
         let token_id = (!token_id.is_empty()).then(|| token_id.to_owned());
         let claims = self.child_claims(
             &parent,
             credential::TYPE_DISPOSABLE,
             &set,
             token_id,
-            now,
+            stamp,
             Some(valid_until),
-        );
+        )?;
         let token = self.sign_bounded(&claims)?;
         crate::metrics::bump(&crate::metrics::COUNTERS.tokens_issued);
         tracing::info!(
@@ -228,17 +257,17 @@ impl Authority {
         description: &str,
     ) -> Result<MintedKey> {
         let parent = self.vending_caller(credential, peer)?;
-        permissions::evaluate(
-            &parent.permissions,
-            permissions::Action::AuthWrite,
-            &permissions::Resource::default(),
-            peer,
-        )
-        .map_err(|_| {
-            Error::PermissionDenied(
-                "creating an API key needs AuthWrite in the calling key's permissions".into(),
+        parent
+            .evaluate(
+                permissions::Action::AuthWrite,
+                &permissions::Resource::default(),
+                peer,
             )
-        })?;
+            .map_err(|_| {
+                Error::PermissionDenied(
+                    "creating an API key needs AuthWrite in the calling key's permissions".into(),
+                )
+            })?;
         let lifetime = match lifetime {
             None => return Err(Invalid::new("expiry", "required: set never or expires").into()),
             Some(KeyLifetime::Seconds(0)) => {
@@ -249,7 +278,7 @@ impl Authority {
         let statements = statements?;
         validate_token_id("token_id", token_id)?;
         let description = validate_optional_description("description", description)?;
-        let set = self.delegated_set(&parent.permissions, "permissions", statements)?;
+        let set = self.delegated_set(&parent, "permissions", statements)?;
         self.rate_limit(&parent.credential.account).await?;
         let token_id = (!token_id.is_empty()).then(|| token_id.to_owned());
         let description = if description.is_empty() {
@@ -281,23 +310,23 @@ impl Authority {
             token_id,
             description,
         } = key;
-        let now = self.clock().now();
-        let mut expires_at = match lifetime {
+        let stamp = self.stamp(&parent.credential.account);
+        let now = stamp / 1000;
+        let own = match lifetime {
             KeyLifetime::Never => None,
             KeyLifetime::Seconds(s) => Some(now + u64::from(s)),
         };
-        // A key never outlives the credential that made it.
-        if let Some(parent_exp) = parent.credential.expires_at {
-            expires_at = Some(expires_at.map_or(parent_exp, |e| e.min(parent_exp)));
-        }
+        // A key never outlives the credential that made it, nor any of that one's ancestors.
+        let c = &parent.credential;
+        let expires_at = earliest(own, earliest(c.expires_at, c.chain_expires_at));
         let claims = self.child_claims(
             parent,
             credential::TYPE_API_KEY,
             &set,
             token_id.clone(),
-            now,
+            stamp,
             expires_at,
-        );
+        )?;
         let token = self.sign_bounded(&claims)?;
         let refresh_token = new_refresh_token();
         let record = KeyRecord {
@@ -309,6 +338,9 @@ impl Authority {
             token_id,
             created_by: parent.credential.id.clone(),
             issued_at: now,
+            issued_at_ms: stamp,
+            ancestors: claims.anc.clone(),
+            origin_issued_at_ms: claims.oiatm.unwrap_or(stamp),
             expires_at,
             revoked_at: None,
             refresh_hash: Some(refresh_hash(&refresh_token)),
@@ -387,7 +419,7 @@ impl Authority {
                 "api_key: a disposable token cannot be refreshed".into(),
             ));
         }
-        if !permissions::admits_peer(&old.permissions, peer) {
+        if !old.admits_peer(peer) {
             return Err(Error::PermissionDenied(
                 "the key's ip_filter does not allow this peer address".into(),
             ));
@@ -402,6 +434,18 @@ impl Authority {
                     "api_key: only keys made by GenerateApiToken can be refreshed".into(),
                 )
             })?;
+        // The key that made it must still be alive: a refresh never outlives the maker (the
+        // verifier already refused a chain that was revoked or whose `aexp` passed; the maker's
+        // record is checked too, as the system of record has it now).
+        let maker_id = c.ancestors.first().ok_or_else(|| {
+            Error::FailedPrecondition(
+                "api_key: only keys made by GenerateApiToken can be refreshed".into(),
+            )
+        })?;
+        match self.store().get_key(&c.account, maker_id).await? {
+            Some(maker) if self.key_status(&maker) == crate::authority::KeyStatus::Active => {}
+            _ => return Err(Error::Unauthenticated(CredentialError::MakerGone)),
+        }
         let lifetime = match record.expires_at {
             None => KeyLifetime::Never,
             Some(exp) => KeyLifetime::Seconds(
@@ -409,15 +453,19 @@ impl Authority {
             ),
         };
         self.rate_limit(&c.account).await?;
-        // The successor keeps the old key's parent chain, so revoking the parent still kills it.
+        // The successor keeps the old key's chain (so revoking any ancestor still kills it),
+        // its root role (which bounds it at every check) and its chain's expiry bound (which it
+        // never outlives, however often it is refreshed).
         let parent = Principal {
             credential: std::sync::Arc::new(credential::Credential {
-                id: c.ancestors.first().cloned().unwrap_or_else(|| c.id.clone()),
+                id: maker_id.clone(),
                 ancestors: c.ancestors.iter().skip(1).cloned().collect(),
-                expires_at: None,
+                expires_at: c.chain_expires_at,
+                chain_expires_at: None,
                 ..(**c).clone()
             }),
             permissions: old.permissions.clone(),
+            bound: old.bound.clone(),
         };
         let key = InlineKey {
             set: (*old.permissions).clone(),

@@ -15,6 +15,21 @@
 //! next check looks again. A cache hit therefore costs one cache lookup, two atomic loads and
 //! the permission evaluation: no JSON, no signature, no lock but the cache shard's read lock,
 //! no Redis, and no log line.
+//!
+//! The cache is bounded by bytes, not entries (a credential may be up to 8 KiB, so a count
+//! bound alone would let large tokens take a gigabyte): each entry weighs its token twice (the
+//! key, and the decoded claims, which grow with it) plus a fixed overhead.
+//!
+//! # Derived credentials are bounded by their root
+//!
+//! A derived credential (disposable token, SDK-made key, and whatever is refreshed from them)
+//! may do what its own inline permissions allow *and* what the role of the role-bound key at the
+//! root of its chain allows at check time ([`Principal::bound`]). Every key between them has
+//! fixed inline permissions that already contained the child's at mint (the subset test), so
+//! the root role is the one thing that can change: narrowing a role narrows every credential
+//! minted from its keys on the next check, in every cell (the role change is an event like a
+//! revocation, and bumps the view generation). Both sets must allow an action; a delegation
+//! must fit within both.
 
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -26,19 +41,77 @@ use arc_swap::ArcSwap;
 use crate::clock::Clock;
 use crate::credential::{self, Authority, Credential, CredentialError};
 use crate::keyring::KeyRing;
-use crate::permissions::{self, system, Action, Denial, PermissionSet, Resource};
+use crate::permissions::{
+    self, system, Action, Condition, Denial, Exceeds, PermissionSet, Resource,
+};
 use crate::view::View;
 
 /// Clock skew tolerated on `exp` and `iat`, in seconds.
 pub const LEEWAY_SECS: u64 = 5;
-/// Default number of verified credentials kept.
-pub const DEFAULT_CACHE_CAPACITY: usize = 100_000;
+/// Default memory budget of the verified-credential cache, in bytes.
+pub const DEFAULT_CACHE_BYTES: u64 = 64 * 1024 * 1024;
+/// What a cache entry costs beyond its token (the entry, the decoded credential's fixed part).
+const ENTRY_OVERHEAD_BYTES: u64 = 512;
 
 /// An authenticated credential and the permissions it has right now.
 #[derive(Clone, Debug)]
 pub struct Principal {
     pub credential: Arc<Credential>,
+    /// Its own permissions: its role's (role-bound key) or its inline set.
     pub permissions: Arc<PermissionSet>,
+    /// For a derived credential, its root role's current permissions: what it may do is the
+    /// intersection of both (see the module docs).
+    pub bound: Option<Arc<PermissionSet>>,
+}
+
+impl Principal {
+    /// Whether both its own permissions and its bound allow `action` on `resource` from `peer`.
+    pub fn evaluate(
+        &self,
+        action: Action,
+        resource: &Resource<'_>,
+        peer: Option<IpAddr>,
+    ) -> Result<(), Denial> {
+        permissions::evaluate(&self.permissions, action, resource, peer)?;
+        match &self.bound {
+            Some(bound) => permissions::evaluate(bound, action, resource, peer),
+            None => Ok(()),
+        }
+    }
+
+    /// Whether its conditions (and its bound's) admit a caller at `peer`.
+    pub fn admits_peer(&self, peer: Option<IpAddr>) -> bool {
+        permissions::admits_peer(&self.permissions, peer)
+            && self
+                .bound
+                .as_ref()
+                .is_none_or(|b| permissions::admits_peer(b, peer))
+    }
+
+    /// The subset test against both its own permissions and its bound.
+    pub fn check_delegation(&self, child: &PermissionSet) -> Result<(), Exceeds> {
+        permissions::check_delegation(&self.permissions, child)?;
+        match &self.bound {
+            Some(bound) => permissions::check_delegation(bound, child),
+            None => Ok(()),
+        }
+    }
+
+    /// The conditions anything it delegates must keep: its own and its bound's.
+    pub fn conditions(&self) -> Vec<Condition> {
+        let mut conditions = self.permissions.conditions.clone();
+        for c in self.bound.iter().flat_map(|b| b.conditions.iter()) {
+            if !conditions.contains(c) {
+                conditions.push(c.clone());
+            }
+        }
+        conditions
+    }
+
+    /// Super-user, with nothing bounding it.
+    pub fn is_super_user(&self) -> bool {
+        self.permissions.is_super_user() && self.bound.as_ref().is_none_or(|b| b.is_super_user())
+    }
 }
 
 /// What a node does when its revocation view is older than the bound.
@@ -191,10 +264,32 @@ impl KeyRingHandle {
     }
 }
 
+/// What a credential may do, as resolved against the view: its own set and its bound.
+type Resolution = Result<(Arc<PermissionSet>, Option<Arc<PermissionSet>>), CredentialError>;
+
 /// A verdict about a cached credential, valid while the view stays at `generation`.
 struct Resolved {
     generation: u64,
-    outcome: Result<Arc<PermissionSet>, CredentialError>,
+    outcome: Resolution,
+}
+
+/// Weighs cache entries in bytes (see the module docs).
+#[derive(Clone, Copy, Debug, Default)]
+struct EntryWeighter;
+
+impl quick_cache::Weighter<Box<str>, Arc<Entry>> for EntryWeighter {
+    fn weight(&self, key: &Box<str>, _entry: &Arc<Entry>) -> u64 {
+        (key.len() as u64).saturating_mul(2) + ENTRY_OVERHEAD_BYTES
+    }
+}
+
+type CredentialCache = quick_cache::sync::Cache<Box<str>, Arc<Entry>, EntryWeighter>;
+
+fn new_cache(bytes: u64) -> CredentialCache {
+    let bytes = bytes.max(ENTRY_OVERHEAD_BYTES * 16);
+    // The item estimate only sizes the initial tables; the byte budget is the bound.
+    let estimated_items = usize::try_from(bytes / 1024).unwrap_or(usize::MAX).max(16);
+    quick_cache::sync::Cache::with_weighter(estimated_items, bytes, EntryWeighter)
 }
 
 struct Entry {
@@ -208,7 +303,7 @@ pub struct Verifier {
     keys: Arc<KeyRingHandle>,
     view: Arc<View>,
     clock: Arc<dyn Clock>,
-    cache: Arc<quick_cache::sync::Cache<Box<str>, Arc<Entry>>>,
+    cache: Arc<CredentialCache>,
     max_staleness: Duration,
     stale_policy: StalePolicy,
     stats: Arc<Stats>,
@@ -239,17 +334,22 @@ impl Verifier {
             keys,
             view,
             clock,
-            cache: Arc::new(quick_cache::sync::Cache::new(DEFAULT_CACHE_CAPACITY)),
+            cache: Arc::new(new_cache(DEFAULT_CACHE_BYTES)),
             max_staleness: Duration::from_secs(30),
             stale_policy: StalePolicy::Serve,
             stats: Arc::new(Stats::default()),
         }
     }
 
-    /// Sets how many verified credentials are kept (at least 1).
-    pub fn with_cache_capacity(mut self, capacity: usize) -> Self {
-        self.cache = Arc::new(quick_cache::sync::Cache::new(capacity.max(1)));
+    /// Sets the memory budget of the verified-credential cache, in bytes.
+    pub fn with_cache_bytes(mut self, bytes: u64) -> Self {
+        self.cache = Arc::new(new_cache(bytes));
         self
+    }
+
+    /// Bytes the verified-credential cache holds now, and its budget.
+    pub fn cache_weight(&self) -> (u64, u64) {
+        (self.cache.weight(), self.cache.capacity())
     }
 
     /// Sets what happens when the view is older than `max_staleness`.
@@ -275,9 +375,18 @@ impl Verifier {
         &self.stats
     }
 
+    /// How far behind the primary the view may be now.
+    pub fn view_age(&self) -> Duration {
+        self.view.age(self.clock.now_ms())
+    }
+
+    pub fn stale_policy(&self) -> StalePolicy {
+        self.stale_policy
+    }
+
     /// Whether the view is older than the bound.
     pub fn is_stale(&self) -> bool {
-        self.view.age() > self.max_staleness
+        self.view_age() > self.max_staleness
     }
 
     /// Whether this node can judge credentials now (health: SERVING).
@@ -319,13 +428,26 @@ impl Verifier {
         {
             return Err(CredentialError::Expired);
         }
+        // An ancestor that expired takes its descendants with it (even where a refresh of an
+        // expired key is allowed: the key that made it is gone).
+        if credential
+            .chain_expires_at
+            .is_some_and(|exp| now >= exp.saturating_add(LEEWAY_SECS))
+        {
+            return Err(if check_expiry {
+                CredentialError::Expired
+            } else {
+                CredentialError::MakerGone
+            });
+        }
         if credential.issued_at > now.saturating_add(LEEWAY_SECS) {
             return Err(CredentialError::NotYetValid);
         }
-        let permissions = self.resolve(&entry)?;
+        let (permissions, bound) = self.resolve(&entry, now)?;
         Ok(Principal {
             credential: entry.credential.clone(),
             permissions,
+            bound,
         })
     }
 
@@ -339,6 +461,7 @@ impl Verifier {
             let expired_long_ago = entry
                 .credential
                 .expires_at
+                .or(entry.credential.chain_expires_at)
                 .is_some_and(|exp| now >= exp.saturating_add(LEEWAY_SECS));
             if entry.credential.kid_generation == generation && !expired_long_ago {
                 self.stats.cache_hits.fetch_add(1, Ordering::Relaxed);
@@ -368,7 +491,7 @@ impl Verifier {
     }
 
     /// Revocation and role lookup, reused while the view's generation is unchanged.
-    fn resolve(&self, entry: &Entry) -> Result<Arc<PermissionSet>, CredentialError> {
+    fn resolve(&self, entry: &Entry, now: u64) -> Resolution {
         // Read the generation before looking: a change made during the lookups leaves this
         // verdict tagged with the older generation, so the next check recomputes.
         let generation = self.view.generation();
@@ -377,20 +500,26 @@ impl Verifier {
             return cached.outcome.clone();
         }
         let c = &entry.credential;
+        let role = |role_id: &str| {
+            system_role(role_id)
+                .or_else(|| self.view.role(&c.account, role_id))
+                .ok_or(CredentialError::RoleNotFound)
+        };
         let outcome = if self.view.is_revoked_ids(
             &c.account,
-            c.origin_issued_at,
+            c.origin_issued_at_ms,
             &c.revocation_ids,
             c.token_id.as_deref().filter(|_| c.disposable),
+            now,
         ) {
             Err(CredentialError::Revoked)
         } else {
-            match &c.authority {
+            let own = match &c.authority {
                 Authority::Inline(set) => Ok(set.clone()),
-                Authority::Role(role_id) => system_role(role_id)
-                    .or_else(|| self.view.role(&c.account, role_id))
-                    .ok_or(CredentialError::RoleNotFound),
-            }
+                Authority::Role(role_id) => role(role_id),
+            };
+            let bound = c.root_role.as_deref().map(role).transpose();
+            own.and_then(|own| Ok((own, bound?)))
         };
         entry.resolved.store(Arc::new(Resolved {
             generation,
@@ -418,7 +547,8 @@ impl Verifier {
                 };
             }
         };
-        let outcome = permissions::evaluate(&principal.permissions, action, resource, peer)
+        let outcome = principal
+            .evaluate(action, resource, peer)
             .map_err(|denial| match denial {
                 Denial::Permission => (
                     Reason::Permission,

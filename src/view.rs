@@ -7,8 +7,8 @@
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, OnceLock, RwLock};
-use std::time::{Duration, Instant};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
@@ -17,12 +17,29 @@ use crate::permissions::PermissionSet;
 /// A change to the live view. Every store mutation that affects checks produces one.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Event {
-    /// An API key or a disposable token (by jti) of the account is revoked.
-    CredentialRevoked { account: String, id: String },
-    /// A disposable token is revoked by its caller-chosen token id.
-    TokenIdRevoked { account: String, token_id: String },
-    /// Every credential of the account issued before `before` is revoked.
-    IssuedBefore { account: String, before: u64 },
+    /// An API key or a disposable token (by jti) of the account is revoked. With `by`, the
+    /// revocation is scoped: it applies only to a credential that has the key `by` among its
+    /// ancestors (a key may revoke what it made, and nothing else; see
+    /// [`crate::authority::Authority::revoke_token`]).
+    CredentialRevoked {
+        account: String,
+        id: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        by: Option<String>,
+    },
+    /// Disposable tokens are revoked by their caller-chosen token id until `until` (epoch
+    /// seconds), then the revocation is dropped everywhere. With `by`, only tokens that have
+    /// the key `by` among their ancestors are affected.
+    TokenIdRevoked {
+        account: String,
+        token_id: String,
+        until: u64,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        by: Option<String>,
+    },
+    /// Every credential of the account whose chain was issued before `before_ms` (epoch
+    /// milliseconds) is revoked.
+    IssuedBefore { account: String, before_ms: u64 },
     /// A custom role was created or changed.
     RoleSet {
         account: String,
@@ -31,6 +48,19 @@ pub enum Event {
     },
     /// A custom role was deleted.
     RoleDeleted { account: String, role_id: String },
+}
+
+impl Event {
+    /// The account the event belongs to.
+    pub fn account(&self) -> &str {
+        match self {
+            Event::CredentialRevoked { account, .. }
+            | Event::TokenIdRevoked { account, .. }
+            | Event::IssuedBefore { account, .. }
+            | Event::RoleSet { account, .. }
+            | Event::RoleDeleted { account, .. } => account,
+        }
+    }
 }
 
 /// A credential id as the view stores it: ids authcell mints are UUIDs, held as 16 bytes (a
@@ -50,6 +80,13 @@ impl CredentialId {
     }
 }
 
+/// A token-id revocation: until when, and whose tokens (`None`: every token of the account).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct TokenIdRevocation {
+    until: u64,
+    by: Option<u128>,
+}
+
 /// Everything the view knows about one account. Revocations are scoped by account, so one
 /// account can never revoke (or probe) another's credentials, and lookups by `&str` need no
 /// allocation.
@@ -57,9 +94,50 @@ impl CredentialId {
 struct AccountState {
     revoked: HashSet<u128>,
     revoked_other: HashSet<Box<str>>,
-    revoked_token_ids: HashSet<String>,
-    watermark: u64,
+    /// Scoped revocations: credential id -> the keys whose descendants it is revoked for.
+    revoked_scoped: HashMap<u128, Vec<u128>>,
+    revoked_token_ids: HashMap<String, Vec<TokenIdRevocation>>,
+    /// Issued-before watermark, epoch milliseconds.
+    watermark_ms: u64,
     roles: HashMap<String, Arc<PermissionSet>>,
+}
+
+impl AccountState {
+    /// Adds every revocation of `other` (a union: revocations are only ever added).
+    fn absorb_revocations(&mut self, other: AccountState) {
+        self.revoked.extend(other.revoked);
+        self.revoked_other.extend(other.revoked_other);
+        for (id, by) in other.revoked_scoped {
+            let entry = self.revoked_scoped.entry(id).or_default();
+            for b in by {
+                if !entry.contains(&b) {
+                    entry.push(b);
+                }
+            }
+        }
+        for (token_id, entries) in other.revoked_token_ids {
+            for e in entries {
+                add_token_id_revocation(
+                    self.revoked_token_ids.entry(token_id.clone()).or_default(),
+                    e,
+                );
+            }
+        }
+        self.watermark_ms = self.watermark_ms.max(other.watermark_ms);
+    }
+}
+
+/// Adds a token-id revocation; one of the same scope keeps the later `until` (a revocation is
+/// never shortened).
+fn add_token_id_revocation(entries: &mut Vec<TokenIdRevocation>, new: TokenIdRevocation) {
+    match entries.iter_mut().find(|e| e.by == new.by) {
+        Some(e) => e.until = e.until.max(new.until),
+        None => entries.push(new),
+    }
+}
+
+fn uuid_of(id: &str) -> Option<u128> {
+    uuid::Uuid::try_parse(id).ok().map(|u| u.as_u128())
 }
 
 /// The live view. Reads vastly outnumber writes (every check reads; only revocations and role
@@ -69,9 +147,13 @@ pub struct View {
     /// Whether the view was ever loaded from the store. An empty, never-loaded view must not let
     /// revoked credentials through, so checks are refused until this is set.
     loaded: AtomicBool,
-    /// Milliseconds (since [`epoch`]) of the last successful sync with the store, or
-    /// `u64::MAX` for a view that is the system of record itself (embedded mode).
-    synced_at_ms: AtomicU64,
+    /// The time (epoch ms, on the primary's clock) up to which the view is known to hold every
+    /// change the primary had: the newest heartbeat stamp that came through the replica before
+    /// the view had applied everything the replica held. `u64::MAX` for a view that is the
+    /// system of record itself (embedded mode). Freshness is measured by data from the primary,
+    /// not by whether the replica answers: a replica cut off from its primary keeps answering
+    /// with old data, and its heartbeat stamp stops moving.
+    fresh_as_of_ms: AtomicU64,
     /// Bumped by every change. A verdict computed at generation g stays valid while the
     /// generation is still g, which lets the verifier skip the lookups on a cache hit without
     /// ever missing a revocation or role change.
@@ -84,33 +166,23 @@ impl Default for View {
     }
 }
 
-/// A process-local monotonic origin for sync times.
-fn epoch() -> Instant {
-    static EPOCH: OnceLock<Instant> = OnceLock::new();
-    *EPOCH.get_or_init(Instant::now)
-}
-
-fn now_ms() -> u64 {
-    u64::try_from(epoch().elapsed().as_millis()).unwrap_or(u64::MAX - 1)
-}
-
 impl View {
     /// A view that is itself the system of record (embedded store): always loaded and fresh.
     pub fn new() -> Self {
         View {
             accounts: RwLock::new(HashMap::new()),
             loaded: AtomicBool::new(true),
-            synced_at_ms: AtomicU64::new(u64::MAX),
+            fresh_as_of_ms: AtomicU64::new(u64::MAX),
             generation: AtomicU64::new(1),
         }
     }
 
-    /// A view fed from a remote store: not loaded until [`View::replace`] is first called.
+    /// A view fed from a remote store: not loaded until [`View::reload`] is first called.
     pub fn tracked() -> Self {
         View {
             accounts: RwLock::new(HashMap::new()),
             loaded: AtomicBool::new(false),
-            synced_at_ms: AtomicU64::new(0),
+            fresh_as_of_ms: AtomicU64::new(0),
             generation: AtomicU64::new(1),
         }
     }
@@ -119,34 +191,43 @@ impl View {
         self.loaded.load(Ordering::Acquire)
     }
 
-    /// Records a successful sync with the store now.
-    pub fn mark_synced(&self) {
-        if self.synced_at_ms.load(Ordering::Relaxed) != u64::MAX {
-            self.synced_at_ms.store(now_ms(), Ordering::Release);
-        }
+    /// Records that the view holds every change the primary had at `as_of_ms` (its clock).
+    /// Freshness only moves forward.
+    pub fn mark_fresh(&self, as_of_ms: u64) {
+        let _ = self
+            .fresh_as_of_ms
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |current| {
+                (current != u64::MAX && as_of_ms > current).then_some(as_of_ms)
+            });
     }
 
-    /// Time since the last successful sync; zero for an embedded view.
-    pub fn age(&self) -> Duration {
-        match self.synced_at_ms.load(Ordering::Acquire) {
+    /// How far behind the primary the view may be at `now_ms` (the primary's clock); zero for
+    /// an embedded view.
+    pub fn age(&self, now_ms: u64) -> Duration {
+        match self.fresh_as_of_ms.load(Ordering::Acquire) {
             u64::MAX => Duration::ZERO,
-            at => Duration::from_millis(now_ms().saturating_sub(at)),
+            at => Duration::from_millis(now_ms.saturating_sub(at)),
         }
     }
 
-    /// Replaces the whole state by the result of applying `events` to an empty view (a full
-    /// load or reload), atomically for readers, and marks the view loaded and synced.
-    pub fn replace(&self, events: impl IntoIterator<Item = Event>) {
+    /// A full load or reload: applies `events` to an empty state, then takes its roles and adds
+    /// every revocation the view already held (revocations are only ever added, so a reload
+    /// from a source that lost some, such as a replica that restarted empty or a primary
+    /// restored from an old backup, never resurrects a credential). Atomic for readers; marks
+    /// the view loaded.
+    pub fn reload(&self, events: impl IntoIterator<Item = Event>) {
         let mut fresh = HashMap::new();
         for event in events {
             apply_to(&mut fresh, &event);
         }
         let mut accounts = self.accounts.write().unwrap_or_else(|e| e.into_inner());
+        for (name, old) in std::mem::take(&mut *accounts) {
+            fresh.entry(name).or_default().absorb_revocations(old);
+        }
         *accounts = fresh;
         self.generation.fetch_add(1, Ordering::AcqRel);
         drop(accounts);
         self.loaded.store(true, Ordering::Release);
-        self.mark_synced();
     }
 
     fn read(&self) -> std::sync::RwLockReadGuard<'_, HashMap<String, AccountState>> {
@@ -164,49 +245,87 @@ impl View {
         self.generation.fetch_add(1, Ordering::AcqRel);
     }
 
+    /// Drops token-id revocations that ended at or before `now` (epoch seconds). Returns how
+    /// many were dropped.
+    pub fn prune_expired(&self, now: u64) -> usize {
+        let mut accounts = self.accounts.write().unwrap_or_else(|e| e.into_inner());
+        let mut dropped = 0;
+        for state in accounts.values_mut() {
+            state.revoked_token_ids.retain(|_, entries| {
+                let before = entries.len();
+                entries.retain(|e| e.until > now);
+                dropped += before - entries.len();
+                !entries.is_empty()
+            });
+        }
+        if dropped > 0 {
+            self.generation.fetch_add(1, Ordering::AcqRel);
+        }
+        dropped
+    }
+
     /// The current generation (see the field's doc).
     pub fn generation(&self) -> u64 {
         self.generation.load(Ordering::Acquire)
     }
 
-    /// Whether the credential is revoked: issued (along its chain) before the account's
-    /// watermark, or any of `ids` (itself and its ancestors) revoked, or its token id revoked.
+    /// Whether the credential is revoked at `now` (epoch seconds): its chain issued before the
+    /// account's watermark (`origin_issued_ms`, epoch ms), or any of `ids` (itself, then its
+    /// ancestors, nearest first) revoked, or its token id revoked.
     pub fn is_revoked<'a>(
         &self,
         account: &str,
-        origin_issued_at: u64,
+        origin_issued_ms: u64,
         ids: impl IntoIterator<Item = &'a String>,
         token_id: Option<&str>,
+        now: u64,
     ) -> bool {
         let ids: Vec<CredentialId> = ids.into_iter().map(|id| CredentialId::parse(id)).collect();
-        self.is_revoked_ids(account, origin_issued_at, &ids, token_id)
+        self.is_revoked_ids(account, origin_issued_ms, &ids, token_id, now)
     }
 
     /// [`View::is_revoked`] with ids already parsed (the hot path).
     pub fn is_revoked_ids(
         &self,
         account: &str,
-        origin_issued_at: u64,
+        origin_issued_ms: u64,
         ids: &[CredentialId],
         token_id: Option<&str>,
+        now: u64,
     ) -> bool {
         let accounts = self.read();
         let Some(state) = accounts.get(account) else {
             return false;
         };
-        origin_issued_at < state.watermark
-            || ids.iter().any(|id| match id {
-                CredentialId::Uuid(u) => state.revoked.contains(u),
+        let has_ancestor = |from: usize, key: u128| {
+            ids.get(from..)
+                .is_some_and(|rest| rest.contains(&CredentialId::Uuid(key)))
+        };
+        origin_issued_ms < state.watermark_ms
+            || ids.iter().enumerate().any(|(i, id)| match id {
+                CredentialId::Uuid(u) => {
+                    state.revoked.contains(u)
+                        || state
+                            .revoked_scoped
+                            .get(u)
+                            .is_some_and(|by| by.iter().any(|b| has_ancestor(i + 1, *b)))
+                }
                 CredentialId::Other(s) => state.revoked_other.contains(s),
             })
-            || token_id.is_some_and(|tid| state.revoked_token_ids.contains(tid))
+            || token_id
+                .and_then(|tid| state.revoked_token_ids.get(tid))
+                .is_some_and(|entries| {
+                    entries
+                        .iter()
+                        .any(|e| e.until > now && e.by.is_none_or(|b| has_ancestor(1, b)))
+                })
     }
 
-    /// The account's issued-before watermark, if any.
+    /// The account's issued-before watermark (epoch ms), if any.
     pub fn watermark(&self, account: &str) -> Option<u64> {
         self.read()
             .get(account)
-            .map(|s| s.watermark)
+            .map(|s| s.watermark_ms)
             .filter(|w| *w > 0)
     }
 
@@ -219,46 +338,105 @@ impl View {
     pub fn revoked_len(&self) -> usize {
         self.read()
             .values()
-            .map(|s| s.revoked.len() + s.revoked_other.len() + s.revoked_token_ids.len())
+            .map(|s| {
+                s.revoked.len()
+                    + s.revoked_other.len()
+                    + s.revoked_scoped.len()
+                    + s.revoked_token_ids.values().map(Vec::len).sum::<usize>()
+            })
             .sum()
+    }
+
+    /// Whether a revocation of the same token id and scope as `event` is held (extending it
+    /// adds nothing to count against a quota).
+    pub fn has_token_id_revocation(&self, event: &Event) -> bool {
+        let Event::TokenIdRevoked {
+            account,
+            token_id,
+            by,
+            ..
+        } = event
+        else {
+            return false;
+        };
+        let by = by.as_deref().and_then(uuid_of);
+        self.read()
+            .get(account.as_str())
+            .and_then(|s| s.revoked_token_ids.get(token_id))
+            .is_some_and(|entries| entries.iter().any(|e| e.by == by))
+    }
+
+    /// Number of token-id revocations of the account in force at `now` (epoch seconds).
+    pub fn token_id_revocations(&self, account: &str, now: u64) -> usize {
+        self.read().get(account).map_or(0, |s| {
+            s.revoked_token_ids
+                .values()
+                .flatten()
+                .filter(|e| e.until > now)
+                .count()
+        })
     }
 }
 
 fn apply_to(accounts: &mut HashMap<String, AccountState>, event: &Event) {
+    let state = match event {
+        Event::RoleDeleted { account, .. } => match accounts.get_mut(account) {
+            Some(state) => state,
+            None => return,
+        },
+        other => accounts.entry(other.account().to_owned()).or_default(),
+    };
     match event {
-        Event::CredentialRevoked { account, id } => {
-            let state = accounts.entry(account.clone()).or_default();
+        Event::CredentialRevoked { id, by: None, .. } => {
             match CredentialId::parse(id) {
                 CredentialId::Uuid(u) => state.revoked.insert(u),
                 CredentialId::Other(s) => state.revoked_other.insert(s),
             };
         }
-        Event::TokenIdRevoked { account, token_id } => {
-            accounts
-                .entry(account.clone())
-                .or_default()
-                .revoked_token_ids
-                .insert(token_id.clone());
+        Event::CredentialRevoked {
+            id, by: Some(by), ..
+        } => {
+            // Scoped revocations name UUIDs on both sides (the store refuses anything else);
+            // an unparsable one is dropped rather than widened into a revocation for everyone.
+            if let (Some(id), Some(by)) = (uuid_of(id), uuid_of(by)) {
+                let entry = state.revoked_scoped.entry(id).or_default();
+                if !entry.contains(&by) {
+                    entry.push(by);
+                }
+            }
         }
-        Event::IssuedBefore { account, before } => {
-            let state = accounts.entry(account.clone()).or_default();
-            state.watermark = state.watermark.max(*before);
+        Event::TokenIdRevoked {
+            token_id,
+            until,
+            by,
+            ..
+        } => {
+            let by = match by {
+                None => None,
+                Some(b) => match uuid_of(b) {
+                    Some(u) => Some(u),
+                    None => return,
+                },
+            };
+            add_token_id_revocation(
+                state.revoked_token_ids.entry(token_id.clone()).or_default(),
+                TokenIdRevocation { until: *until, by },
+            );
+        }
+        Event::IssuedBefore { before_ms, .. } => {
+            state.watermark_ms = state.watermark_ms.max(*before_ms);
         }
         Event::RoleSet {
-            account,
             role_id,
             permissions,
+            ..
         } => {
-            accounts
-                .entry(account.clone())
-                .or_default()
+            state
                 .roles
                 .insert(role_id.clone(), Arc::new(permissions.clone()));
         }
-        Event::RoleDeleted { account, role_id } => {
-            if let Some(state) = accounts.get_mut(account) {
-                state.roles.remove(role_id);
-            }
+        Event::RoleDeleted { role_id, .. } => {
+            state.roles.remove(role_id);
         }
     }
 }

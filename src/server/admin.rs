@@ -182,14 +182,15 @@ impl pb::admin_server::Admin for AdminService {
         request: Request<pb::RevokeTokenRequest>,
     ) -> Result<Response<pb::RevokeTokenResponse>, Status> {
         let caller = caller(&self.authority, &request)?;
-        let token = match request.into_inner().token {
+        let req = request.into_inner();
+        let token = match req.token {
             Some(pb::revoke_token_request::Token::Id(id)) => TokenRef::Id(id),
             Some(pb::revoke_token_request::Token::TokenId(tid)) => TokenRef::TokenId(tid),
             None => return Err(invalid(Invalid::new("token", "set id or token_id"))),
         };
         let revocation_id = self
             .authority
-            .revoke_token(&caller, token.clone())
+            .revoke_token(&caller, token.clone(), req.expires_at_epoch_seconds)
             .await
             .map_err(|e| to_status(&e))?;
         tracing::info!(method = "authcell.v1.Admin/RevokeToken", account = %caller.account(), token = ?token, revoked_by = %caller.key_id(), "token revoked");
@@ -203,14 +204,24 @@ impl pb::admin_server::Admin for AdminService {
         request: Request<pb::RevokeIssuedBeforeRequest>,
     ) -> Result<Response<pb::RevokeIssuedBeforeResponse>, Status> {
         let caller = caller(&self.authority, &request)?;
-        let (before, revocation_id) = self
+        let req = request.get_ref();
+        let before_ms = match (
+            req.issued_before_epoch_millis,
+            req.issued_before_epoch_seconds,
+        ) {
+            (0, 0) => None,
+            (0, secs) => Some(secs.saturating_mul(1000)),
+            (ms, _) => Some(ms),
+        };
+        let (before_ms, revocation_id) = self
             .authority
-            .revoke_issued_before(&caller, request.get_ref().issued_before_epoch_seconds)
+            .revoke_issued_before(&caller, before_ms)
             .await
             .map_err(|e| to_status(&e))?;
-        tracing::info!(method = "authcell.v1.Admin/RevokeIssuedBefore", account = %caller.account(), issued_before = before, revoked_by = %caller.key_id(), "credentials issued before a time revoked");
+        tracing::info!(method = "authcell.v1.Admin/RevokeIssuedBefore", account = %caller.account(), issued_before_ms = before_ms, revoked_by = %caller.key_id(), "credentials issued before a time revoked");
         Ok(Response::new(pb::RevokeIssuedBeforeResponse {
-            issued_before_epoch_seconds: before,
+            issued_before_epoch_seconds: before_ms / 1000,
+            issued_before_epoch_millis: before_ms,
             revocation_id: revocation_id.unwrap_or_default(),
         }))
     }

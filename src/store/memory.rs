@@ -69,6 +69,29 @@ impl MemoryStore {
     }
 }
 
+/// The error for a full token-id revocation quota.
+pub(crate) fn quota_exceeded(max_live: usize) -> StoreError {
+    StoreError::QuotaExceeded(format!(
+        "token_id: this account already has {max_live} token-id revocations in force (the limit); they end at their expires_at_epoch_seconds"
+    ))
+}
+
+/// Placeholder in an audit record of an issued-before cut, replaced by the cut (epoch ms) once
+/// the store has chosen it.
+pub const CUT_PLACEHOLDER: &str = "@cut";
+
+/// The audit record with the cut written in.
+fn with_cut(audit: &AuditRecord, watermark: u64) -> AuditRecord {
+    let mut audit = audit.clone();
+    audit.target = audit
+        .target
+        .replace(CUT_PLACEHOLDER, &watermark.to_string());
+    audit.detail = audit
+        .detail
+        .replace(CUT_PLACEHOLDER, &watermark.to_string());
+    audit
+}
+
 fn is_live(key: &KeyRecord, now: u64) -> bool {
     key.revoked_at.is_none() && key.expires_at.is_none_or(|exp| exp > now)
 }
@@ -171,6 +194,7 @@ impl Store for MemoryStore {
         self.view.apply(&Event::CredentialRevoked {
             account: account.to_owned(),
             id: key_id.to_owned(),
+            by: None,
         });
         data.record(audit);
         Ok((record, None))
@@ -181,15 +205,60 @@ impl Store for MemoryStore {
         event: Event,
         audit: Option<&AuditRecord>,
     ) -> StoreResult<Option<String>> {
-        if matches!(event, Event::RoleSet { .. } | Event::RoleDeleted { .. }) {
+        if !matches!(event, Event::CredentialRevoked { .. }) {
             return Err(StoreError::FailedPrecondition(
-                "role events are published by the role operations".into(),
+                "only credential revocations are published by revoke".into(),
             ));
         }
         let mut data = self.lock();
         self.view.apply(&event);
         data.record(audit);
         Ok(None)
+    }
+
+    async fn revoke_token_id(
+        &self,
+        event: Event,
+        now: u64,
+        max_live: usize,
+        audit: Option<&AuditRecord>,
+    ) -> StoreResult<Option<String>> {
+        let Event::TokenIdRevoked { account, .. } = &event else {
+            return Err(StoreError::FailedPrecondition(
+                "only token-id revocations are published by revoke_token_id".into(),
+            ));
+        };
+        let mut data = self.lock();
+        self.view.prune_expired(now);
+        if self.view.token_id_revocations(account, now) >= max_live
+            && !self.view.has_token_id_revocation(&event)
+        {
+            return Err(quota_exceeded(max_live));
+        }
+        self.view.apply(&event);
+        data.record(audit);
+        Ok(None)
+    }
+
+    async fn revoke_issued_before(
+        &self,
+        account: &str,
+        before_ms: Option<u64>,
+        now_ms: u64,
+        audit: Option<&AuditRecord>,
+    ) -> StoreResult<(u64, Option<String>)> {
+        let mut data = self.lock();
+        let current = self.view.watermark(account).unwrap_or(0);
+        let watermark = match before_ms {
+            Some(before) => before.max(current),
+            None => now_ms.saturating_add(1).max(current.saturating_add(1)),
+        };
+        self.view.apply(&Event::IssuedBefore {
+            account: account.to_owned(),
+            before_ms: watermark,
+        });
+        data.record(audit.map(|a| with_cut(a, watermark)).as_ref());
+        Ok((watermark, None))
     }
 
     async fn append_audit(&self, audit: &AuditRecord) -> StoreResult<()> {
@@ -255,6 +324,7 @@ impl Store for MemoryStore {
         self.view.apply(&Event::CredentialRevoked {
             account: account.to_owned(),
             id: old_key_id.to_owned(),
+            by: None,
         });
         data.record(audit);
         Ok(())

@@ -19,8 +19,11 @@
 //! | `acct:{account}:roles` | hash | role id -> RoleRecord JSON |
 //! | `acct:{account}:rolenames` | hash | role name -> role id (unique names) |
 //! | `roles` | hash | `{account}\0{role_id}` -> RoleRecord JSON (what the view loads) |
-//! | `revoked` | hash | `c\0{account}\0{id}` (credential) or `t\0{account}\0{token_id}` -> revocation time |
-//! | `watermarks` | hash | account -> issued-before epoch seconds (only ever raised) |
+//! | `revoked` | hash | `c\0{account}\0{id}` (credential) -> revocation time; `s\0{account}\0{id}\0{by}` (credential, scoped to descendants of key `by`) -> revocation time; `t\0{account}\0{token_id}\0{by or empty}` (token id) -> end of the revocation, epoch seconds |
+//! | `acct:{account}:tokrevs` | sorted set | the account's token-id revocation fields, scored by their end (the per-account quota counts them) |
+//! | `tokrevs` | sorted set | every token-id revocation field, scored by its end (ended ones are swept) |
+//! | `watermarks` | hash | account -> issued-before epoch milliseconds (only ever raised; set from the primary's `TIME`) |
+//! | `beats` | stream | the last heartbeat of any node (capped at one entry): its id's milliseconds are the primary's clock; read back through a replica, it says how fresh that replica's data is |
 //! | `events` | stream | field `e`: [`Event`] JSON; capped with `MAXLEN ~` |
 //! | `nodes` | hash | node id -> [`NodeStatus`] JSON (progress reports) |
 //! | `rl:{account}` | string | GCRA theoretical arrival time, ms (rate limiter) |
@@ -98,6 +101,15 @@ impl Keys {
     pub fn revoked(&self) -> String {
         format!("{}revoked", self.prefix)
     }
+    pub fn token_revocations(&self, account: &str) -> String {
+        format!("{}acct:{account}:tokrevs", self.prefix)
+    }
+    pub fn all_token_revocations(&self) -> String {
+        format!("{}tokrevs", self.prefix)
+    }
+    pub fn beats(&self) -> String {
+        format!("{}beats", self.prefix)
+    }
     pub fn watermarks(&self) -> String {
         format!("{}watermarks", self.prefix)
     }
@@ -120,9 +132,15 @@ pub fn revoked_credential_field(account: &str, id: &str) -> String {
     format!("c\u{0}{account}\u{0}{id}")
 }
 
-/// The field of the `revoked` hash for a revoked token id.
-pub fn revoked_token_id_field(account: &str, token_id: &str) -> String {
-    format!("t\u{0}{account}\u{0}{token_id}")
+/// The field of the `revoked` hash for a credential revoked for the descendants of key `by`.
+pub fn revoked_scoped_field(account: &str, id: &str, by: &str) -> String {
+    format!("s\u{0}{account}\u{0}{id}\u{0}{by}")
+}
+
+/// The field of the `revoked` hash for a revoked token id (scoped to the descendants of key
+/// `by`, or account-wide).
+pub fn revoked_token_id_field(account: &str, token_id: &str, by: Option<&str>) -> String {
+    format!("t\u{0}{account}\u{0}{token_id}\u{0}{}", by.unwrap_or(""))
 }
 
 /// The field of the `roles` hash.
@@ -173,17 +191,74 @@ return {'OK', id, redis.call('HGET', KEYS[1], 'revoked_at')}
 "#;
 
 const PUBLISH: &str = r#"
--- KEYS: revoked or watermarks hash, events
--- ARGV: 'watermark' or 'set', field, value, event, max len
-if ARGV[1] == 'watermark' then
-  local current = tonumber(redis.call('HGET', KEYS[1], ARGV[2]) or '0')
-  if tonumber(ARGV[3]) > current then redis.call('HSET', KEYS[1], ARGV[2], ARGV[3]) end
-else
-  redis.call('HSET', KEYS[1], ARGV[2], ARGV[3])
-end
-local id = redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[5], '*', 'e', ARGV[4])
+-- KEYS: revoked hash, events
+-- ARGV: field, value, event, max len
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+local id = redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[4], '*', 'e', ARGV[3])
 audit()
 return id
+"#;
+
+/// Removes ended token-id revocations (at most ARGV[2] of them) from the `revoked` hash and
+/// both sorted sets. Shared by the revocation script and the periodic sweep.
+const SWEEP_TOKEN_IDS: &str = r#"
+local function sweep(revoked, all, prefix, now, limit)
+  local ended = redis.call('ZRANGEBYSCORE', all, '-inf', now, 'LIMIT', 0, limit)
+  for _, field in ipairs(ended) do
+    redis.call('HDEL', revoked, field)
+    redis.call('ZREM', all, field)
+    local account = string.match(field, '^t%z([^%z]*)%z')
+    if account then redis.call('ZREM', prefix .. 'acct:' .. account .. ':tokrevs', field) end
+  end
+  return #ended
+end
+"#;
+
+const REVOKE_TOKEN_ID: &str = r#"
+-- KEYS: revoked hash, account's token revocations, all token revocations, events
+-- ARGV: field, until, now, max live, event, max len, prefix
+sweep(KEYS[1], KEYS[3], ARGV[7], ARGV[3], 1000)
+local current = redis.call('ZSCORE', KEYS[2], ARGV[1])
+if current and tonumber(current) <= tonumber(ARGV[3]) then current = nil end
+local live = redis.call('ZCOUNT', KEYS[2], '(' .. ARGV[3], '+inf')
+if (not current) and live >= tonumber(ARGV[4]) then return {'QUOTA'} end
+local untl = tonumber(ARGV[2])
+if current and tonumber(current) > untl then untl = tonumber(current) end
+local score = string.format('%.0f', untl)
+redis.call('ZADD', KEYS[2], score, ARGV[1])
+redis.call('ZADD', KEYS[3], score, ARGV[1])
+redis.call('HSET', KEYS[1], ARGV[1], score)
+local id = redis.call('XADD', KEYS[4], 'MAXLEN', '~', ARGV[6], '*', 'e', ARGV[5])
+audit()
+return {'OK', id}
+"#;
+
+/// The cut is taken from the primary's clock, the one clock every node's issue stamps follow
+/// (see [`crate::clock`]).
+const ISSUED_BEFORE: &str = r#"
+-- KEYS: watermarks, events
+-- ARGV: account, before ms or '' (now), max len, cut placeholder
+local current = tonumber(redis.call('HGET', KEYS[1], ARGV[1]) or '0')
+local cut
+if ARGV[2] == '' then
+  local t = redis.call('TIME')
+  cut = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) + 1
+  if cut <= current then cut = current + 1 end
+else
+  cut = tonumber(ARGV[2])
+  if cut < current then cut = current end
+end
+local text = string.format('%.0f', cut)
+redis.call('HSET', KEYS[1], ARGV[1], text)
+local event = '{"IssuedBefore":{"account":' .. cjson.encode(ARGV[1]) .. ',"before_ms":' .. text .. '}}'
+local id = redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[3], '*', 'e', event)
+local record = ARGV[#ARGV - 1]
+if record ~= '' then
+  local placeholder = string.gsub(ARGV[4], '%p', '%%%0')
+  ARGV[#ARGV - 1] = string.gsub(record, placeholder, text)
+end
+audit()
+return {text, id}
 "#;
 
 const PUT_ROLE: &str = r#"
@@ -257,6 +332,8 @@ pub struct RedisStore {
     insert_key: Script,
     revoke_key: Script,
     publish: Script,
+    revoke_token_id: Script,
+    issued_before: Script,
     put_role: Script,
     delete_role: Script,
     rotate_refresh: Script,
@@ -288,12 +365,27 @@ fn to_json<T: serde::Serialize>(value: &T) -> StoreResult<String> {
     serde_json::to_string(value).map_err(|e| corrupt("record", e))
 }
 
-/// Wall-clock milliseconds.
-pub fn wall_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-        .unwrap_or(0)
+pub use crate::clock::wall_ms;
+
+/// Drops ended token-id revocations from Redis (at most 1000 a call); returns how many. Nodes
+/// call it on their heartbeat; each new token-id revocation also sweeps first.
+pub async fn sweep_token_id_revocations(
+    conn: &mut ConnectionManager,
+    keys: &Keys,
+    prefix: &str,
+    now: u64,
+) -> StoreResult<u64> {
+    let script = Script::new(&format!(
+        "{SWEEP_TOKEN_IDS}\nreturn sweep(KEYS[1], KEYS[2], ARGV[1], ARGV[2], 1000)"
+    ));
+    script
+        .key(keys.revoked())
+        .key(keys.all_token_revocations())
+        .arg(prefix)
+        .arg(now)
+        .invoke_async(conn)
+        .await
+        .map_err(unavailable)
 }
 
 impl RedisStore {
@@ -306,6 +398,8 @@ impl RedisStore {
             insert_key: mutation(INSERT_KEY),
             revoke_key: mutation(REVOKE_KEY),
             publish: mutation(PUBLISH),
+            revoke_token_id: mutation(&format!("{SWEEP_TOKEN_IDS}{REVOKE_TOKEN_ID}")),
+            issued_before: mutation(ISSUED_BEFORE),
             put_role: mutation(PUT_ROLE),
             delete_role: mutation(DELETE_ROLE),
             rotate_refresh: mutation(ROTATE_REFRESH),
@@ -375,17 +469,6 @@ fn decode_key(fields: &[Option<String>]) -> StoreResult<Option<KeyRecord>> {
 /// The audit record as the scripts take it ('' for none).
 fn audit_json(audit: Option<&AuditRecord>) -> StoreResult<String> {
     audit.map_or_else(|| Ok(String::new()), to_json)
-}
-
-/// The account an event belongs to.
-fn event_account(event: &Event) -> &str {
-    match event {
-        Event::CredentialRevoked { account, .. }
-        | Event::TokenIdRevoked { account, .. }
-        | Event::IssuedBefore { account, .. }
-        | Event::RoleSet { account, .. }
-        | Event::RoleDeleted { account, .. } => account,
-    }
 }
 
 fn expiry_score(expires_at: Option<u64>) -> String {
@@ -514,6 +597,7 @@ impl Store for RedisStore {
         let event = Event::CredentialRevoked {
             account: account.to_owned(),
             id: key_id.to_owned(),
+            by: None,
         };
         let role_id = record.role_id.clone().unwrap_or_default();
         let reply: Vec<String> = self
@@ -551,42 +635,33 @@ impl Store for RedisStore {
         event: Event,
         audit: Option<&AuditRecord>,
     ) -> StoreResult<Option<String>> {
-        let now = crate::clock::Clock::now(&crate::clock::SystemClock).to_string();
-        let (hash, mode, field, value) = match &event {
-            Event::CredentialRevoked { account, id } => (
-                self.keys.revoked(),
-                "set",
-                revoked_credential_field(account, id),
-                now,
-            ),
-            Event::TokenIdRevoked { account, token_id } => (
-                self.keys.revoked(),
-                "set",
-                revoked_token_id_field(account, token_id),
-                now,
-            ),
-            Event::IssuedBefore { account, before } => (
-                self.keys.watermarks(),
-                "watermark",
-                account.clone(),
-                before.to_string(),
-            ),
-            Event::RoleSet { .. } | Event::RoleDeleted { .. } => {
+        let now = crate::clock::wall_ms() / 1000;
+        let field = match &event {
+            Event::CredentialRevoked {
+                account,
+                id,
+                by: None,
+            } => revoked_credential_field(account, id),
+            Event::CredentialRevoked {
+                account,
+                id,
+                by: Some(by),
+            } => revoked_scoped_field(account, id, by),
+            _ => {
                 return Err(StoreError::FailedPrecondition(
-                    "role events are published by the role operations".into(),
+                    "only credential revocations are published by revoke".into(),
                 ))
             }
         };
         let id: String = self
             .publish
-            .key(hash)
+            .key(self.keys.revoked())
             .key(self.keys.events())
-            .arg(mode)
             .arg(field)
-            .arg(value)
+            .arg(now)
             .arg(to_json(&event)?)
             .arg(self.max_len())
-            .key(self.keys.audit(event_account(&event)))
+            .key(self.keys.audit(event.account()))
             .arg(audit_json(audit)?)
             .arg(self.audit_max_len())
             .invoke_async(&mut self.conn())
@@ -594,6 +669,89 @@ impl Store for RedisStore {
             .map_err(unavailable)?;
         self.view.apply(&event);
         Ok(Some(id))
+    }
+
+    async fn revoke_token_id(
+        &self,
+        event: Event,
+        now: u64,
+        max_live: usize,
+        audit: Option<&AuditRecord>,
+    ) -> StoreResult<Option<String>> {
+        let Event::TokenIdRevoked {
+            account,
+            token_id,
+            until,
+            by,
+        } = &event
+        else {
+            return Err(StoreError::FailedPrecondition(
+                "only token-id revocations are published by revoke_token_id".into(),
+            ));
+        };
+        let reply: Vec<String> = self
+            .revoke_token_id
+            .key(self.keys.revoked())
+            .key(self.keys.token_revocations(account))
+            .key(self.keys.all_token_revocations())
+            .key(self.keys.events())
+            .arg(revoked_token_id_field(account, token_id, by.as_deref()))
+            .arg(*until)
+            .arg(now)
+            .arg(max_live)
+            .arg(to_json(&event)?)
+            .arg(self.max_len())
+            .arg(&self.config.prefix)
+            .key(self.keys.audit(account))
+            .arg(audit_json(audit)?)
+            .arg(self.audit_max_len())
+            .invoke_async(&mut self.conn())
+            .await
+            .map_err(unavailable)?;
+        match reply.as_slice() {
+            [ok, id] if ok == "OK" => {
+                self.view.apply(&event);
+                Ok(Some(id.clone()))
+            }
+            _ => Err(super::memory::quota_exceeded(max_live)),
+        }
+    }
+
+    async fn revoke_issued_before(
+        &self,
+        account: &str,
+        before_ms: Option<u64>,
+        _now_ms: u64,
+        audit: Option<&AuditRecord>,
+    ) -> StoreResult<(u64, Option<String>)> {
+        let reply: Vec<String> = self
+            .issued_before
+            .key(self.keys.watermarks())
+            .key(self.keys.events())
+            .arg(account)
+            .arg(before_ms.map_or_else(String::new, |b| b.to_string()))
+            .arg(self.max_len())
+            .arg(super::memory::CUT_PLACEHOLDER)
+            .key(self.keys.audit(account))
+            .arg(audit_json(audit)?)
+            .arg(self.audit_max_len())
+            .invoke_async(&mut self.conn())
+            .await
+            .map_err(unavailable)?;
+        let (watermark, id) = match reply.as_slice() {
+            [watermark, id] => (
+                watermark
+                    .parse::<u64>()
+                    .map_err(|e| corrupt("watermark", e))?,
+                id.clone(),
+            ),
+            _ => return Err(corrupt("watermark reply", "unexpected shape")),
+        };
+        self.view.apply(&Event::IssuedBefore {
+            account: account.to_owned(),
+            before_ms: watermark,
+        });
+        Ok((watermark, Some(id)))
     }
 
     async fn latest_event_id(&self) -> StoreResult<Option<String>> {
@@ -711,6 +869,7 @@ impl Store for RedisStore {
         let event = Event::CredentialRevoked {
             account: account.to_owned(),
             id: old_key_id.to_owned(),
+            by: None,
         };
         let mut stored = new_key.clone();
         stored.revoked_at = None;

@@ -71,6 +71,7 @@ impl Node {
             endpoint: addr.to_string(),
             vend_rate_per_second: config.vend_rate,
             vend_burst: 3,
+            ..Default::default()
         };
         let settings = RedisSettings {
             url: config.primary.into(),
@@ -80,7 +81,7 @@ impl Node {
             max_staleness: config.max_staleness,
             stale_policy: config.stale_policy,
         };
-        let redis_node = node::with_redis(ring, Arc::new(SystemClock), &options, &settings)
+        let redis_node = node::with_redis(ring, &options, &settings)
             .await
             .expect("node with redis");
         let authority = redis_node.authority.clone();
@@ -213,12 +214,12 @@ impl Drop for Node {
     }
 }
 
-fn read(credential: &str) -> pb::AuthorizeRequest {
+pub(crate) fn read(credential: &str) -> pb::AuthorizeRequest {
     cache_check(credential, pb::Action::CacheRead, "c", b"k")
 }
 
 /// Polls `node` until `credential` is refused as revoked, or panics after `within`.
-async fn until_revoked(node: &Node, credential: &str, within: Duration) -> Duration {
+pub(crate) async fn until_revoked(node: &Node, credential: &str, within: Duration) -> Duration {
     let started = Instant::now();
     loop {
         let verdict = node.authorize(read(credential)).await;
@@ -233,20 +234,20 @@ async fn until_revoked(node: &Node, credential: &str, within: Duration) -> Durat
     }
 }
 
-fn signing_pem() -> String {
+pub(crate) fn signing_pem() -> String {
     authcell::keyring::generate_pem().expect("pem").to_string()
 }
 
-struct Cells {
-    topology: Topology,
-    pem: String,
-    a: Node,
-    b: Node,
-    owner: String,
+pub(crate) struct Cells {
+    pub(crate) topology: Topology,
+    pub(crate) pem: String,
+    pub(crate) a: Node,
+    pub(crate) b: Node,
+    pub(crate) owner: String,
 }
 
 impl Cells {
-    async fn start(aof: bool) -> Cells {
+    pub(crate) async fn start(aof: bool) -> Cells {
         let topology = Topology::start(aof);
         let pem = signing_pem();
         let primary = topology.primary.url();
@@ -278,7 +279,7 @@ impl Cells {
         }
     }
 
-    async fn restart_b(&mut self) {
+    pub(crate) async fn restart_b(&mut self) {
         let b = std::mem::replace(
             &mut self.b,
             Node::start(NodeConfig::new(

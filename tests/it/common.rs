@@ -45,6 +45,7 @@ impl TestServer {
             // Tests mint many tokens; the rate limit has tests of its own.
             vend_rate_per_second: 0,
             vend_burst: 0,
+            ..Default::default()
         };
         Self::start_with(ring, options, listener).await
     }

@@ -43,6 +43,7 @@ async fn requests_decisions_and_issuance_are_counted() {
         endpoint: addr.to_string(),
         vend_rate_per_second: 1,
         vend_burst: 2,
+        ..Default::default()
     };
     let authority = node::embedded(
         KeyRing::ephemeral().expect("ring"),

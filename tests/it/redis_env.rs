@@ -215,6 +215,50 @@ impl RedisServer {
         }
     }
 
+    /// Starts a stopped or killed replica again without waiting for its link to its primary
+    /// (which may be paused): it answers from whatever it loaded, here nothing.
+    pub fn start_again_unlinked(&mut self) {
+        require_redis_server();
+        assert!(
+            !self.is_running(),
+            "redis-server on port {} is already running",
+            self.port
+        );
+        match self.launch() {
+            Launch::Ready => {}
+            Launch::PortTaken => panic!(
+                "redis-server cannot start again: port {} was taken by another process",
+                self.port
+            ),
+        }
+    }
+
+    /// Pauses the process (SIGSTOP): it holds its connections and answers nothing.
+    pub fn pause(&self) {
+        self.signal("-STOP");
+    }
+
+    /// Resumes a paused process (SIGCONT).
+    pub fn resume(&self) {
+        self.signal("-CONT");
+    }
+
+    fn signal(&self, signal: &str) {
+        let pid = self
+            .lock_child()
+            .as_ref()
+            .map(Child::id)
+            .unwrap_or_else(|| panic!("redis-server on port {} is not running", self.port));
+        let status = Command::new("kill")
+            .args([signal, &pid.to_string()])
+            .status()
+            .expect("run `kill`");
+        assert!(
+            status.success(),
+            "`kill {signal}` on redis-server failed: {status}"
+        );
+    }
+
     /// Runs one command and renders its reply as text (panics if the server cannot be
     /// reached):
     /// - simple string: its text (`OK`, `PONG`); bulk string: its content (lossy UTF-8);

@@ -156,10 +156,16 @@ async fn keys_rotate_without_restart_and_retired_keys_stop_verifying() {
     assert!(server.authorize(read(&key_b)).await.allowed);
     assert!(server.authorize(read(&owner_b)).await.allowed);
 
-    // Each rotation is in the audit log, under the platform account `system`.
+    // Each rotation is in the audit log, under the platform account `system`, which only the
+    // platform bootstrap creates: a tenant can never be named so.
+    let refused = server.authority.bootstrap("system", false).await;
+    assert!(
+        matches!(refused, Err(authcell::authority::Error::Invalid(_))),
+        "{refused:?}"
+    );
     let (system_owner, _) = server
         .authority
-        .bootstrap("system", false)
+        .bootstrap_platform(false)
         .await
         .expect("system");
     let events = pb::admin_client::AdminClient::new(server.channel().await)

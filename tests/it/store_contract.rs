@@ -86,6 +86,10 @@ contract!(
     revoking_an_unknown_key_is_not_found,
     revocations_without_a_key_record_reach_the_view,
     issued_before_reaches_the_view_and_never_lowers_the_watermark,
+    issued_before_now_covers_the_current_millisecond,
+    token_id_revocations_end_and_the_id_can_be_used_again,
+    token_id_revocations_are_capped_per_account,
+    scoped_revocations_apply_only_below_their_revoker,
     roles_are_created_read_listed_and_followed_by_the_view,
     role_names_are_unique_per_account,
     update_role_replaces_and_renames_but_not_onto_a_taken_name,
@@ -121,6 +125,9 @@ fn role_key(account: &str, role_id: &str) -> KeyRecord {
         token_id: None,
         created_by: "bootstrap".into(),
         issued_at: NOW - 100,
+        issued_at_ms: 0,
+        ancestors: Vec::new(),
+        origin_issued_at_ms: 0,
         expires_at: None,
         revoked_at: None,
         refresh_hash: None,
@@ -138,6 +145,9 @@ fn sdk_key(account: &str, refresh_hash: &str) -> KeyRecord {
         token_id: Some("tid-7".into()),
         created_by: new_id(),
         issued_at: NOW - 10,
+        issued_at_ms: 0,
+        ancestors: Vec::new(),
+        origin_issued_at_ms: 0,
         expires_at: Some(NOW + 3600),
         revoked_at: None,
         refresh_hash: Some(refresh_hash.into()),
@@ -213,7 +223,7 @@ fn ids(keys: &[KeyRecord]) -> Vec<String> {
 }
 
 fn revoked_in_view(view: &View, account: &str, key: &KeyRecord) -> bool {
-    view.is_revoked(account, key.issued_at, [&key.key_id], None)
+    view.is_revoked(account, key.origin_ms(), [&key.key_id], None, NOW)
 }
 
 async fn get_key(store: &dyn Store, account: &str, key_id: &str) -> Option<KeyRecord> {
@@ -465,8 +475,8 @@ async fn revoke_key_keeps_the_first_revocation_time_and_reaches_the_view(
     );
     // An ancestor's revocation covers its descendants: `ids` is the whole chain.
     let child = new_id();
-    assert!(view.is_revoked(ACCOUNT, NOW, [&child, &key.key_id], None));
-    assert!(!view.is_revoked(ACCOUNT, NOW, [&child], None));
+    assert!(view.is_revoked(ACCOUNT, NOW, [&child, &key.key_id], None, NOW));
+    assert!(!view.is_revoked(ACCOUNT, NOW, [&child], None, NOW));
 }
 
 async fn revoking_an_unknown_key_is_not_found(store: &dyn Store, view: &View) {
@@ -479,7 +489,7 @@ async fn revoking_an_unknown_key_is_not_found(store: &dyn Store, view: &View) {
     let e = err(store.revoke_key(ACCOUNT, &unknown, NOW, None).await);
     assert!(is_not_found(&e), "{e:?}");
     assert!(
-        !view.is_revoked(ACCOUNT, NOW, [&unknown], None),
+        !view.is_revoked(ACCOUNT, NOW, [&unknown], None, NOW),
         "a failed revocation changes nothing"
     );
     assert_eq!(
@@ -489,50 +499,174 @@ async fn revoking_an_unknown_key_is_not_found(store: &dyn Store, view: &View) {
     );
 }
 
+/// A token-id revocation event of `ACCOUNT`.
+fn token_id_revocation(token_id: &str, until: u64, by: Option<&str>) -> Event {
+    Event::TokenIdRevoked {
+        account: ACCOUNT.into(),
+        token_id: token_id.into(),
+        until,
+        by: by.map(str::to_owned),
+    }
+}
+
 async fn revocations_without_a_key_record_reach_the_view(store: &dyn Store, view: &View) {
     let none: [&String; 0] = [];
     assert!(
-        !view.is_revoked(ACCOUNT, NOW, none, Some("tid-1")),
+        !view.is_revoked(ACCOUNT, NOW, none, Some("tid-1"), NOW),
         "precondition"
     );
     store
-        .revoke(
-            Event::TokenIdRevoked {
-                account: ACCOUNT.into(),
-                token_id: "tid-1".into(),
-            },
-            None,
-        )
+        .revoke_token_id(token_id_revocation("tid-1", NOW + 600, None), NOW, 10, None)
         .await
         .expect("revoke token id");
-    assert!(view.is_revoked(ACCOUNT, NOW, none, Some("tid-1")));
-    assert!(!view.is_revoked(ACCOUNT, NOW, none, Some("tid-2")));
-    assert!(!view.is_revoked(OTHER, NOW, none, Some("tid-1")));
+    assert!(view.is_revoked(ACCOUNT, NOW, none, Some("tid-1"), NOW));
+    assert!(!view.is_revoked(ACCOUNT, NOW, none, Some("tid-2"), NOW));
+    assert!(!view.is_revoked(OTHER, NOW, none, Some("tid-1"), NOW));
     assert!(
-        !view.is_revoked(ACCOUNT, NOW, none, None),
+        !view.is_revoked(ACCOUNT, NOW, none, None, NOW),
         "credentials without a token id are unaffected"
     );
 
     // A disposable token, by its jti.
     let jti = new_id();
-    assert!(!view.is_revoked(ACCOUNT, NOW, [&jti], None), "precondition");
+    assert!(
+        !view.is_revoked(ACCOUNT, NOW, [&jti], None, NOW),
+        "precondition"
+    );
     store
         .revoke(
             Event::CredentialRevoked {
                 account: ACCOUNT.into(),
                 id: jti.clone(),
+                by: None,
             },
             None,
         )
         .await
         .expect("revoke jti");
-    assert!(view.is_revoked(ACCOUNT, NOW, [&jti], None));
-    assert!(!view.is_revoked(OTHER, NOW, [&jti], None));
+    assert!(view.is_revoked(ACCOUNT, NOW, [&jti], None, NOW));
+    assert!(!view.is_revoked(OTHER, NOW, [&jti], None, NOW));
     assert_eq!(
         get_key(store, ACCOUNT, &jti).await,
         None,
         "no key record appears"
     );
+    // Anything but a credential revocation is refused by revoke.
+    let e = err(store
+        .revoke(token_id_revocation("tid-9", NOW + 60, None), None)
+        .await);
+    assert!(is_failed_precondition(&e), "{e:?}");
+}
+
+async fn token_id_revocations_end_and_the_id_can_be_used_again(store: &dyn Store, view: &View) {
+    let none: [&String; 0] = [];
+    store
+        .revoke_token_id(token_id_revocation("x", NOW + 100, None), NOW, 10, None)
+        .await
+        .expect("revoke token id");
+    assert!(view.is_revoked(ACCOUNT, NOW, none, Some("x"), NOW + 99));
+    assert!(
+        !view.is_revoked(ACCOUNT, NOW, none, Some("x"), NOW + 100),
+        "ended at its until"
+    );
+    // A second revocation of the same id never shortens the first.
+    store
+        .revoke_token_id(token_id_revocation("x", NOW + 50, None), NOW, 10, None)
+        .await
+        .expect("again");
+    assert!(view.is_revoked(ACCOUNT, NOW, none, Some("x"), NOW + 99));
+    // Ended revocations are dropped from the view (and, for Redis, from Redis: see the cells
+    // tests, where a reloading node must not find them).
+    assert_eq!(view.prune_expired(NOW + 100), 1);
+    assert!(!view.is_revoked(ACCOUNT, NOW, none, Some("x"), NOW + 1));
+}
+
+async fn token_id_revocations_are_capped_per_account(store: &dyn Store, view: &View) {
+    for i in 0..3 {
+        store
+            .revoke_token_id(
+                token_id_revocation(&format!("t{i}"), NOW + 100, None),
+                NOW,
+                3,
+                None,
+            )
+            .await
+            .expect("within the cap");
+    }
+    let e = err(store
+        .revoke_token_id(token_id_revocation("t3", NOW + 100, None), NOW, 3, None)
+        .await);
+    assert!(matches!(e, StoreError::QuotaExceeded(_)), "{e:?}");
+    let none: [&String; 0] = [];
+    assert!(
+        !view.is_revoked(ACCOUNT, NOW, none, Some("t3"), NOW),
+        "nothing written"
+    );
+    // Extending one already held is not a new one.
+    store
+        .revoke_token_id(token_id_revocation("t1", NOW + 200, None), NOW, 3, None)
+        .await
+        .expect("extending is allowed at the cap");
+    // Once they end, room is made again.
+    store
+        .revoke_token_id(
+            token_id_revocation("t3", NOW + 300, None),
+            NOW + 100,
+            3,
+            None,
+        )
+        .await
+        .expect("ended ones do not count");
+    // Another account has its own quota.
+    store
+        .revoke_token_id(
+            Event::TokenIdRevoked {
+                account: OTHER.into(),
+                token_id: "t0".into(),
+                until: NOW + 100,
+                by: None,
+            },
+            NOW,
+            3,
+            None,
+        )
+        .await
+        .expect("another account");
+}
+
+async fn scoped_revocations_apply_only_below_their_revoker(store: &dyn Store, view: &View) {
+    let (revoker, other_maker, token) = (new_id(), new_id(), new_id());
+    store
+        .revoke(
+            Event::CredentialRevoked {
+                account: ACCOUNT.into(),
+                id: token.clone(),
+                by: Some(revoker.clone()),
+            },
+            None,
+        )
+        .await
+        .expect("scoped revoke");
+    // Made (through another key) by the revoker: revoked.
+    let middle = new_id();
+    assert!(view.is_revoked(ACCOUNT, NOW, [&token, &middle, &revoker], None, NOW));
+    // Made by another key: untouched.
+    assert!(!view.is_revoked(ACCOUNT, NOW, [&token, &other_maker], None, NOW));
+    assert!(!view.is_revoked(ACCOUNT, NOW, [&token], None, NOW));
+
+    // The same for token ids.
+    store
+        .revoke_token_id(
+            token_id_revocation("s", NOW + 60, Some(&revoker)),
+            NOW,
+            10,
+            None,
+        )
+        .await
+        .expect("scoped token id");
+    let t2 = new_id();
+    assert!(view.is_revoked(ACCOUNT, NOW, [&t2, &revoker], Some("s"), NOW));
+    assert!(!view.is_revoked(ACCOUNT, NOW, [&t2, &other_maker], Some("s"), NOW));
 }
 
 async fn issued_before_reaches_the_view_and_never_lowers_the_watermark(
@@ -540,27 +674,59 @@ async fn issued_before_reaches_the_view_and_never_lowers_the_watermark(
     view: &View,
 ) {
     let none: [&String; 0] = [];
+    let now_ms = NOW * 1000;
     assert_eq!(view.watermark(ACCOUNT), None, "precondition");
-    let raise = |before| Event::IssuedBefore {
-        account: ACCOUNT.into(),
-        before,
-    };
-    store.revoke(raise(NOW), None).await.expect("issued before");
-    assert_eq!(view.watermark(ACCOUNT), Some(NOW));
-    assert!(view.is_revoked(ACCOUNT, NOW - 1, none, None));
+    let (mark, _) = store
+        .revoke_issued_before(ACCOUNT, Some(now_ms), now_ms, None)
+        .await
+        .expect("issued before");
+    assert_eq!(mark, now_ms);
+    assert_eq!(view.watermark(ACCOUNT), Some(now_ms));
+    assert!(view.is_revoked(ACCOUNT, now_ms - 1, none, None, NOW));
     assert!(
-        !view.is_revoked(ACCOUNT, NOW, none, None),
+        !view.is_revoked(ACCOUNT, now_ms, none, None, NOW),
         "issued at the mark"
     );
-    assert!(!view.is_revoked(OTHER, NOW - 1, none, None));
+    assert!(!view.is_revoked(OTHER, now_ms - 1, none, None, NOW));
     assert_eq!(view.watermark(OTHER), None);
 
-    store.revoke(raise(NOW - 500), None).await.expect("lower");
-    assert_eq!(view.watermark(ACCOUNT), Some(NOW), "never lowered");
-    assert!(view.is_revoked(ACCOUNT, NOW - 1, none, None));
+    let (mark, _) = store
+        .revoke_issued_before(ACCOUNT, Some(now_ms - 500), now_ms, None)
+        .await
+        .expect("lower");
+    assert_eq!(mark, now_ms, "never lowered: the mark in force comes back");
+    assert_eq!(view.watermark(ACCOUNT), Some(now_ms));
 
-    store.revoke(raise(NOW + 500), None).await.expect("higher");
-    assert_eq!(view.watermark(ACCOUNT), Some(NOW + 500));
+    let (mark, _) = store
+        .revoke_issued_before(ACCOUNT, Some(now_ms + 500), now_ms, None)
+        .await
+        .expect("higher");
+    assert_eq!(mark, now_ms + 500);
+    assert_eq!(view.watermark(ACCOUNT), Some(now_ms + 500));
+}
+
+/// "Now" is cut on the store's clock (the primary's, for Redis), after the current millisecond,
+/// and every cut at "now" is above the one before, even within one millisecond.
+async fn issued_before_now_covers_the_current_millisecond(store: &dyn Store, view: &View) {
+    let wall = authcell::clock::wall_ms();
+    let (first, _) = store
+        .revoke_issued_before(ACCOUNT, None, wall, None)
+        .await
+        .expect("cut now");
+    assert!(first > wall, "{first} covers {wall}");
+    assert!(
+        first <= authcell::clock::wall_ms() + 1000,
+        "{first} is about now"
+    );
+    assert_eq!(view.watermark(ACCOUNT), Some(first));
+    let (second, _) = store
+        .revoke_issued_before(ACCOUNT, None, wall, None)
+        .await
+        .expect("cut again");
+    assert!(
+        second > first,
+        "a later cut is always higher: {second} > {first}"
+    );
 }
 
 // --- Roles ------------------------------------------------------------------------------------
@@ -1263,13 +1429,7 @@ async fn event_ids_follow_revocations(store: &dyn Store, has_stream: bool) {
     assert_eq!(store.latest_event_id().await.expect("latest"), first);
 
     let second = store
-        .revoke(
-            Event::TokenIdRevoked {
-                account: ACCOUNT.into(),
-                token_id: "t".into(),
-            },
-            None,
-        )
+        .revoke_token_id(token_id_revocation("t", NOW + 60, None), NOW, 10, None)
         .await
         .expect("revoke token id");
     assert_eq!(second.is_some(), has_stream, "{second:?}");
@@ -1369,13 +1529,7 @@ async fn redis_outage_makes_every_mutation_unavailable_promptly_and_the_store_re
         "revoke(token id)",
         unavailable(
             "revoke(token id)",
-            store.revoke(
-                Event::TokenIdRevoked {
-                    account: ACCOUNT.into(),
-                    token_id: "tid".into(),
-                },
-                None,
-            ),
+            store.revoke_token_id(token_id_revocation("tid", NOW + 60, None), NOW, 10, None),
         )
         .await,
     ));
@@ -1383,13 +1537,7 @@ async fn redis_outage_makes_every_mutation_unavailable_promptly_and_the_store_re
         "revoke(issued before)",
         unavailable(
             "revoke(issued before)",
-            store.revoke(
-                Event::IssuedBefore {
-                    account: ACCOUNT.into(),
-                    before: NOW,
-                },
-                None,
-            ),
+            store.revoke_issued_before(ACCOUNT, Some(NOW), NOW, None),
         )
         .await,
     ));
@@ -1423,7 +1571,7 @@ async fn redis_outage_makes_every_mutation_unavailable_promptly_and_the_store_re
     let none: [&String; 0] = [];
     assert!(!revoked_in_view(&view, ACCOUNT, &key));
     assert!(!revoked_in_view(&view, ACCOUNT, &sdk));
-    assert!(!view.is_revoked(ACCOUNT, NOW - 1, none, Some("tid")));
+    assert!(!view.is_revoked(ACCOUNT, NOW - 1, none, Some("tid"), NOW));
     assert_eq!(view.watermark(ACCOUNT), None);
     assert_eq!(view.role(ACCOUNT, &other_role.role_id), None);
     assert_eq!(
@@ -1496,13 +1644,7 @@ async fn redis_outage_makes_every_mutation_unavailable_promptly_and_the_store_re
         .expect("delete");
     store.create_role(other_role, None).await.expect("create");
     store
-        .revoke(
-            Event::IssuedBefore {
-                account: ACCOUNT.into(),
-                before: NOW,
-            },
-            None,
-        )
+        .revoke_issued_before(ACCOUNT, Some(NOW), NOW, None)
         .await
         .expect("issued before");
     assert_eq!(view.watermark(ACCOUNT), Some(NOW));

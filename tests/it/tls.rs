@@ -93,6 +93,7 @@ async fn start(dir: Dir, files: TlsFiles) -> TlsServer {
         endpoint: format!("localhost:{port}"),
         vend_rate_per_second: 0,
         vend_burst: 0,
+        ..Default::default()
     };
     let authority = node::embedded(
         KeyRing::ephemeral().expect("ring"),

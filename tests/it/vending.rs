@@ -694,6 +694,7 @@ async fn revoke_issued_before_revokes_everything_older_in_one_step() {
         .revoke_issued_before(with_key(
             pb::RevokeIssuedBeforeRequest {
                 issued_before_epoch_seconds: server.clock_now() + 100,
+                ..Default::default()
             },
             &fresh,
         ))
@@ -713,6 +714,7 @@ async fn vending_is_rate_limited_per_account_with_retry_after() {
         endpoint,
         vend_rate_per_second: 1,
         vend_burst: 3,
+        ..Default::default()
     };
     let server =
         TestServer::start_with(KeyRing::ephemeral().expect("ring"), options, listener).await;

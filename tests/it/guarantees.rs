@@ -1,0 +1,1111 @@
+//! The two promises, at their edges: a revoked credential is refused everywhere, and nothing
+//! derived from a key can do more than that key can do right now. Each test names the hole it
+//! closes (issue "Revoked means refused, and nobody holds more than their maker"); each runs
+//! over gRPC against the embedded server, and, where cells matter, against two cells over real
+//! Redis (a primary and a replica per cell), some while a replica is cut off, paused or
+//! restarted.
+
+use std::time::{Duration, Instant};
+
+use authcell::proto::authcell::v1 as pb;
+use authcell::proto::permission_messages as pm;
+use authcell::proto::permission_rules as pr;
+use authcell::proto::{auth, global_admin as ga, token};
+use tonic::transport::Channel;
+use tonic::Code;
+
+use crate::cells::{until_revoked, Cells, Node, NodeConfig};
+use crate::common::statements::{self, read_cache};
+use crate::common::*;
+use crate::redis_env::Topology;
+
+// --- A client over any server (embedded or a Redis node) -------------------------------------
+
+pub(crate) struct Api {
+    channel: Channel,
+}
+
+pub(crate) fn cache_write_all() -> pm::PermissionsType {
+    statements::cache(pm::CacheRole::CacheReadWrite, None, None)
+}
+
+pub(crate) fn role_rules(
+    rules: Vec<pr::rule::Kind>,
+    conditions: Vec<pr::Condition>,
+) -> pr::PermissionSet {
+    pr::PermissionSet {
+        kind: Some(pr::permission_set::Kind::Explicit(
+            pr::ExplicitPermissions {
+                rules: rules
+                    .into_iter()
+                    .map(|k| pr::Rule { kind: Some(k) })
+                    .collect(),
+            },
+        )),
+        conditions,
+    }
+}
+
+pub(crate) fn cache_rule(perms: &[pr::CacheApiPermissions], cache: Option<&str>) -> pr::rule::Kind {
+    pr::rule::Kind::CacheRule(pr::rule::CacheRule {
+        permissions: perms.iter().map(|p| *p as i32).collect(),
+        cache: Some(match cache {
+            None => pr::rule::cache_rule::Cache::AllCaches(pr::All {}),
+            Some(name) => pr::rule::cache_rule::Cache::CacheSelector(pr::CacheSelector {
+                kind: Some(pr::cache_selector::Kind::CacheName(name.into())),
+            }),
+        }),
+        cache_item: Some(pr::rule::cache_rule::CacheItem::AllItems(pr::All {})),
+    })
+}
+
+pub(crate) fn auth_rule(perms: &[pr::AuthManagementPermissions]) -> pr::rule::Kind {
+    pr::rule::Kind::AuthManagementRule(pr::rule::AuthManagementRule {
+        permissions: perms.iter().map(|p| *p as i32).collect(),
+        auth_items: Some(pr::rule::auth_management_rule::AuthItems::AllItems(
+            pr::All {},
+        )),
+    })
+}
+
+pub(crate) fn only_from(cidr: &str) -> pr::Condition {
+    pr::Condition {
+        condition: Some(pr::condition::Condition::IpFilter(pr::IpFilter {
+            allowed_cidr_ranges: vec![pr::ip_filter::CidrRange {
+                range: Some(pr::ip_filter::cidr_range::Range::Ipv4(cidr.into())),
+            }],
+        })),
+    }
+}
+
+pub(crate) fn check(credential: &str, action: pb::Action, cache: &str) -> pb::AuthorizeRequest {
+    pb::AuthorizeRequest {
+        peer_address: "127.0.0.1".into(),
+        ..cache_check(credential, action, cache, b"k")
+    }
+}
+
+impl Api {
+    pub(crate) async fn of(node: &Node) -> Api {
+        Api {
+            channel: node.channel().await,
+        }
+    }
+
+    pub(crate) async fn of_server(server: &TestServer) -> Api {
+        Api {
+            channel: server.channel().await,
+        }
+    }
+
+    pub(crate) async fn create_key(
+        &self,
+        caller: &str,
+        role_id: &str,
+        expires_at: Option<u64>,
+    ) -> Result<(String, String), tonic::Status> {
+        use ga::generate_global_api_key_request::{Expires, Expiry, Never};
+        let response = ga::global_admin_client::GlobalAdminClient::new(self.channel.clone())
+            .generate_global_api_key(with_key(
+                ga::GenerateGlobalApiKeyRequest {
+                    role_id: role_id.into(),
+                    description: "guarantee test".into(),
+                    expiry: Some(match expires_at {
+                        None => Expiry::Never(Never {}),
+                        Some(at) => Expiry::Expires(Expires {
+                            expiration_epoch_seconds: at,
+                        }),
+                    }),
+                },
+                caller,
+            ))
+            .await?
+            .into_inner();
+        Ok((
+            response.api_key,
+            response.key_info.expect("key info").key_id,
+        ))
+    }
+
+    pub(crate) async fn revoke_key(&self, caller: &str, key_id: &str) -> Result<(), tonic::Status> {
+        ga::global_admin_client::GlobalAdminClient::new(self.channel.clone())
+            .revoke_global_api_key(with_key(
+                ga::RevokeGlobalApiKeyRequest {
+                    key_id: key_id.into(),
+                },
+                caller,
+            ))
+            .await
+            .map(|_| ())
+    }
+
+    pub(crate) fn admin(&self) -> pb::admin_client::AdminClient<Channel> {
+        pb::admin_client::AdminClient::new(self.channel.clone())
+    }
+
+    pub(crate) async fn create_role(
+        &self,
+        caller: &str,
+        name: &str,
+        set: pr::PermissionSet,
+    ) -> String {
+        self.admin()
+            .create_role(with_key(
+                pb::CreateRoleRequest {
+                    name: name.into(),
+                    permissions: Some(set),
+                    description: String::new(),
+                },
+                caller,
+            ))
+            .await
+            .expect("create role")
+            .into_inner()
+            .role
+            .expect("role")
+            .role_id
+    }
+
+    pub(crate) async fn update_role(&self, caller: &str, role_id: &str, set: pr::PermissionSet) {
+        self.admin()
+            .update_role(with_key(
+                pb::UpdateRoleRequest {
+                    role_id: role_id.into(),
+                    permissions: Some(set),
+                    ..Default::default()
+                },
+                caller,
+            ))
+            .await
+            .expect("update role");
+    }
+
+    pub(crate) async fn sdk_key(
+        &self,
+        caller: &str,
+        statements: Vec<pm::PermissionsType>,
+        valid_for_seconds: Option<u32>,
+    ) -> Result<auth::GenerateApiTokenResponse, tonic::Status> {
+        use auth::generate_api_token_request::{Expires, Expiry, Never};
+        auth::auth_client::AuthClient::new(self.channel.clone())
+            .generate_api_token(auth::GenerateApiTokenRequest {
+                expiry: Some(match valid_for_seconds {
+                    None => Expiry::Never(Never {}),
+                    Some(s) => Expiry::Expires(Expires {
+                        valid_for_seconds: s,
+                    }),
+                }),
+                auth_token: caller.into(),
+                permissions: Some(explicit(statements)),
+                token_id: String::new(),
+                description: "guarantee test".into(),
+            })
+            .await
+            .map(|r| r.into_inner())
+    }
+
+    pub(crate) async fn refresh(
+        &self,
+        api_key: &str,
+        refresh_token: &str,
+    ) -> Result<auth::RefreshApiTokenResponse, tonic::Status> {
+        auth::auth_client::AuthClient::new(self.channel.clone())
+            .refresh_api_token(auth::RefreshApiTokenRequest {
+                api_key: api_key.into(),
+                refresh_token: refresh_token.into(),
+            })
+            .await
+            .map(|r| r.into_inner())
+    }
+
+    pub(crate) async fn mint(
+        &self,
+        caller: &str,
+        statements: Vec<pm::PermissionsType>,
+        token_id: &str,
+    ) -> Result<String, tonic::Status> {
+        token::token_client::TokenClient::new(self.channel.clone())
+            .generate_disposable_token(token::GenerateDisposableTokenRequest {
+                expires: Some(token::generate_disposable_token_request::Expires {
+                    valid_for_seconds: 3600,
+                }),
+                auth_token: caller.into(),
+                permissions: Some(explicit(statements)),
+                token_id: token_id.into(),
+            })
+            .await
+            .map(|r| r.into_inner().api_key)
+    }
+
+    pub(crate) async fn revoke_token(
+        &self,
+        caller: &str,
+        token: pb::revoke_token_request::Token,
+        expires_at: u64,
+    ) -> Result<pb::RevokeTokenResponse, tonic::Status> {
+        self.admin()
+            .revoke_token(with_key(
+                pb::RevokeTokenRequest {
+                    token: Some(token),
+                    expires_at_epoch_seconds: expires_at,
+                },
+                caller,
+            ))
+            .await
+            .map(|r| r.into_inner())
+    }
+
+    pub(crate) async fn revoke_issued_before(
+        &self,
+        caller: &str,
+    ) -> Result<pb::RevokeIssuedBeforeResponse, tonic::Status> {
+        self.admin()
+            .revoke_issued_before(with_key(pb::RevokeIssuedBeforeRequest::default(), caller))
+            .await
+            .map(|r| r.into_inner())
+    }
+
+    pub(crate) async fn describe(&self, caller: &str, key_id: &str) -> pb::ApiKeyInfo {
+        self.admin()
+            .describe_api_key(with_key(
+                pb::DescribeApiKeyRequest {
+                    key_id: key_id.into(),
+                },
+                caller,
+            ))
+            .await
+            .expect("describe")
+            .into_inner()
+            .key
+            .expect("key")
+    }
+
+    pub(crate) async fn authorize(&self, request: pb::AuthorizeRequest) -> pb::AuthorizeResponse {
+        pb::verifier_client::VerifierClient::new(self.channel.clone())
+            .authorize(request)
+            .await
+            .expect("authorize")
+            .into_inner()
+    }
+
+    pub(crate) async fn reason(
+        &self,
+        credential: &str,
+        action: pb::Action,
+        cache: &str,
+    ) -> pb::Reason {
+        let verdict = self.authorize(check(credential, action, cache)).await;
+        pb::Reason::try_from(verdict.reason).expect("known reason")
+    }
+
+    pub(crate) async fn key_id_of(&self, credential: &str) -> String {
+        self.authorize(check(credential, pb::Action::CacheRead, "c"))
+            .await
+            .key_id
+    }
+}
+
+const ALLOWED: pb::Reason = pb::Reason::Unspecified;
+const READ: pb::Action = pb::Action::CacheRead;
+const WRITE: pb::Action = pb::Action::CacheWrite;
+
+/// The claims of a credential, without verifying it (tests only).
+fn claims(credential: &str) -> serde_json::Value {
+    use base64::Engine;
+    let payload = credential.split('.').nth(1).expect("jws payload");
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload)
+        .expect("base64url");
+    serde_json::from_slice(&bytes).expect("json claims")
+}
+
+// --- 1. RevokeIssuedBefore(now) covers the current second and millisecond --------------------
+
+#[tokio::test]
+async fn issued_before_now_refuses_a_key_minted_in_the_same_second_embedded() {
+    let server = TestServer::start().await;
+    let api = Api::of_server(&server).await;
+    let (key, _) = api
+        .create_key(&server.owner_key, "viewer", None)
+        .await
+        .expect("key");
+    assert_eq!(api.reason(&key, READ, "c").await, ALLOWED, "precondition");
+    // The manual clock does not move: the cut and the key share their second and millisecond.
+    let cut = api
+        .revoke_issued_before(&server.owner_key)
+        .await
+        .expect("cut");
+    let iatm = claims(&key)["iatm"].as_u64().expect("iatm");
+    assert!(
+        cut.issued_before_epoch_millis > iatm,
+        "{cut:?} covers {iatm}"
+    );
+    assert_eq!(
+        cut.issued_before_epoch_seconds,
+        cut.issued_before_epoch_millis / 1000
+    );
+    assert_eq!(api.reason(&key, READ, "c").await, pb::Reason::Revoked);
+    assert_eq!(
+        api.reason(&server.owner_key, READ, "c").await,
+        pb::Reason::Revoked,
+        "the owner key that made the cut existed too"
+    );
+    // A credential minted after the call works, in the same millisecond as the cut.
+    let (fresh_owner, _) = server
+        .authority
+        .bootstrap(ACCOUNT, true)
+        .await
+        .expect("new owner key");
+    assert_eq!(api.reason(&fresh_owner, READ, "c").await, ALLOWED);
+    let (after, _) = api
+        .create_key(&fresh_owner, "viewer", None)
+        .await
+        .expect("key after");
+    assert_eq!(api.reason(&after, READ, "c").await, ALLOWED);
+    // And a second cut, still in the same millisecond, takes them too.
+    let again = api
+        .revoke_issued_before(&fresh_owner)
+        .await
+        .expect("cut again");
+    assert!(again.issued_before_epoch_millis > cut.issued_before_epoch_millis);
+    assert_eq!(api.reason(&after, READ, "c").await, pb::Reason::Revoked);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn issued_before_now_is_exact_in_both_cells() {
+    let cells = Cells::start(false).await;
+    let (a, b) = (Api::of(&cells.a).await, Api::of(&cells.b).await);
+    for round in 0..5 {
+        let (owner, _) = cells
+            .a
+            .authority
+            .bootstrap("acme", true)
+            .await
+            .expect("owner");
+        let (key, _) = a.create_key(&owner, "viewer", None).await.expect("key");
+        let (token_key, _) = b
+            .create_key(&owner, "operator", None)
+            .await
+            .expect("key on b");
+        let token = b
+            .mint(&token_key, vec![read_cache("c")], "")
+            .await
+            .expect("token");
+        assert_eq!(
+            b.reason(&key, READ, "c").await,
+            ALLOWED,
+            "round {round}: precondition"
+        );
+        let cut = a.revoke_issued_before(&owner).await.expect("cut");
+        for (cell, node) in [("a", &cells.a), ("b", &cells.b)] {
+            for credential in [&key, &token, &owner] {
+                let took = until_revoked(node, credential, Duration::from_secs(5)).await;
+                assert!(took < Duration::from_secs(5), "round {round}, cell {cell}");
+            }
+        }
+        let (after_owner, _) = cells
+            .a
+            .authority
+            .bootstrap("acme", true)
+            .await
+            .expect("owner");
+        let (after, _) = b
+            .create_key(&after_owner, "viewer", None)
+            .await
+            .expect("key after");
+        assert!(claims(&after)["iatm"].as_u64().expect("iatm") >= cut.issued_before_epoch_millis);
+        assert_eq!(a.reason(&after, READ, "c").await, ALLOWED, "round {round}");
+        assert_eq!(b.reason(&after, READ, "c").await, ALLOWED, "round {round}");
+    }
+}
+
+// --- 2. RevokeToken never reaches what the caller could not have made --------------------------
+
+#[tokio::test]
+async fn revoke_token_cannot_kill_a_stronger_key_or_what_it_made() {
+    let server = TestServer::start().await;
+    let api = Api::of_server(&server).await;
+    let owner = server.owner_key.clone();
+    let owner_id = api.key_id_of(&owner).await;
+    let (operator, _) = api
+        .create_key(&owner, "operator", None)
+        .await
+        .expect("operator");
+    let owner_token = api
+        .mint(&owner, vec![read_cache("c")], "shared")
+        .await
+        .expect("token");
+    let owner_token_id = api.key_id_of(&owner_token).await;
+    let operator_token = api
+        .mint(&operator, vec![read_cache("c")], "shared")
+        .await
+        .expect("token");
+    let operator_token_id = api.key_id_of(&operator_token).await;
+    for credential in [&owner, &owner_token, &operator_token] {
+        assert_eq!(
+            api.reason(credential, READ, "c").await,
+            ALLOWED,
+            "precondition"
+        );
+    }
+    use pb::revoke_token_request::Token;
+
+    // The owner key itself: the same error RevokeGlobalApiKey gives the operator.
+    let by_token = api
+        .revoke_token(&operator, Token::Id(owner_id.clone()), 0)
+        .await
+        .expect_err("an operator cannot revoke the owner key");
+    let by_key = api
+        .revoke_key(&operator, &owner_id)
+        .await
+        .expect_err("nor here");
+    assert_eq!(by_token.code(), Code::PermissionDenied, "{by_token:?}");
+    assert_eq!(by_token.code(), by_key.code());
+    assert_eq!(by_token.message(), by_key.message());
+    assert_eq!(api.reason(&owner, READ, "c").await, ALLOWED);
+    let listed = api.describe(&owner, &owner_id).await;
+    assert_eq!(listed.status, pb::KeyStatus::Active as i32);
+
+    // A token the owner minted: the operator's revocation does not reach it; its own does.
+    api.revoke_token(&operator, Token::Id(owner_token_id.clone()), 0)
+        .await
+        .expect("accepted, scoped to what the operator made");
+    assert_eq!(api.reason(&owner_token, READ, "c").await, ALLOWED);
+    api.revoke_token(&operator, Token::Id(operator_token_id), 0)
+        .await
+        .expect("its own token");
+    assert_eq!(
+        api.reason(&operator_token, READ, "c").await,
+        pb::Reason::Revoked
+    );
+
+    // The same for token ids: the operator's revocation of "shared" spares the owner's token.
+    let operator_token2 = api
+        .mint(&operator, vec![read_cache("c")], "t2")
+        .await
+        .expect("token");
+    let owner_token2 = api
+        .mint(&owner, vec![read_cache("c")], "t2")
+        .await
+        .expect("token");
+    api.revoke_token(&operator, Token::TokenId("t2".into()), 0)
+        .await
+        .expect("token id");
+    assert_eq!(
+        api.reason(&operator_token2, READ, "c").await,
+        pb::Reason::Revoked
+    );
+    assert_eq!(api.reason(&owner_token2, READ, "c").await, ALLOWED);
+    // The owner's reaches every token of the account.
+    api.revoke_token(&owner, Token::TokenId("t2".into()), 0)
+        .await
+        .expect("owner token id");
+    assert_eq!(
+        api.reason(&owner_token2, READ, "c").await,
+        pb::Reason::Revoked
+    );
+    api.revoke_token(&owner, Token::Id(owner_token_id), 0)
+        .await
+        .expect("owner revokes its token");
+    assert_eq!(
+        api.reason(&owner_token, READ, "c").await,
+        pb::Reason::Revoked
+    );
+
+    // A role-bound key is not RevokeToken's to revoke, even for the owner.
+    let (viewer, viewer_id) = api
+        .create_key(&owner, "viewer", None)
+        .await
+        .expect("viewer");
+    let status = api
+        .revoke_token(&owner, Token::Id(viewer_id.clone()), 0)
+        .await
+        .expect_err("role key");
+    assert_eq!(status.code(), Code::FailedPrecondition, "{status:?}");
+    assert!(
+        status.message().contains("RevokeGlobalApiKey"),
+        "{status:?}"
+    );
+    assert_eq!(api.reason(&viewer, READ, "c").await, ALLOWED);
+}
+
+#[tokio::test]
+async fn revoke_token_of_an_sdk_key_needs_its_powers_and_marks_its_record() {
+    let server = TestServer::start().await;
+    let api = Api::of_server(&server).await;
+    let owner = server.owner_key.clone();
+    // The revoker may manage keys and read cache `c`, nothing more.
+    let role_id = api
+        .create_role(
+            &owner,
+            "revokers",
+            role_rules(
+                vec![
+                    cache_rule(&[pr::CacheApiPermissions::CacheRead], Some("c")),
+                    auth_rule(&[pr::AuthManagementPermissions::AuthWrite]),
+                ],
+                vec![],
+            ),
+        )
+        .await;
+    let (revoker, _) = api
+        .create_key(&owner, &role_id, None)
+        .await
+        .expect("revoker");
+    // An SDK key that writes every cache: more than the revoker could have made.
+    let strong = api
+        .sdk_key(&owner, vec![cache_write_all()], None)
+        .await
+        .expect("sdk key");
+    let strong_id = api.key_id_of(&strong.api_key).await;
+    use pb::revoke_token_request::Token;
+    let status = api
+        .revoke_token(&revoker, Token::Id(strong_id.clone()), 0)
+        .await
+        .expect_err("stronger than the revoker");
+    assert_eq!(status.code(), Code::PermissionDenied, "{status:?}");
+    assert_eq!(api.reason(&strong.api_key, READ, "c").await, ALLOWED);
+
+    let weak = api
+        .sdk_key(&owner, vec![read_cache("c")], None)
+        .await
+        .expect("sdk key");
+    let weak_id = api.key_id_of(&weak.api_key).await;
+    api.revoke_token(&revoker, Token::Id(weak_id.clone()), 0)
+        .await
+        .expect("within the revoker's powers");
+    assert_eq!(
+        api.reason(&weak.api_key, READ, "c").await,
+        pb::Reason::Revoked
+    );
+    let info = api.describe(&owner, &weak_id).await;
+    assert_eq!(info.status, pb::KeyStatus::Revoked as i32, "{info:?}");
+    assert!(info.revoked_at_epoch_seconds.is_some());
+}
+
+// --- 3. A refresh never outlives the maker -------------------------------------------------------
+
+#[tokio::test]
+async fn refresh_fails_once_the_maker_expired_and_never_extends_past_it() {
+    let server = TestServer::start().await;
+    let api = Api::of_server(&server).await;
+    let maker_expiry = server.clock_now() + 600;
+    let (maker, _) = api
+        .create_key(&server.owner_key, "operator", Some(maker_expiry))
+        .await
+        .expect("maker");
+    let made = api
+        .sdk_key(&maker, vec![read_cache("c")], None)
+        .await
+        .expect("sdk key");
+    assert_eq!(
+        made.valid_until, maker_expiry,
+        "capped at the maker's expiry"
+    );
+    // Before the maker expires, a refresh works and stays capped.
+    server.clock.advance(300);
+    let refreshed = api
+        .refresh(&made.api_key, &made.refresh_token)
+        .await
+        .expect("refresh while the maker lives");
+    assert!(
+        refreshed.valid_until <= maker_expiry,
+        "{} > {maker_expiry}",
+        refreshed.valid_until
+    );
+    assert_eq!(api.reason(&refreshed.api_key, READ, "c").await, ALLOWED);
+    // After it, the refresh is an authentication error, again and again.
+    server.clock.advance(400);
+    for _ in 0..2 {
+        let status = api
+            .refresh(&refreshed.api_key, &refreshed.refresh_token)
+            .await
+            .expect_err("maker expired");
+        assert_eq!(status.code(), Code::Unauthenticated, "{status:?}");
+    }
+    assert_ne!(api.reason(&refreshed.api_key, READ, "c").await, ALLOWED);
+}
+
+#[tokio::test]
+async fn refresh_fails_once_the_maker_was_revoked() {
+    let server = TestServer::start().await;
+    let api = Api::of_server(&server).await;
+    let (maker, maker_id) = api
+        .create_key(&server.owner_key, "operator", None)
+        .await
+        .expect("maker");
+    let made = api
+        .sdk_key(&maker, vec![read_cache("c")], Some(60))
+        .await
+        .expect("sdk key");
+    api.revoke_key(&server.owner_key, &maker_id)
+        .await
+        .expect("revoke maker");
+    let status = api
+        .refresh(&made.api_key, &made.refresh_token)
+        .await
+        .expect_err("maker revoked");
+    assert_eq!(status.code(), Code::Unauthenticated, "{status:?}");
+}
+
+// --- 4. Derived credentials follow their root role at every check ---------------------------
+
+async fn narrowing_a_role_narrows_everything_derived(a: &Api, b: &Api, owner: &str) {
+    let role_id = a
+        .create_role(
+            owner,
+            "writers",
+            role_rules(
+                vec![
+                    cache_rule(
+                        &[
+                            pr::CacheApiPermissions::CacheRead,
+                            pr::CacheApiPermissions::CacheWrite,
+                        ],
+                        None,
+                    ),
+                    auth_rule(&[pr::AuthManagementPermissions::AuthWrite]),
+                ],
+                vec![],
+            ),
+        )
+        .await;
+    let (writer, _) = a
+        .create_key(owner, &role_id, None)
+        .await
+        .expect("writer key");
+    let sdk = a
+        .sdk_key(&writer, vec![cache_write_all()], None)
+        .await
+        .expect("sdk key");
+    let token = a
+        .mint(&writer, vec![cache_write_all()], "")
+        .await
+        .expect("token");
+    let grandchild = a
+        .mint(&sdk.api_key, vec![cache_write_all()], "")
+        .await
+        .expect("grandchild");
+    for api in [a, b] {
+        for credential in [&writer, &sdk.api_key, &token, &grandchild] {
+            assert_eq!(
+                api.reason(credential, WRITE, "other").await,
+                ALLOWED,
+                "precondition"
+            );
+        }
+    }
+    // Narrowed to reading one cache.
+    a.update_role(
+        owner,
+        &role_id,
+        role_rules(
+            vec![cache_rule(&[pr::CacheApiPermissions::CacheRead], Some("c"))],
+            vec![],
+        ),
+    )
+    .await;
+    let deadline = Instant::now() + Duration::from_secs(5);
+    for (cell, api) in [("a", a), ("b", b)] {
+        for credential in [&writer, &sdk.api_key, &token, &grandchild] {
+            loop {
+                let reason = api.reason(credential, WRITE, "other").await;
+                if reason == pb::Reason::Permission {
+                    break;
+                }
+                assert!(Instant::now() < deadline, "cell {cell}: still {reason:?}");
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            assert_eq!(
+                api.reason(credential, WRITE, "c").await,
+                pb::Reason::Permission
+            );
+            assert_eq!(
+                api.reason(credential, READ, "c").await,
+                ALLOWED,
+                "cell {cell}"
+            );
+            assert_eq!(
+                api.reason(credential, READ, "other").await,
+                pb::Reason::Permission
+            );
+        }
+    }
+    // Nothing derived can mint, or refresh into, more than the narrowed role.
+    let status = a
+        .mint(&sdk.api_key, vec![cache_write_all()], "")
+        .await
+        .expect_err("mint beyond the root role");
+    assert_eq!(status.code(), Code::PermissionDenied, "{status:?}");
+    let refreshed = a
+        .refresh(&sdk.api_key, &sdk.refresh_token)
+        .await
+        .expect("refresh");
+    assert_eq!(
+        a.reason(&refreshed.api_key, WRITE, "other").await,
+        pb::Reason::Permission
+    );
+    assert_eq!(a.reason(&refreshed.api_key, READ, "c").await, ALLOWED);
+    // An ip_filter added to the role applies to everything derived, too.
+    a.update_role(
+        owner,
+        &role_id,
+        role_rules(
+            vec![cache_rule(&[pr::CacheApiPermissions::CacheRead], Some("c"))],
+            vec![only_from("10.0.0.0/8")],
+        ),
+    )
+    .await;
+    // (The grandchild died with the refresh: its parent was the key the refresh replaced.)
+    assert_eq!(a.reason(&grandchild, READ, "c").await, pb::Reason::Revoked);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    for api in [a, b] {
+        for credential in [&token, &refreshed.api_key] {
+            loop {
+                let reason = api.reason(credential, READ, "c").await;
+                if reason == pb::Reason::IpNotAllowed {
+                    break;
+                }
+                assert!(Instant::now() < deadline, "still {reason:?}");
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn narrowing_a_role_narrows_everything_derived_embedded() {
+    let server = TestServer::start().await;
+    let api = Api::of_server(&server).await;
+    let again = Api::of_server(&server).await;
+    narrowing_a_role_narrows_everything_derived(&api, &again, &server.owner_key).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn narrowing_a_role_narrows_everything_derived_in_both_cells() {
+    let cells = Cells::start(false).await;
+    let (a, b) = (Api::of(&cells.a).await, Api::of(&cells.b).await);
+    narrowing_a_role_narrows_everything_derived(&a, &b, &cells.owner).await;
+}
+
+// --- 5. Token-id revocations end ------------------------------------------------------------------
+
+#[tokio::test]
+async fn a_token_id_revocation_holds_until_its_end_then_the_id_is_free() {
+    let server = TestServer::start().await;
+    let api = Api::of_server(&server).await;
+    use pb::revoke_token_request::Token;
+    let end = server.clock_now() + 120;
+    let before = api
+        .mint(&server.owner_key, vec![read_cache("c")], "x")
+        .await
+        .expect("token");
+    api.revoke_token(&server.owner_key, Token::TokenId("x".into()), end)
+        .await
+        .expect("revoke token id");
+    assert_eq!(api.reason(&before, READ, "c").await, pb::Reason::Revoked);
+    let during = api
+        .mint(&server.owner_key, vec![read_cache("c")], "x")
+        .await
+        .expect("token");
+    assert_eq!(api.reason(&during, READ, "c").await, pb::Reason::Revoked);
+    server.clock.advance(121);
+    let after = api
+        .mint(&server.owner_key, vec![read_cache("c")], "x")
+        .await
+        .expect("token");
+    assert_eq!(
+        api.reason(&after, READ, "c").await,
+        ALLOWED,
+        "the id can be used again"
+    );
+    // An end in the past is refused; 0 means the longest token lifetime from now.
+    let status = api
+        .revoke_token(
+            &server.owner_key,
+            Token::TokenId("y".into()),
+            server.clock_now(),
+        )
+        .await
+        .expect_err("end in the past");
+    assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
+    assert!(status.message().contains("expires_at_epoch_seconds"));
+    api.revoke_token(&server.owner_key, Token::TokenId("y".into()), 0)
+        .await
+        .expect("default end");
+    let y = api
+        .mint(&server.owner_key, vec![read_cache("c")], "y")
+        .await
+        .expect("token");
+    server
+        .clock
+        .advance(u64::from(authcell::vending::MAX_DISPOSABLE_SECS) - 1);
+    let y2 = api
+        .mint(&server.owner_key, vec![read_cache("c")], "y")
+        .await
+        .expect("token");
+    assert_eq!(
+        api.reason(&y2, READ, "c").await,
+        pb::Reason::Revoked,
+        "held 25 hours"
+    );
+    server.clock.advance(2);
+    let y3 = api
+        .mint(&server.owner_key, vec![read_cache("c")], "y")
+        .await
+        .expect("token");
+    assert_eq!(api.reason(&y3, READ, "c").await, ALLOWED);
+    drop(y);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn token_id_revocations_end_in_every_cell_and_leave_redis() {
+    let cells = Cells::start(false).await;
+    let (a, b) = (Api::of(&cells.a).await, Api::of(&cells.b).await);
+    use pb::revoke_token_request::Token;
+    let now = authcell::clock::wall_ms() / 1000;
+    let token = b
+        .mint(&cells.owner, vec![read_cache("c")], "x")
+        .await
+        .expect("token");
+    a.revoke_token(&cells.owner, Token::TokenId("x".into()), now + 2)
+        .await
+        .expect("revoke");
+    until_revoked(&cells.b, &token, Duration::from_secs(5)).await;
+    let revoked =
+        |server: &crate::redis_env::RedisServer| server.command(&["HKEYS", "authcell:revoked"]);
+    assert!(
+        revoked(&cells.topology.primary).contains("x"),
+        "precondition"
+    );
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let fresh = b
+        .mint(&cells.owner, vec![read_cache("c")], "x")
+        .await
+        .expect("token");
+    assert_eq!(b.reason(&fresh, READ, "c").await, ALLOWED);
+    assert_eq!(a.reason(&fresh, READ, "c").await, ALLOWED);
+    // Redis drops it too (the next token-id revocation sweeps ended ones first), so a node
+    // that loads later never sees it.
+    a.revoke_token(&cells.owner, Token::TokenId("other".into()), 0)
+        .await
+        .expect("another");
+    let left = revoked(&cells.topology.primary);
+    assert!(!left.contains("\u{0}x\u{0}"), "{left:?}");
+    let mut cells = cells;
+    cells.restart_b().await;
+    let b = Api::of(&cells.b).await;
+    assert_eq!(b.reason(&fresh, READ, "c").await, ALLOWED);
+}
+
+// --- 6. A cell cut off from the primary knows it ------------------------------------------------
+
+async fn wait_for(what: &str, within: Duration, mut f: impl AsyncFnMut() -> bool) {
+    let deadline = Instant::now() + within;
+    while !f().await {
+        assert!(Instant::now() < deadline, "{what}: not within {within:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn health(node: &Node) -> i32 {
+    tonic_health::pb::health_client::HealthClient::new(node.channel().await)
+        .check(tonic_health::pb::HealthCheckRequest {
+            service: String::new(),
+        })
+        .await
+        .expect("health")
+        .into_inner()
+        .status
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cell_cut_off_from_the_primary_turns_stale_and_catches_up() {
+    use tonic_health::pb::health_check_response::ServingStatus;
+    let topology = Topology::start(false);
+    let pem = crate::cells::signing_pem();
+    let primary = topology.primary.url();
+    let a = Node::start(NodeConfig::new(
+        &pem,
+        "a",
+        &primary,
+        &topology.replica_a.url(),
+    ))
+    .await;
+    let b_deny = Node::start(NodeConfig {
+        stale_policy: authcell::verifier::StalePolicy::Deny,
+        max_staleness: Duration::from_secs(3),
+        ..NodeConfig::new(&pem, "b", &primary, &topology.replica_b.url())
+    })
+    .await;
+    let b_serve = Node::start(NodeConfig {
+        max_staleness: Duration::from_secs(3),
+        ..NodeConfig::new(&pem, "b", &primary, &topology.replica_b.url())
+    })
+    .await;
+    let (owner, _) = a
+        .authority
+        .bootstrap("acme", false)
+        .await
+        .expect("bootstrap");
+    let api_a = Api::of(&a).await;
+    let (key, key_id) = api_a.create_key(&owner, "viewer", None).await.expect("key");
+    let (deny, serve) = (Api::of(&b_deny).await, Api::of(&b_serve).await);
+    wait_for("key reaches b", Duration::from_secs(5), async || {
+        deny.reason(&key, READ, "c").await == ALLOWED
+    })
+    .await;
+    assert_eq!(
+        health(&b_deny).await,
+        ServingStatus::Serving as i32,
+        "precondition"
+    );
+
+    // Cell b's replica follows a dead primary: it keeps answering with its old data.
+    let port = topology.primary.port().to_string();
+    assert_eq!(
+        topology.replica_b.command(&["REPLICAOF", "127.0.0.1", "1"]),
+        "OK"
+    );
+    api_a
+        .revoke_key(&owner, &key_id)
+        .await
+        .expect("revoke in cell a");
+    until_revoked(&a, &key, Duration::from_secs(2)).await;
+    let cut_at = Instant::now();
+    wait_for(
+        "deny policy refuses as stale",
+        Duration::from_secs(8),
+        async || deny.reason(&key, READ, "c").await == pb::Reason::StaleState,
+    )
+    .await;
+    assert!(
+        cut_at.elapsed() >= Duration::from_secs(2),
+        "not before the bound"
+    );
+    wait_for("health NOT_SERVING", Duration::from_secs(3), async || {
+        health(&b_deny).await == ServingStatus::NotServing as i32
+    })
+    .await;
+    // Serve policy keeps answering from what it knows, and says it is stale.
+    assert_eq!(serve.reason(&key, READ, "c").await, ALLOWED);
+    assert!(b_serve.authority.verifier().is_stale());
+    let metrics = authcell::metrics::Metrics::new(b_serve.authority.clone()).render();
+    assert!(
+        metrics.contains("authcell_revocation_view_stale 1"),
+        "{metrics}"
+    );
+
+    // The link returns: the cell catches up and serves again, without a restart.
+    assert_eq!(
+        topology
+            .replica_b
+            .command(&["REPLICAOF", "127.0.0.1", &port]),
+        "OK"
+    );
+    for (name, node) in [("deny", &b_deny), ("serve", &b_serve)] {
+        let took = until_revoked(node, &key, Duration::from_secs(10)).await;
+        eprintln!("{name}: revoked after the link returned within {took:?}");
+    }
+    wait_for("health SERVING again", Duration::from_secs(5), async || {
+        health(&b_deny).await == ServingStatus::Serving as i32
+    })
+    .await;
+    assert!(!b_serve.authority.verifier().is_stale());
+}
+
+// --- Suspected: a replica resyncing from empty, and a gap hidden by trimming -------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_restarted_empty_never_empties_the_view() {
+    let mut cells = Cells::start(false).await;
+    let a = Api::of(&cells.a).await;
+    let (key, key_id) = a
+        .create_key(&cells.owner, "viewer", None)
+        .await
+        .expect("key");
+    a.revoke_key(&cells.owner, &key_id).await.expect("revoke");
+    until_revoked(&cells.b, &key, Duration::from_secs(5)).await;
+    // Replica b restarts without persistence while its primary cannot serve the full resync:
+    // it answers from an empty dataset.
+    cells.topology.replica_b.stop();
+    cells.topology.primary.pause();
+    cells.topology.replica_b.start_again_unlinked();
+    let empty = cells
+        .topology
+        .replica_b
+        .command(&["EXISTS", "authcell:revoked"]);
+    assert_eq!(empty, "0", "precondition: the replica is empty");
+    let b = Api::of(&cells.b).await;
+    let watched = Instant::now();
+    while watched.elapsed() < Duration::from_secs(3) {
+        assert_eq!(b.reason(&key, READ, "c").await, pb::Reason::Revoked);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    cells.topology.primary.resume();
+    cells.topology.replica_b.wait_for_link_up();
+    // Still refused after the resync, and new revocations flow again.
+    assert_eq!(b.reason(&key, READ, "c").await, pb::Reason::Revoked);
+    let (other, other_id) = a
+        .create_key(&cells.owner, "viewer", None)
+        .await
+        .expect("key");
+    a.revoke_key(&cells.owner, &other_id).await.expect("revoke");
+    until_revoked(&cells.b, &other, Duration::from_secs(10)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_paused_node_never_misses_a_revocation_trimmed_in_front_of_survivors() {
+    let topology = Topology::start(false);
+    // Fine-grained trimming, so the stream keeps about 100 entries.
+    assert_eq!(
+        topology
+            .primary
+            .command(&["CONFIG", "SET", "stream-node-max-entries", "10"]),
+        "OK"
+    );
+    let pem = crate::cells::signing_pem();
+    let primary = topology.primary.url();
+    let a = Node::start(NodeConfig {
+        stream_max_len: 100,
+        ..NodeConfig::new(&pem, "a", &primary, &topology.replica_a.url())
+    })
+    .await;
+    let b = Node::start(NodeConfig::new(
+        &pem,
+        "b",
+        &primary,
+        &topology.replica_b.url(),
+    ))
+    .await;
+    let (owner, _) = a
+        .authority
+        .bootstrap("acme", false)
+        .await
+        .expect("bootstrap");
+    let api = Api::of(&a).await;
+    let (key, key_id) = api.create_key(&owner, "viewer", None).await.expect("key");
+    let api_b = Api::of(&b).await;
+    assert_eq!(api_b.reason(&key, READ, "c").await, ALLOWED, "precondition");
+    // Cell b is paused: its replica answers nothing while the stream moves on.
+    topology.replica_b.pause();
+    api.revoke_key(&owner, &key_id).await.expect("revoke");
+    // 150 more entries: the revocation is trimmed away, and more survivors (about 100) follow
+    // it than were trimmed after cell b's position (about 50).
+    use pb::revoke_token_request::Token;
+    for _ in 0..150 {
+        api.revoke_token(&owner, Token::Id(uuid::Uuid::now_v7().to_string()), 0)
+            .await
+            .expect("filler revocation");
+    }
+    let stream = topology
+        .primary
+        .command(&["XRANGE", "authcell:events", "-", "+"]);
+    assert!(
+        !stream.contains(&key_id),
+        "precondition: the revocation was trimmed"
+    );
+    topology.replica_b.resume();
+    let took = until_revoked(&b, &key, Duration::from_secs(15)).await;
+    eprintln!("revocation applied after resume within {took:?}");
+}
