@@ -1109,3 +1109,148 @@ async fn a_paused_node_never_misses_a_revocation_trimmed_in_front_of_survivors()
     let took = until_revoked(&b, &key, Duration::from_secs(15)).await;
     eprintln!("revocation applied after resume within {took:?}");
 }
+
+// --- 7. A node with a fast clock mints nothing that outlives a cut -----------------------------
+
+/// Reads a node's metrics page over plain HTTP.
+fn metrics_page(port: u16) -> String {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).expect("metrics connect");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("timeout");
+    stream
+        .write_all(b"GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+        .expect("request");
+    let mut page = String::new();
+    let _ = stream.read_to_string(&mut page);
+    page
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("probe")
+        .local_addr()
+        .expect("addr")
+        .port()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_whose_clock_runs_a_minute_fast_mints_nothing_that_survives_a_cut() {
+    assert!(
+        std::path::Path::new("/usr/bin/faketime").exists(),
+        "faketime not found: run `apt-get install -y faketime` (Debian/Ubuntu); ./scripts/test installs it"
+    );
+    let topology = Topology::start(false);
+    let pem = crate::cells::signing_pem();
+    let primary = topology.primary.url();
+    let a = Node::start(NodeConfig::new(
+        &pem,
+        "a",
+        &primary,
+        &topology.replica_a.url(),
+    ))
+    .await;
+    let (owner, _) = a
+        .authority
+        .bootstrap("acme", false)
+        .await
+        .expect("bootstrap");
+    let dir = std::env::temp_dir().join(format!("authcell-faketime-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let key_file = dir.join("signing.pem");
+    std::fs::write(&key_file, &pem).expect("write key");
+    let (port, metrics_port) = (free_port(), free_port());
+    // Cell b's node runs with its clock 60 s ahead of everyone else's.
+    let mut fast = std::process::Command::new("/usr/bin/faketime")
+        .args(["-f", "+60s", env!("CARGO_BIN_EXE_authcell"), "serve"])
+        .args(["--listen", &format!("127.0.0.1:{port}"), "--cell", "b"])
+        .args(["--metrics-listen", &format!("127.0.0.1:{metrics_port}")])
+        .args(["--drain-seconds", "0"])
+        .env("AUTHCELL_REDIS_URL", &primary)
+        .env("AUTHCELL_REDIS_READ_URL", topology.replica_b.url())
+        .env("AUTHCELL_SIGNING_KEY_FILE", &key_file)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start authcell under faketime");
+    let channel = {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let url = format!("http://127.0.0.1:{port}");
+            match Channel::from_shared(url).expect("url").connect().await {
+                Ok(channel) => break channel,
+                Err(e) => {
+                    assert!(
+                        Instant::now() < deadline,
+                        "the fast node never listened: {e}"
+                    );
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            }
+        }
+    };
+    let b = Api { channel };
+    let a_api = Api::of(&a).await;
+    wait_for(
+        "the fast node serves",
+        Duration::from_secs(20),
+        async || b.reason(&owner, READ, "c").await == ALLOWED,
+    )
+    .await;
+    let page = metrics_page(metrics_port);
+    let skew = page
+        .lines()
+        .find_map(|l| l.strip_prefix("authcell_clock_skew_seconds "))
+        .and_then(|v| v.trim().parse::<f64>().ok())
+        .unwrap_or_else(|| panic!("no skew gauge in {page}"));
+    assert!(
+        (skew + 60.0).abs() < 5.0,
+        "the node sees its clock 60 s ahead: {skew}"
+    );
+
+    // What the fast node mints carries the primary's time, not its own.
+    let (key, _) = b
+        .create_key(&owner, "operator", None)
+        .await
+        .expect("key on the fast node");
+    let token = b
+        .mint(&key, vec![read_cache("c")], "")
+        .await
+        .expect("token on the fast node");
+    let real_now = authcell::clock::wall_ms() / 1000;
+    for credential in [&key, &token] {
+        let iat = claims(credential)["iat"].as_u64().expect("iat");
+        assert!(
+            iat.abs_diff(real_now) < 5,
+            "iat {iat} vs real time {real_now}"
+        );
+        assert_eq!(
+            a_api.reason(credential, READ, "c").await,
+            ALLOWED,
+            "precondition"
+        );
+    }
+    // A cut made on a correct node takes them, on both nodes, now and after real time passes
+    // the fast node's clock.
+    a_api.revoke_issued_before(&owner).await.expect("cut");
+    for api in [&a_api, &b] {
+        for credential in [&key, &token] {
+            wait_for("the cut applies", Duration::from_secs(5), async || {
+                api.reason(credential, READ, "c").await == pb::Reason::Revoked
+            })
+            .await;
+        }
+    }
+    // And the fast node's fresh credentials, minted after the cut, work everywhere.
+    let (owner2, _) = a.authority.bootstrap("acme", true).await.expect("owner");
+    let (after, _) = b
+        .create_key(&owner2, "viewer", None)
+        .await
+        .expect("key after the cut");
+    assert_eq!(a_api.reason(&after, READ, "c").await, ALLOWED);
+    assert_eq!(b.reason(&after, READ, "c").await, ALLOWED);
+    let _ = fast.kill();
+    let _ = fast.wait();
+    let _ = std::fs::remove_dir_all(&dir);
+}
