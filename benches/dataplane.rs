@@ -351,6 +351,7 @@ fn api_key_claims(now: u64) -> Claims {
         rr: None,
         aexp: None,
         exp: None,
+        nbf: None,
     }
 }
 
@@ -377,6 +378,7 @@ fn disposable_claims(now: u64, parent: &str) -> Claims {
         rr: Some("viewer".into()),
         aexp: None,
         exp: Some(now + 3600),
+        nbf: None,
     }
 }
 

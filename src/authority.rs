@@ -347,6 +347,7 @@ impl Authority {
             rr: None,
             aexp: None,
             exp: expires_at,
+            nbf: None,
         };
         let token = self.sign(&claims)?;
         let record = KeyRecord {
@@ -753,6 +754,7 @@ impl Authority {
             )
             .into());
         }
+        self.revocation_rate_limit(caller.account()).await?;
         let target = if id.is_empty() {
             self.store.latest_event_id().await?
         } else {
@@ -767,7 +769,6 @@ impl Authority {
                 revocation_id: id.to_owned(),
             });
         };
-        self.revocation_rate_limit(caller.account()).await?;
         // Each waiting call polls the primary: bound how many this node runs at once.
         let _permit = self
             .confirmations

@@ -78,6 +78,9 @@ pub struct Claims {
     pub aexp: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub exp: Option<u64>,
+    /// Not before (RFC 7519). authcell never writes it, but honours it if present.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nbf: Option<u64>,
 }
 
 /// What a credential grants: its role (looked up at check time) or its inline set.
@@ -104,6 +107,8 @@ pub struct Credential {
     /// The earliest issue time (ms) along the chain of ancestors (itself included).
     pub origin_issued_at_ms: u64,
     pub expires_at: Option<u64>,
+    /// Not valid before this time (epoch seconds), if the claims say so.
+    pub not_before: Option<u64>,
     /// The earliest expiry among its ancestors: it never outlives them.
     pub chain_expires_at: Option<u64>,
     /// For a derived credential, the role of the role-bound key its chain starts from: what it
@@ -294,6 +299,7 @@ fn credential_from_claims(c: Claims) -> Result<Credential, CredentialError> {
         issued_at_ms,
         origin_issued_at_ms: c.oiatm.map_or(issued_at_ms, |o| o.min(issued_at_ms)),
         expires_at: c.exp,
+        not_before: c.nbf,
         chain_expires_at: c.aexp,
         root_role: c.rr,
         revocation_ids,

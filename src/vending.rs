@@ -168,6 +168,7 @@ impl Authority {
             rr: Some(root_role),
             aexp: earliest(c.expires_at, c.chain_expires_at),
             exp: expires_at,
+            nbf: None,
         })
     }
 

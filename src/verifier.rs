@@ -440,7 +440,11 @@ impl Verifier {
                 CredentialError::MakerGone
             });
         }
-        if credential.issued_at > now.saturating_add(LEEWAY_SECS) {
+        if credential.issued_at > now.saturating_add(LEEWAY_SECS)
+            || credential
+                .not_before
+                .is_some_and(|nbf| nbf > now.saturating_add(LEEWAY_SECS))
+        {
             return Err(CredentialError::NotYetValid);
         }
         let (permissions, bound) = self.resolve(&entry, now)?;
@@ -566,6 +570,59 @@ impl Verifier {
         Decision {
             outcome,
             principal: Some(principal),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::ManualClock;
+    use crate::credential::{Claims, TYPE_API_KEY};
+
+    fn big_key(ring: &KeyRing, now: u64, i: usize) -> String {
+        let claims = Claims {
+            t: TYPE_API_KEY.into(),
+            jti: uuid::Uuid::now_v7().to_string(),
+            sub: "acme".into(),
+            role: Some("viewer".into()),
+            p: None,
+            ipf: Vec::new(),
+            anc: Vec::new(),
+            tid: None,
+            // Padding: a credential of over 5 KiB.
+            cell: Some(format!("{i}{}", "x".repeat(4 * 1024))),
+            iat: now,
+            iatm: Some(now * 1000),
+            oiatm: None,
+            rr: None,
+            aexp: None,
+            exp: None,
+            nbf: None,
+        };
+        credential::sign(ring, &claims).expect("sign")
+    }
+
+    #[test]
+    fn the_credential_cache_is_bounded_by_bytes_not_entries() {
+        let ring = KeyRing::ephemeral().expect("ring");
+        let clock = Arc::new(ManualClock::starting_now());
+        let now = clock.now();
+        let budget = 256 * 1024;
+        let tokens: Vec<String> = (0..200).map(|i| big_key(&ring, now, i)).collect();
+        let verifier = Verifier::new(ring, Arc::new(View::new()), clock).with_cache_bytes(budget);
+        for token in &tokens {
+            assert!(token.len() > 5 * 1024);
+            verifier.authenticate(token).expect("a valid key");
+        }
+        let (held, capacity) = verifier.cache_weight();
+        assert_eq!(capacity, budget);
+        assert!(held <= budget, "{held} bytes held for a budget of {budget}");
+        // 200 credentials weighing over 10 KiB each would be 2 MiB: most were not kept.
+        assert!(held > budget / 4, "the cache is used: {held}");
+        // And every credential still verifies, cached or not.
+        for token in tokens.iter().take(5) {
+            verifier.authenticate(token).expect("still valid");
         }
     }
 }

@@ -44,6 +44,7 @@ pub struct NodeConfig<'a> {
     pub stream_max_len: u64,
     pub stale_policy: StalePolicy,
     pub max_staleness: Duration,
+    pub max_confirmations: usize,
 }
 
 impl<'a> NodeConfig<'a> {
@@ -57,6 +58,7 @@ impl<'a> NodeConfig<'a> {
             stream_max_len: 100_000,
             stale_policy: StalePolicy::Serve,
             max_staleness: Duration::from_secs(30),
+            max_confirmations: authcell::authority::DEFAULT_MAX_CONFIRMATIONS,
         }
     }
 }
@@ -71,6 +73,7 @@ impl Node {
             endpoint: addr.to_string(),
             vend_rate_per_second: config.vend_rate,
             vend_burst: 3,
+            max_confirmations: config.max_confirmations,
             ..Default::default()
         };
         let settings = RedisSettings {

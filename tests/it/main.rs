@@ -14,6 +14,7 @@ mod metrics;
 mod redis_env;
 mod rotation;
 mod sdk;
+mod security;
 mod store_contract;
 mod tls;
 mod vending;
