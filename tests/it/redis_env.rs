@@ -159,6 +159,11 @@ impl RedisServer {
     /// is not running.
     pub fn stop(&mut self) {
         let port = self.port;
+        if self.options.aof && self.is_running() {
+            // A server that is still writing its initial AOF (right after a full resync) refuses
+            // SIGTERM ("Writing initial AOF, can't exit"): let it finish first.
+            self.wait_for_aof_rewrite();
+        }
         let Some(mut child) = self.child_mut().take() else {
             return;
         };
@@ -177,6 +182,25 @@ impl RedisServer {
                 "redis-server on port {port} did not exit within {EXIT_TIMEOUT:?} of SIGTERM\n{}",
                 self.log_tail()
             );
+        }
+    }
+
+    fn wait_for_aof_rewrite(&self) {
+        let deadline = Instant::now() + EXIT_TIMEOUT;
+        loop {
+            let info = request(self.port, &["INFO", "persistence"], PROBE_TIMEOUT)
+                .map(|r| r.render())
+                .unwrap_or_default();
+            let busy = info.lines().any(|l| {
+                matches!(
+                    l.trim_end(),
+                    "aof_rewrite_in_progress:1" | "aof_rewrite_scheduled:1"
+                )
+            });
+            if !busy || Instant::now() >= deadline {
+                return;
+            }
+            thread::sleep(POLL);
         }
     }
 
