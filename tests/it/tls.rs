@@ -289,6 +289,58 @@ async fn stalled_handshakes_are_cut_off_at_the_deadline_and_hold_up_nobody() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_tls_port_closes_when_the_server_stops() {
+    let server_ca = ca("stop ca");
+    let (cert, key) = leaf(&server_ca, true);
+    let dir = Dir::new();
+    let files = TlsFiles {
+        cert: dir.write("cert.pem", &cert),
+        key: dir.write("key.pem", &key),
+        client_ca: None,
+    };
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let authority = node::embedded(
+        KeyRing::ephemeral().expect("ring"),
+        Arc::new(authcell::clock::SystemClock),
+        &NodeOptions {
+            cell: "t".into(),
+            endpoint: format!("localhost:{port}"),
+            vend_rate_per_second: 0,
+            vend_burst: 0,
+        },
+    );
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let served = tokio::spawn(server::run_tls(
+        listener,
+        authority.clone(),
+        Arc::new(Metrics::new(authority)),
+        async {
+            let _ = stopped.await;
+        },
+        Drain::default(),
+        Some(ServerTls::load(&files).expect("tls")),
+    ));
+    connect(port, &server_ca.pem(), None)
+        .await
+        .expect("precondition: served over TLS");
+    let _ = stop.send(());
+    tokio::time::timeout(Duration::from_secs(10), served)
+        .await
+        .expect("the server stops")
+        .expect("join")
+        .expect("served");
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    // Not even the TCP handshake: a port that is still bound would complete it, and its
+    // clients would hang until their own deadline.
+    let after = tokio::net::TcpStream::connect(("127.0.0.1", port)).await;
+    assert!(
+        after.is_err(),
+        "the port still accepts connections after the server stopped"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn certificates_reload_without_a_restart() {
     let old_ca = ca("old ca");
     let new_ca = ca("new ca");
