@@ -21,7 +21,8 @@
 //!
 //! At the edges: [`tls`] (handshakes with a deadline, certificates that reload), [`accept`]
 //! (accept loops that back off instead of spinning when the process runs out of descriptors),
-//! [`metrics`] (the Prometheus endpoint).
+//! [`metrics`] (the Prometheus endpoint), [`endpoint`] (which servers a client may reach
+//! without TLS).
 
 pub mod accept;
 pub mod authority;
@@ -30,6 +31,7 @@ pub mod clock;
 pub mod config;
 pub mod convert;
 pub mod credential;
+pub mod endpoint;
 pub mod keyring;
 pub mod metrics;
 pub mod node;

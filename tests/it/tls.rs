@@ -341,6 +341,33 @@ async fn the_tls_port_closes_when_the_server_stops() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_linked_in_verifier_fetches_the_jwk_set_over_https() {
+    let server_ca = ca("jwks ca");
+    let other_ca = ca("other ca");
+    let (cert, key) = leaf(&server_ca, true);
+    let dir = Dir::new();
+    let files = TlsFiles {
+        cert: dir.write("cert.pem", &cert),
+        key: dir.write("key.pem", &key),
+        client_ca: None,
+    };
+    let server = start(dir, files).await;
+    let endpoint = format!("https://localhost:{}", server.port);
+    let source = |ca: &CertifiedIssuer<'static, KeyPair>| node::JwksSource {
+        tls_ca_pem: Some(ca.pem()),
+        ..node::JwksSource::new(endpoint.as_str())
+    };
+    let ring = node::fetch_jwks(source(&server_ca))
+        .await
+        .expect("the JWK set over https");
+    assert!(!ring.kids().is_empty());
+    let refused = node::fetch_jwks(source(&other_ca))
+        .await
+        .expect_err("a server the CA does not vouch for");
+    assert!(refused.contains("cannot connect"), "{refused}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn certificates_reload_without_a_restart() {
     let old_ca = ca("old ca");
     let new_ca = ca("new ca");
