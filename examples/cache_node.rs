@@ -29,9 +29,17 @@ use authcell::verifier::Verifier;
 
 #[derive(Parser)]
 struct Args {
-    /// An authcell endpoint serving authcell.v1.Keys.
+    /// An authcell endpoint serving authcell.v1.Keys: https://host:port, or http:// to this
+    /// machine (localhost, 127.0.0.0/8, [::1]).
     #[arg(long, default_value = "http://127.0.0.1:8080")]
     authcell: String,
+    /// PEM CA certificate(s) to verify an https:// --authcell with (default: the web PKI).
+    #[arg(long, value_name = "PEM")]
+    authcell_ca: Option<String>,
+    /// Fetch the public keys over plain http from a host that is not loopback. Anyone who can
+    /// alter that traffic can substitute a key and forge any credential.
+    #[arg(long)]
+    insecure_jwks_http: bool,
     /// This cell's Redis replica.
     #[arg(long, default_value = "redis://127.0.0.1:6379/")]
     redis: String,
@@ -54,16 +62,25 @@ struct Args {
 async fn main() -> Result<(), String> {
     let args = Args::parse();
 
-    // Public keys: fetched once, then kept in step with the endpoint.
-    let ring = node::fetch_jwks(&args.authcell).await?;
+    // Public keys: fetched once, then kept in step with the endpoint. Refused before
+    // connecting if they would travel over plain http off this machine, unless asked for.
+    let tls_ca_pem = match &args.authcell_ca {
+        Some(path) => Some(
+            std::fs::read_to_string(path)
+                .map_err(|e| format!("--authcell-ca {path}: cannot read: {e}"))?,
+        ),
+        None => None,
+    };
+    let source = node::JwksSource {
+        endpoint: args.authcell.clone(),
+        tls_ca_pem,
+        allow_insecure_http: args.insecure_jwks_http,
+    };
+    let ring = node::fetch_jwks(source.clone()).await?;
     // Revocations: loaded from the replica, then tailed from its event stream.
     let (view, sync) = node::revocation_view(&args.redis, &args.prefix).await?;
     let verifier = Verifier::new(ring, view, Arc::new(SystemClock));
-    node::spawn_jwks_refresher(
-        args.authcell.clone(),
-        verifier.keys().clone(),
-        Duration::from_secs(30),
-    );
+    node::spawn_jwks_refresher(source, verifier.keys().clone(), Duration::from_secs(30))?;
     // An empty view must not let revoked credentials through: wait until it is loaded.
     for _ in 0..500 {
         if verifier.is_serving() {

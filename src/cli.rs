@@ -9,7 +9,8 @@
 //! * The endpoint and the key come from `AUTHCELL_ENDPOINT` / `AUTHCELL_API_KEY` (the two lines
 //!   `authcell serve` prints in embedded mode) or `--endpoint` / `--api-key`. The key is sent as
 //!   `authorization` metadata, marked sensitive, and never printed: error messages are scrubbed
-//!   of it before they reach stderr.
+//!   of it before they reach stderr. It travels in plaintext only to a loopback host, unless
+//!   `--insecure` says otherwise ([`target_url`]).
 //! * stdout carries results only: aligned tables by default, one JSON document with `--json`.
 //!   The plaintext of a new key or token goes to stdout once, alone on its line in human mode,
 //!   with what is known about it on stderr.
@@ -42,7 +43,8 @@ use crate::proto::token;
 pub const EXIT_CODES: &str = "\
 Exit codes of the client commands (keys, roles, tokens, cells, audit):
   0  success
-  2  usage error: bad flags or arguments, an unreadable or invalid --file, no endpoint
+  2  usage error: bad flags or arguments, an unreadable or invalid --file, no endpoint,
+     plain http to a host that is not loopback without --insecure
   3  authentication or authorization failure: no API key, UNAUTHENTICATED, PERMISSION_DENIED
   4  the server refused the request: INVALID_ARGUMENT, NOT_FOUND, ALREADY_EXISTS,
      FAILED_PRECONDITION, RESOURCE_EXHAUSTED, OUT_OF_RANGE
@@ -97,6 +99,17 @@ pub struct ClientArgs {
     /// https:// endpoint is verified against the public web PKI roots.
     #[arg(long, env = "AUTHCELL_TLS_CA", global = true, value_name = "PEM")]
     pub tls_ca: Option<String>,
+
+    /// Send the API key over plain http to a host that is not loopback, where anyone on the
+    /// path can read it. Without it, only localhost, 127.0.0.0/8 and [::1] are reached
+    /// without TLS.
+    #[arg(
+        long,
+        env = "AUTHCELL_INSECURE",
+        global = true,
+        value_parser = clap::builder::BoolishValueParser::new()
+    )]
+    pub insecure: bool,
 }
 
 impl fmt::Debug for ClientArgs {
@@ -105,6 +118,8 @@ impl fmt::Debug for ClientArgs {
             .field("endpoint", &self.endpoint)
             .field("api_key", &self.api_key.as_ref().map(|_| "<redacted>"))
             .field("json", &self.json)
+            .field("tls_ca", &self.tls_ca)
+            .field("insecure", &self.insecure)
             .finish()
     }
 }
@@ -388,7 +403,8 @@ impl TimeArg {
 /// Whose fault a failure was; the process exit code.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Exit {
-    /// Bad flags or arguments, unreadable or invalid input files, no endpoint.
+    /// Bad flags or arguments, unreadable or invalid input files, no endpoint, plain http to
+    /// a host that is not loopback without --insecure.
     Usage = 2,
     /// No API key, UNAUTHENTICATED, PERMISSION_DENIED.
     Auth = 3,
@@ -568,12 +584,39 @@ fn no_endpoint() -> Failure {
     )
 }
 
-/// Opens the channel to the server. The one place transport settings live.
-async fn open_channel(endpoint: &str, tls_ca: Option<&str>) -> Result<Channel, Failure> {
+/// The URL the client connects to: `endpoint` as [`endpoint_url`] reads it, https when a CA
+/// is given (`tls_ca`), and refused when it would carry the API key in plaintext to a host
+/// that is not loopback, unless `insecure`. Decided from the text alone, before connecting.
+pub fn target_url(endpoint: &str, tls_ca: bool, insecure: bool) -> Result<String, Failure> {
+    use crate::endpoint::Transport;
     let mut url = endpoint_url(endpoint)?;
-    if tls_ca.is_some() && url.starts_with("http://") {
+    if tls_ca && url.starts_with("http://") {
         url = format!("https://{}", &url["http://".len()..]);
     }
+    match crate::endpoint::transport(&url) {
+        Err(e) => Err(Failure::usage(format!("--endpoint {endpoint}: {e}"))),
+        Ok(Transport::RemotePlaintext) if !insecure => Err(Failure::usage(format!(
+            "--endpoint {endpoint}: refusing to send the API key in plaintext to a host that is \
+             not loopback; use https:// (with --tls-ca for a private CA), or pass --insecure \
+             (AUTHCELL_INSECURE=1) to send it anyway"
+        ))),
+        Ok(Transport::RemotePlaintext) => {
+            note(&format!(
+                "authcell: warning: sending the API key in plaintext to {endpoint} (--insecure)\n"
+            ));
+            Ok(url)
+        }
+        Ok(Transport::Tls | Transport::LoopbackPlaintext) => Ok(url),
+    }
+}
+
+/// Opens the channel to `url` (from [`target_url`]; `endpoint` as the user gave it, for
+/// messages). The one place transport settings live.
+async fn open_channel(
+    endpoint: &str,
+    url: String,
+    tls_ca: Option<&str>,
+) -> Result<Channel, Failure> {
     let tls = if url.starts_with("https://") {
         let config = tonic::transport::ClientTlsConfig::new();
         Some(match tls_ca {
@@ -628,8 +671,9 @@ impl Api {
             .map(str::trim)
             .filter(|e| !e.is_empty())
             .ok_or_else(no_endpoint)?;
-        // Fail on a bad endpoint before complaining about the key.
-        endpoint_url(endpoint)?;
+        // Fail on a bad endpoint, or one the key must not travel to, before complaining about
+        // the key, and before connecting.
+        let url = target_url(endpoint, args.tls_ca.is_some(), args.insecure)?;
         let key = args
             .api_key
             .as_deref()
@@ -648,7 +692,7 @@ impl Api {
             )
         })?;
         key.set_sensitive(true);
-        let channel = open_channel(endpoint, args.tls_ca.as_deref()).await?;
+        let channel = open_channel(endpoint, url, args.tls_ca.as_deref()).await?;
         Ok(Api { channel, key })
     }
 
@@ -3227,7 +3271,56 @@ mod tests {
             api_key: Some("secret-key-value".into()),
             json: false,
             tls_ca: None,
+            insecure: false,
         };
         assert!(!format!("{args:?}").contains("secret-key-value"));
+    }
+
+    #[test]
+    fn the_key_travels_in_plaintext_only_to_loopback_unless_insecure() {
+        for endpoint in [
+            "127.0.0.1:8080",
+            "http://127.0.0.1:8080",
+            "127.3.2.1:8080",
+            "localhost:8080",
+            "http://LOCALHOST:8080",
+            "[::1]:8080",
+            "https://cell-a.example.com",
+            "https://10.0.0.5:8443",
+        ] {
+            assert!(target_url(endpoint, false, false).is_ok(), "{endpoint}");
+        }
+        for endpoint in [
+            "10.0.0.5:8080",
+            "http://10.0.0.5:8080",
+            "cell-a.example.com:443",
+            "http://authcell:8080",
+            "0.0.0.0:8080",
+            "[2001:db8::1]:8080",
+        ] {
+            let refused = target_url(endpoint, false, false).expect_err(endpoint);
+            assert_eq!(refused.exit, Exit::Usage, "{endpoint}");
+            assert!(
+                refused
+                    .message
+                    .starts_with(&format!("--endpoint {endpoint}: refusing")),
+                "{refused:?}"
+            );
+            assert!(refused.message.contains("--insecure"), "{refused:?}");
+            assert!(target_url(endpoint, false, true).is_ok(), "{endpoint}");
+            // A CA means TLS: nothing travels in plaintext.
+            assert!(
+                target_url(endpoint, true, false)
+                    .expect(endpoint)
+                    .starts_with("https://"),
+                "{endpoint}"
+            );
+        }
+        assert_eq!(
+            target_url("http://exa mple.com:1", false, false)
+                .expect_err("bad")
+                .exit,
+            Exit::Usage
+        );
     }
 }

@@ -18,13 +18,20 @@
 //! place requests are validated), [`server`] (gRPC handlers, status mapping, the `run` entry
 //! point), [`config`] (flags and environment), [`node`] (wiring one node together), [`clock`]
 //! (time as a parameter), [`cli`] (the operator command line: a gRPC client of the server).
+//!
+//! At the edges: [`tls`] (handshakes with a deadline, certificates that reload), [`accept`]
+//! (accept loops that back off instead of spinning when the process runs out of descriptors),
+//! [`metrics`] (the Prometheus endpoint), [`endpoint`] (which servers a client may reach
+//! without TLS).
 
+pub mod accept;
 pub mod authority;
 pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod convert;
 pub mod credential;
+pub mod endpoint;
 pub mod keyring;
 pub mod metrics;
 pub mod node;

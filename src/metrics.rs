@@ -389,15 +389,11 @@ pub async fn serve(
     use http_body_util::Full;
     use hyper::body::Bytes;
     tokio::pin!(shutdown);
+    // Out of descriptors, accept fails again at once: wait instead of spinning.
+    let mut backoff = crate::accept::Backoff::default();
     loop {
         let (stream, _) = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok(accepted) => accepted,
-                Err(e) => {
-                    tracing::warn!(error = %e, "metrics listener accept failed");
-                    continue;
-                }
-            },
+            accepted = crate::accept::accept("metrics", &listener, &mut backoff) => accepted,
             _ = &mut shutdown => return,
         };
         let metrics = metrics.clone();

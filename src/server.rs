@@ -21,7 +21,6 @@ use std::time::Duration;
 use tonic_health::ServingStatus;
 
 use tokio::net::TcpListener;
-use tonic::transport::server::TcpIncoming;
 use tonic::transport::Server;
 
 use crate::authority::{Authority, Caller};
@@ -192,7 +191,7 @@ pub async fn run_tls(
     let served: Pin<Box<dyn Future<Output = Result<(), tonic::transport::Error>> + Send>> =
         match tls {
             None => {
-                let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
+                let incoming = crate::accept::TcpIncoming::new(listener);
                 Box::pin(router.serve_with_incoming_shutdown(incoming, stop))
             }
             Some(tls) => {

@@ -143,11 +143,19 @@ impl TlsFiles {
     }
 }
 
-/// The server's TLS settings: a swappable configuration and whether mTLS is on.
+/// How long a client may take, by default, from its TCP connection to the end of the TLS
+/// handshake. A legitimate client needs a few round trips; one that sends nothing, or a
+/// ClientHello byte by byte, only holds a socket and a task.
+pub const DEFAULT_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The server's TLS settings: a swappable configuration, whether mTLS is on, and how long a
+/// handshake may take.
 #[derive(Clone)]
 pub struct ServerTls {
     pub config: Arc<ArcSwap<ServerConfig>>,
     pub mutual: bool,
+    /// After this, a connection that has not finished its handshake is closed.
+    pub handshake_timeout: Duration,
 }
 
 impl ServerTls {
@@ -155,7 +163,14 @@ impl ServerTls {
         Ok(ServerTls {
             config: Arc::new(ArcSwap::new(files.load()?)),
             mutual: files.mutual(),
+            handshake_timeout: DEFAULT_HANDSHAKE_TIMEOUT,
         })
+    }
+
+    /// The same settings with another handshake deadline.
+    pub fn with_handshake_timeout(mut self, timeout: Duration) -> Self {
+        self.handshake_timeout = timeout;
+        self
     }
 }
 
@@ -188,39 +203,39 @@ pub fn spawn_reloader(
     })
 }
 
-/// Longest a client may take to finish the TLS handshake.
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
-
 /// Accepts TCP connections and yields them after a TLS handshake with the current
-/// configuration. Handshakes run in their own tasks, so a slow client holds up nobody.
+/// configuration.
+///
+/// Each handshake runs in its own task under `tls.handshake_timeout`, so a client that stalls
+/// holds up nobody else and is disconnected at the deadline. The accept loop stops, and the
+/// listening socket closes, as soon as the server drops the stream.
 pub fn incoming(
     listener: TcpListener,
     tls: ServerTls,
 ) -> tokio_stream::wrappers::ReceiverStream<Result<TlsStream<TcpStream>, std::io::Error>> {
     let (tx, rx) = tokio::sync::mpsc::channel(128);
     tokio::spawn(async move {
+        let mut backoff = crate::accept::Backoff::default();
         loop {
-            let (stream, peer) = match listener.accept().await {
-                Ok(accepted) => accepted,
-                Err(e) => {
-                    tracing::warn!(error = %e, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
+            let (stream, peer) = tokio::select! {
+                accepted = crate::accept::accept("grpc-tls", &listener, &mut backoff) => accepted,
+                // The server stopped accepting: release the port now, not at the next client.
+                _ = tx.closed() => return,
             };
-            if tx.is_closed() {
-                return;
-            }
             let _ = stream.set_nodelay(true);
             let acceptor = TlsAcceptor::from(tls.config.load_full());
+            let timeout = tls.handshake_timeout;
             let tx = tx.clone();
             tokio::spawn(async move {
-                match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+                // On timeout the handshake future, and with it the socket, is dropped.
+                match tokio::time::timeout(timeout, acceptor.accept(stream)).await {
                     Ok(Ok(tls_stream)) => {
                         let _ = tx.send(Ok(tls_stream)).await;
                     }
                     Ok(Err(e)) => tracing::debug!(peer = %peer, error = %e, "TLS handshake failed"),
-                    Err(_) => tracing::debug!(peer = %peer, "TLS handshake timed out"),
+                    Err(_) => {
+                        tracing::debug!(peer = %peer, ?timeout, "TLS handshake timed out; connection closed")
+                    }
                 }
             });
         }

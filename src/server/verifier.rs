@@ -107,7 +107,9 @@ fn reason(r: Reason) -> pb::Reason {
     }
 }
 
-/// Most checks in one BatchAuthorize call.
+/// Most checks in one BatchAuthorize call. Without mTLS anyone who reaches the port may call
+/// it, so this (with the message size limit and the credential size limit) bounds what one
+/// call can cost: at most this many signature verifications.
 pub const MAX_BATCH: usize = 1000;
 
 impl VerifierService {
@@ -158,7 +160,8 @@ impl pb::verifier_server::Verifier for VerifierService {
         let requests = &request.get_ref().requests;
         if requests.len() > MAX_BATCH {
             return Err(Status::invalid_argument(format!(
-                "requests: at most {MAX_BATCH} checks per call"
+                "requests: at most {MAX_BATCH} checks per call, got {}",
+                requests.len()
             )));
         }
         let responses = requests

@@ -62,5 +62,10 @@ async fn a_batch_over_1000_checks_is_refused() {
         .await
         .expect_err("1001 checks");
     assert_eq!(status.code(), Code::InvalidArgument);
-    assert!(status.message().contains("requests"), "{status:?}");
+    // Names the field, the limit and what was asked.
+    assert_eq!(
+        status.message(),
+        "requests: at most 1000 checks per call, got 1001",
+        "{status:?}"
+    );
 }

@@ -260,3 +260,137 @@ async fn bootstrap_creates_the_first_owner_key_in_redis_once() {
     assert!(verdict.allowed, "{verdict:?}");
     assert_eq!(verdict.account_id, "acme");
 }
+
+/// CPU time (user and system) process `pid` has used so far, from `/proc/<pid>/stat`.
+#[cfg(target_os = "linux")]
+fn cpu_time(pid: u32) -> Duration {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("read stat");
+    // After the command name (in parentheses, which may hold spaces): state is field 3 of
+    // stat(5), utime and stime fields 14 and 15.
+    let rest = &stat[stat.rfind(')').expect("comm") + 1..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: u64 =
+        fields[11].parse::<u64>().expect("utime") + fields[12].parse::<u64>().expect("stime");
+    let per_second = Command::new("getconf")
+        .arg("CLK_TCK")
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8(o.stdout).ok())
+        .and_then(|s| s.trim().parse::<u64>().ok())
+        .unwrap_or(100);
+    Duration::from_millis(ticks * 1000 / per_second)
+}
+
+/// Whether a plain HTTP GET of /metrics on `addr` answers 200.
+#[cfg(target_os = "linux")]
+fn scrape(addr: std::net::SocketAddr) -> bool {
+    use std::io::Read;
+    let Ok(mut stream) = std::net::TcpStream::connect(addr) else {
+        return false;
+    };
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
+    if stream
+        .write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .is_err()
+    {
+        return false;
+    }
+    let mut response = String::new();
+    let _ = stream.read_to_string(&mut response);
+    response.starts_with("HTTP/1.1 200")
+}
+
+/// Whether the gRPC health check on `addr` answers.
+#[cfg(target_os = "linux")]
+async fn health_answers(addr: std::net::SocketAddr) -> bool {
+    let Ok(channel) = tonic::transport::Channel::from_shared(format!("http://{addr}"))
+        .expect("url")
+        .connect_timeout(Duration::from_secs(2))
+        .timeout(Duration::from_secs(2))
+        .connect()
+        .await
+    else {
+        return false;
+    };
+    HealthClient::new(channel)
+        .check(HealthCheckRequest {
+            service: String::new(),
+        })
+        .await
+        .is_ok()
+}
+
+#[cfg(target_os = "linux")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn out_of_descriptors_the_accept_loops_back_off_instead_of_spinning() {
+    use std::net::SocketAddr;
+    for listener in ["metrics", "grpc"] {
+        let metrics_port = {
+            let probe = std::net::TcpListener::bind("127.0.0.1:0").expect("probe");
+            probe.local_addr().expect("addr").port()
+        };
+        let metrics_addr: SocketAddr = ([127, 0, 0, 1], metrics_port).into();
+        // A node allowed 32 open files.
+        let mut child = Command::new("sh")
+            .args(["-c", "ulimit -n 32 && exec \"$0\" \"$@\"", BIN, "serve"])
+            .args(["--listen", "127.0.0.1:0", "--drain-seconds", "0"])
+            .args(["--metrics-listen", &metrics_addr.to_string()])
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start authcell serve");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut lines = BufReader::new(stdout).lines();
+        let endpoint = lines.next().expect("first line").expect("utf-8");
+        let grpc_addr: SocketAddr = endpoint
+            .strip_prefix("AUTHCELL_ENDPOINT=")
+            .expect("AUTHCELL_ENDPOINT= line")
+            .parse()
+            .expect("an address");
+        // Whether the listener serves within 5 s (the longest backoff is 1 s).
+        let serves = || async {
+            let deadline = Instant::now() + Duration::from_secs(5);
+            loop {
+                let served = match listener {
+                    "metrics" => scrape(metrics_addr),
+                    _ => health_answers(grpc_addr).await,
+                };
+                if served || Instant::now() >= deadline {
+                    return served;
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        };
+        assert!(serves().await, "precondition: {listener} serves");
+
+        // More connections than the node has descriptors: it accepts until it runs out, the
+        // rest wait in the backlog, and every accept fails (EMFILE) while they do.
+        let target = if listener == "metrics" {
+            metrics_addr
+        } else {
+            grpc_addr
+        };
+        let held: Vec<std::net::TcpStream> = (0..64)
+            .map(|_| std::net::TcpStream::connect(target).expect("connect"))
+            .collect();
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let before = cpu_time(child.id());
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let used = cpu_time(child.id()) - before;
+
+        // Descriptors free again: the node serves again.
+        drop(held);
+        let recovered = serves().await;
+        let _ = child.kill();
+        let _ = child.wait();
+        assert!(
+            used < Duration::from_millis(250),
+            "{listener}: the node burned {used:?} of CPU in 1 s while out of descriptors"
+        );
+        assert!(
+            recovered,
+            "{listener}: not served again once descriptors were free"
+        );
+    }
+}

@@ -56,6 +56,8 @@ async fn run_env(env: &[(&str, &str)], args: &[&str], stdin: Option<&str>) -> Ru
         .args(args)
         .env_remove("AUTHCELL_ENDPOINT")
         .env_remove("AUTHCELL_API_KEY")
+        .env_remove("AUTHCELL_INSECURE")
+        .env_remove("AUTHCELL_TLS_CA")
         .stdin(if stdin.is_some() {
             Stdio::piped()
         } else {
@@ -1375,4 +1377,88 @@ async fn an_unreachable_server_exits_5() {
     )
     .await;
     run.fails(5, "authcell: UNAVAILABLE: ", &owner);
+}
+
+/// Linux delivers a connection to 0.0.0.0 to this machine, but the CLI reads only the
+/// endpoint's text and counts 0.0.0.0 as remote: a listener on 127.0.0.1 would see any
+/// attempt to connect, and nothing is sent to another host.
+#[cfg(target_os = "linux")]
+#[tokio::test]
+async fn the_key_is_not_sent_in_plaintext_off_the_machine_without_insecure() {
+    let key = "a-key-that-must-stay-home-0123456789";
+    let trap = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let port = trap.local_addr().expect("addr").port();
+    for endpoint in [format!("0.0.0.0:{port}"), format!("http://0.0.0.0:{port}")] {
+        for args in [&["keys", "list"][..], &["cells", "--json"]] {
+            let run = run_env(
+                &[("AUTHCELL_ENDPOINT", &endpoint), ("AUTHCELL_API_KEY", key)],
+                args,
+                None,
+            )
+            .await;
+            run.fails(
+                2,
+                &format!(
+                    "authcell: --endpoint {endpoint}: refusing to send the API key in plaintext"
+                ),
+                key,
+            );
+            assert!(run.stderr.contains("--insecure"), "{run:?}");
+        }
+    }
+    // Refused before connecting: the trap saw nothing...
+    assert!(
+        tokio::time::timeout(std::time::Duration::from_millis(200), trap.accept())
+            .await
+            .is_err(),
+        "the CLI connected"
+    );
+    // ...though a connection to that address would have reached it.
+    let _probe = tokio::net::TcpStream::connect(("0.0.0.0", port))
+        .await
+        .expect("0.0.0.0 reaches this machine");
+    tokio::time::timeout(std::time::Duration::from_secs(5), trap.accept())
+        .await
+        .expect("the trap sees a connection")
+        .expect("accept");
+
+    // With --insecure, or AUTHCELL_INSECURE, the call goes through, with a warning.
+    let server = TestServer::start().await;
+    let remote = format!("http://0.0.0.0:{}", server.addr.port());
+    let env = [
+        ("AUTHCELL_ENDPOINT", remote.as_str()),
+        ("AUTHCELL_API_KEY", server.owner_key.as_str()),
+    ];
+    let flagged = run_env(&env, &["keys", "list", "--json", "--insecure"], None).await;
+    assert_eq!(flagged.json()["keys"].as_array().expect("keys").len(), 1);
+    assert!(
+        flagged
+            .stderr
+            .contains("warning: sending the API key in plaintext"),
+        "{flagged:?}"
+    );
+    assert!(!flagged.stderr.contains(&server.owner_key), "{flagged:?}");
+    let with_env = [env[0], env[1], ("AUTHCELL_INSECURE", "1")];
+    let from_env = run_env(&with_env, &["keys", "list", "--json"], None).await;
+    assert_eq!(from_env.json()["keys"].as_array().expect("keys").len(), 1);
+    let off = [env[0], env[1], ("AUTHCELL_INSECURE", "false")];
+    run_env(&off, &["keys", "list"], None).await.fails(
+        2,
+        "refusing to send the API key in plaintext",
+        &server.owner_key,
+    );
+
+    // Loopback needs no flag: by address, and by the name localhost.
+    let localhost = format!("localhost:{}", server.addr.port());
+    let run = run_env(
+        &[
+            ("AUTHCELL_ENDPOINT", localhost.as_str()),
+            ("AUTHCELL_API_KEY", server.owner_key.as_str()),
+        ],
+        &["keys", "list", "--json"],
+        None,
+    )
+    .await;
+    assert_eq!(run.json()["keys"].as_array().expect("keys").len(), 1);
+    assert!(run.stderr.is_empty(), "no warning on loopback: {run:?}");
 }

@@ -10,6 +10,7 @@ use authcell::permissions::{Action, Resource};
 use authcell::verifier::{Reason, Verifier};
 
 use crate::cells::{Node, NodeConfig};
+use crate::common::TestServer;
 use crate::redis_env::Topology;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -74,4 +75,119 @@ async fn a_linked_in_verifier_sees_keys_and_revocations_without_asking_authcell(
     assert!(stats.allowed >= 1);
     sync.stop().await;
     server.stop().await;
+}
+
+#[test]
+fn jwks_sources_off_the_machine_need_https_or_an_explicit_opt_in() {
+    for endpoint in [
+        "http://127.0.0.1:8080",
+        "http://127.9.9.9:8080",
+        "http://localhost:8080",
+        "http://[::1]:8080",
+        "https://authcell.example.com:8443",
+        "https://10.0.0.7:8443",
+    ] {
+        assert_eq!(
+            node::JwksSource::new(endpoint).check(),
+            Ok(()),
+            "{endpoint}"
+        );
+    }
+    for endpoint in [
+        "http://10.255.255.1:1",
+        "http://authcell:8080",
+        "http://authcell.example.com:8080",
+        "http://0.0.0.0:8080",
+        "http://[2001:db8::1]:8080",
+    ] {
+        let refused = node::JwksSource::new(endpoint).check().expect_err(endpoint);
+        assert!(refused.contains(endpoint), "names the endpoint: {refused}");
+        assert!(
+            refused.contains("allow_insecure_http") && refused.contains("--insecure-jwks-http"),
+            "names the override: {refused}"
+        );
+        let opted_in = node::JwksSource {
+            allow_insecure_http: true,
+            ..node::JwksSource::new(endpoint)
+        };
+        assert_eq!(opted_in.check(), Ok(()), "{endpoint}");
+    }
+    let bad = node::JwksSource::new("authcell:8080")
+        .check()
+        .expect_err("no scheme");
+    assert!(
+        bad.contains("use http://host:port or https://host:port"),
+        "{bad}"
+    );
+}
+
+/// Linux delivers a connection to 0.0.0.0 to this machine; the policy reads only the URL and
+/// counts 0.0.0.0 as remote. So a refusal can be told apart from a failed connection without
+/// sending anything to another host: a listener on 127.0.0.1 would see the attempt.
+#[cfg(target_os = "linux")]
+#[tokio::test]
+async fn plain_http_jwks_off_the_machine_is_refused_before_connecting() {
+    let trap = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let url = format!("http://0.0.0.0:{}", trap.local_addr().expect("addr").port());
+
+    let refused = node::fetch_jwks(url.as_str()).await.expect_err("refused");
+    assert!(refused.contains(&url), "{refused}");
+    assert!(refused.contains("refusing plain http"), "{refused}");
+    let verifier = Verifier::new(
+        authcell::keyring::KeyRing::ephemeral().expect("ring"),
+        Arc::new(authcell::view::View::new()),
+        Arc::new(SystemClock),
+    );
+    let refused = node::spawn_jwks_refresher(
+        url.as_str(),
+        verifier.keys().clone(),
+        Duration::from_millis(10),
+    )
+    .expect_err("the refresher refuses at once");
+    assert!(refused.contains("refusing plain http"), "{refused}");
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(
+        tokio::time::timeout(Duration::from_millis(200), trap.accept())
+            .await
+            .is_err(),
+        "a connection was attempted"
+    );
+
+    // Precondition of the above: a connection to that URL's address does reach the trap.
+    let probe = tokio::net::TcpStream::connect(url.trim_start_matches("http://"))
+        .await
+        .expect("0.0.0.0 reaches this machine");
+    tokio::time::timeout(Duration::from_secs(5), trap.accept())
+        .await
+        .expect("the trap sees a connection")
+        .expect("accept");
+    drop(probe);
+}
+
+#[cfg(target_os = "linux")]
+#[tokio::test]
+async fn plain_http_jwks_is_fetched_from_loopback_or_when_explicitly_allowed() {
+    let server = TestServer::start().await;
+    let expected = server.authority.verifier().keys().load().kids();
+    let ring = node::fetch_jwks(server.url()).await.expect("loopback http");
+    assert_eq!(ring.kids(), expected);
+    // 0.0.0.0 counts as remote (see above) but reaches this machine's server.
+    let remote = format!("http://0.0.0.0:{}", server.addr.port());
+    let allowed = node::JwksSource {
+        allow_insecure_http: true,
+        ..node::JwksSource::new(remote.as_str())
+    };
+    let ring = node::fetch_jwks(allowed.clone()).await.expect("opted in");
+    assert_eq!(ring.kids(), expected);
+    let verifier = Verifier::new(
+        ring,
+        Arc::new(authcell::view::View::new()),
+        Arc::new(SystemClock),
+    );
+    let refresher =
+        node::spawn_jwks_refresher(allowed, verifier.keys().clone(), Duration::from_millis(10))
+            .expect("opted in");
+    refresher.abort();
 }

@@ -86,6 +86,10 @@ struct TlsServer {
 }
 
 async fn start(dir: Dir, files: TlsFiles) -> TlsServer {
+    start_with(dir, files, tls::DEFAULT_HANDSHAKE_TIMEOUT).await
+}
+
+async fn start_with(dir: Dir, files: TlsFiles, handshake_timeout: Duration) -> TlsServer {
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let port = listener.local_addr().expect("addr").port();
     let options = NodeOptions {
@@ -104,7 +108,9 @@ async fn start(dir: Dir, files: TlsFiles) -> TlsServer {
         .bootstrap(ACCOUNT, false)
         .await
         .expect("bootstrap");
-    let server_tls = ServerTls::load(&files).expect("tls");
+    let server_tls = ServerTls::load(&files)
+        .expect("tls")
+        .with_handshake_timeout(handshake_timeout);
     tls::spawn_reloader(files, server_tls.clone(), Duration::from_millis(20));
     let metrics = Arc::new(Metrics::new(authority.clone()));
     tokio::spawn(async move {
@@ -219,6 +225,147 @@ async fn mtls_guards_the_verifier_while_other_services_take_server_tls() {
         Ok(channel) => list_roles(channel, &server.owner).await.is_err(),
     };
     assert!(failed, "plaintext is not served on a TLS port");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stalled_handshakes_are_cut_off_at_the_deadline_and_hold_up_nobody() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let server_ca = ca("handshake ca");
+    let (cert, key) = leaf(&server_ca, true);
+    let dir = Dir::new();
+    let files = TlsFiles {
+        cert: dir.write("cert.pem", &cert),
+        key: dir.write("key.pem", &key),
+        client_ca: None,
+    };
+    let timeout = Duration::from_secs(2);
+    let server = start_with(dir, files, timeout).await;
+
+    // Clients that never finish their handshake: half send nothing, half send the start of a
+    // ClientHello record that announces 512 bytes and never deliver the rest.
+    let opened = Instant::now();
+    let mut stalled = Vec::new();
+    for i in 0..8 {
+        let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", server.port))
+            .await
+            .expect("connect");
+        if i % 2 == 1 {
+            stream
+                .write_all(&[0x16, 0x03, 0x01, 0x02, 0x00, 0x01, 0x00, 0x01, 0xfc])
+                .await
+                .expect("write");
+        }
+        stalled.push(stream);
+    }
+
+    // Meanwhile a real client gets through the handshake and is served.
+    let channel = connect(server.port, &server_ca.pem(), None)
+        .await
+        .expect("a TLS client is served while other handshakes stall");
+    assert_eq!(list_roles(channel, &server.owner).await.expect("roles"), 3);
+    let served = opened.elapsed();
+    assert!(
+        served < timeout,
+        "precondition: the real client was served before the stalled handshakes timed out ({served:?})"
+    );
+
+    // Every stalled connection is closed by the server at its deadline, not before.
+    for (i, mut stream) in stalled.into_iter().enumerate() {
+        let mut buf = [0u8; 64];
+        let read = tokio::time::timeout(timeout + Duration::from_secs(5), stream.read(&mut buf))
+            .await
+            .unwrap_or_else(|_| {
+                panic!("stalled connection {i} still open long after the deadline")
+            });
+        match read {
+            Ok(0) | Err(_) => {}
+            Ok(n) => panic!("stalled connection {i}: {n} unexpected bytes from the server"),
+        }
+        let closed = opened.elapsed();
+        assert!(
+            closed >= timeout - Duration::from_millis(20),
+            "stalled connection {i} closed after {closed:?}, before the {timeout:?} deadline"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_tls_port_closes_when_the_server_stops() {
+    let server_ca = ca("stop ca");
+    let (cert, key) = leaf(&server_ca, true);
+    let dir = Dir::new();
+    let files = TlsFiles {
+        cert: dir.write("cert.pem", &cert),
+        key: dir.write("key.pem", &key),
+        client_ca: None,
+    };
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let authority = node::embedded(
+        KeyRing::ephemeral().expect("ring"),
+        Arc::new(authcell::clock::SystemClock),
+        &NodeOptions {
+            cell: "t".into(),
+            endpoint: format!("localhost:{port}"),
+            vend_rate_per_second: 0,
+            vend_burst: 0,
+        },
+    );
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let served = tokio::spawn(server::run_tls(
+        listener,
+        authority.clone(),
+        Arc::new(Metrics::new(authority)),
+        async {
+            let _ = stopped.await;
+        },
+        Drain::default(),
+        Some(ServerTls::load(&files).expect("tls")),
+    ));
+    connect(port, &server_ca.pem(), None)
+        .await
+        .expect("precondition: served over TLS");
+    let _ = stop.send(());
+    tokio::time::timeout(Duration::from_secs(10), served)
+        .await
+        .expect("the server stops")
+        .expect("join")
+        .expect("served");
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    // Not even the TCP handshake: a port that is still bound would complete it, and its
+    // clients would hang until their own deadline.
+    let after = tokio::net::TcpStream::connect(("127.0.0.1", port)).await;
+    assert!(
+        after.is_err(),
+        "the port still accepts connections after the server stopped"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_linked_in_verifier_fetches_the_jwk_set_over_https() {
+    let server_ca = ca("jwks ca");
+    let other_ca = ca("other ca");
+    let (cert, key) = leaf(&server_ca, true);
+    let dir = Dir::new();
+    let files = TlsFiles {
+        cert: dir.write("cert.pem", &cert),
+        key: dir.write("key.pem", &key),
+        client_ca: None,
+    };
+    let server = start(dir, files).await;
+    let endpoint = format!("https://localhost:{}", server.port);
+    let source = |ca: &CertifiedIssuer<'static, KeyPair>| node::JwksSource {
+        tls_ca_pem: Some(ca.pem()),
+        ..node::JwksSource::new(endpoint.as_str())
+    };
+    let ring = node::fetch_jwks(source(&server_ca))
+        .await
+        .expect("the JWK set over https");
+    assert!(!ring.kids().is_empty());
+    let refused = node::fetch_jwks(source(&other_ca))
+        .await
+        .expect_err("a server the CA does not vouch for");
+    assert!(refused.contains("cannot connect"), "{refused}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
