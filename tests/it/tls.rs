@@ -309,6 +309,7 @@ async fn the_tls_port_closes_when_the_server_stops() {
             endpoint: format!("localhost:{port}"),
             vend_rate_per_second: 0,
             vend_burst: 0,
+            ..Default::default()
         },
     );
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
