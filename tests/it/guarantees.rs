@@ -688,11 +688,13 @@ async fn narrowing_a_role_narrows_everything_derived(a: &Api, b: &Api, owner: &s
         .expect("grandchild");
     for api in [a, b] {
         for credential in [&writer, &sdk.api_key, &token, &grandchild] {
-            assert_eq!(
-                api.reason(credential, WRITE, "other").await,
-                ALLOWED,
-                "precondition"
-            );
+            // Cell b may still be applying the role.
+            wait_for(
+                "precondition: allowed",
+                Duration::from_secs(5),
+                async || api.reason(credential, WRITE, "other").await == ALLOWED,
+            )
+            .await;
         }
     }
     // Narrowed to reading one cache.
@@ -955,11 +957,12 @@ async fn a_cell_cut_off_from_the_primary_turns_stale_and_catches_up() {
         deny.reason(&key, READ, "c").await == ALLOWED
     })
     .await;
-    assert_eq!(
-        health(&b_deny).await,
-        ServingStatus::Serving as i32,
-        "precondition"
-    );
+    wait_for(
+        "precondition: health SERVING",
+        Duration::from_secs(10),
+        async || health(&b_deny).await == ServingStatus::Serving as i32,
+    )
+    .await;
 
     // Cell b's replica follows a dead primary: it keeps answering with its old data.
     let port = topology.primary.port().to_string();
