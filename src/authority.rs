@@ -783,7 +783,8 @@ impl Authority {
         let started = std::time::Instant::now();
         loop {
             let nodes = self.store.nodes().await?;
-            let now_ms = crate::store::redis::wall_ms();
+            // Node reports carry the primary's time: compare them on the same clock.
+            let now_ms = self.clock.now_ms();
             let mut confirmed = std::collections::BTreeSet::new();
             let mut pending = std::collections::BTreeSet::new();
             for node in nodes.iter().filter(|n| is_live(n, now_ms)) {
@@ -812,7 +813,8 @@ impl Authority {
     pub async fn cells(&self, caller: &Caller) -> Result<(Vec<CellNode>, Option<String>)> {
         self.require(caller, Action::AuthRead)?;
         let latest = self.store.latest_event_id().await?;
-        let now_ms = crate::store::redis::wall_ms();
+        // Node reports carry the primary's time: compare them on the same clock.
+        let now_ms = self.clock.now_ms();
         let nodes = self.store.nodes().await?;
         if latest.is_none() && nodes.is_empty() {
             return Ok((

@@ -195,6 +195,32 @@ async fn bootstrap_creates_the_first_owner_key_in_redis_once() {
         "--force adds another owner key"
     );
 
+    // The platform account is not a tenant: only `--platform` creates it.
+    let run = |args: &[&str]| {
+        Command::new(BIN)
+            .arg("bootstrap")
+            .args(args)
+            .env("AUTHCELL_REDIS_URL", redis.url())
+            .env("AUTHCELL_SIGNING_KEY_FILE", &key_file)
+            .output()
+            .expect("bootstrap")
+    };
+    let tenant = run(&["--account", "system"]);
+    assert!(!tenant.status.success(), "system is not a tenant");
+    assert!(
+        String::from_utf8_lossy(&tenant.stderr).contains("reserved"),
+        "{}",
+        String::from_utf8_lossy(&tenant.stderr)
+    );
+    assert!(!run(&["--platform", "--account", "acme"]).status.success());
+    let platform = run(&["--platform", "--account", "system"]);
+    assert!(
+        platform.status.success(),
+        "{}",
+        String::from_utf8_lossy(&platform.stderr)
+    );
+    assert!(String::from_utf8_lossy(&platform.stdout).starts_with("AUTHCELL_API_KEY="));
+
     let no_store = Command::new(BIN)
         .args(["bootstrap", "--account", "acme"])
         .env_remove("AUTHCELL_REDIS_URL")
