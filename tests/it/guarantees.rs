@@ -425,7 +425,17 @@ async fn issued_before_now_is_exact_in_both_cells() {
 async fn revoke_token_cannot_kill_a_stronger_key_or_what_it_made() {
     let server = TestServer::start().await;
     let api = Api::of_server(&server).await;
-    let owner = server.owner_key.clone();
+    revoke_token_rules(&api, server.owner_key.clone()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn revoke_token_cannot_kill_a_stronger_key_or_what_it_made_over_redis() {
+    let cells = Cells::start(false).await;
+    let api = Api::of(&cells.a).await;
+    revoke_token_rules(&api, cells.owner.clone()).await;
+}
+
+async fn revoke_token_rules(api: &Api, owner: String) {
     let owner_id = api.key_id_of(&owner).await;
     let (operator, _) = api
         .create_key(&owner, "operator", None)
@@ -630,15 +640,43 @@ async fn refresh_fails_once_the_maker_expired_and_never_extends_past_it() {
 async fn refresh_fails_once_the_maker_was_revoked() {
     let server = TestServer::start().await;
     let api = Api::of_server(&server).await;
+    refresh_after_the_maker_was_revoked(&api, &server.owner_key).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refresh_fails_once_the_maker_was_revoked_or_expired_over_redis() {
+    let cells = Cells::start(false).await;
+    let (a, b) = (Api::of(&cells.a).await, Api::of(&cells.b).await);
+    refresh_after_the_maker_was_revoked(&a, &cells.owner).await;
+    // A maker that expires in two seconds (real time: Redis nodes use the primary's clock).
+    let expiry = authcell::clock::wall_ms() / 1000 + 2;
+    let (maker, _) = a
+        .create_key(&cells.owner, "operator", Some(expiry))
+        .await
+        .expect("maker");
+    let made = a
+        .sdk_key(&maker, vec![read_cache("c")], None)
+        .await
+        .expect("sdk key");
+    assert_eq!(made.valid_until, expiry);
+    tokio::time::sleep(Duration::from_millis(3100)).await;
+    let status = b
+        .refresh(&made.api_key, &made.refresh_token)
+        .await
+        .expect_err("maker expired, refreshed in the other cell");
+    assert_eq!(status.code(), Code::Unauthenticated, "{status:?}");
+}
+
+async fn refresh_after_the_maker_was_revoked(api: &Api, owner: &str) {
     let (maker, maker_id) = api
-        .create_key(&server.owner_key, "operator", None)
+        .create_key(owner, "operator", None)
         .await
         .expect("maker");
     let made = api
         .sdk_key(&maker, vec![read_cache("c")], Some(60))
         .await
         .expect("sdk key");
-    api.revoke_key(&server.owner_key, &maker_id)
+    api.revoke_key(owner, &maker_id)
         .await
         .expect("revoke maker");
     let status = api
