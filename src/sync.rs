@@ -169,7 +169,8 @@ pub async fn load(conn: &mut ConnectionManager, keys: &Keys, now: u64) -> StoreR
     require_in_sync(conn).await?;
     // The stamp and the position are read first: anything newer is replayed from the stream
     // afterwards, and everything the primary had before the stamp is in what follows.
-    let beat = read_beat(conn, keys).await?;
+    // The newest beat's id: its milliseconds are the primary's clock.
+    let beat = crate::store::redis::newest_id(conn, &keys.beats()).await?;
     let info = stream_info(conn, keys).await?;
     let mut events = Vec::new();
     for (field, value) in hscan(conn, &keys.revoked()).await? {
@@ -263,20 +264,6 @@ async fn require_in_sync(conn: &mut ConnectionManager) -> StoreResult<()> {
             "cannot tell the Redis server's replication role".into(),
         )),
     }
-}
-
-/// The newest beat's id (its milliseconds are the primary's clock), if any node has beaten.
-async fn read_beat(conn: &mut ConnectionManager, keys: &Keys) -> StoreResult<Option<String>> {
-    let entries: Vec<(String, Vec<(String, String)>)> = redis::cmd("XREVRANGE")
-        .arg(keys.beats())
-        .arg("+")
-        .arg("-")
-        .arg("COUNT")
-        .arg(1)
-        .query_async(conn)
-        .await
-        .map_err(unavailable)?;
-    Ok(entries.into_iter().next().map(|(id, _)| id))
 }
 
 async fn hscan(conn: &mut ConnectionManager, key: &str) -> StoreResult<Vec<(String, String)>> {

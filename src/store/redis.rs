@@ -1047,8 +1047,13 @@ pub async fn latest_event_id(
     conn: &mut ConnectionManager,
     keys: &Keys,
 ) -> StoreResult<Option<String>> {
+    newest_id(conn, &keys.events()).await
+}
+
+/// The newest id of a stream, if it has entries.
+pub async fn newest_id(conn: &mut ConnectionManager, stream: &str) -> StoreResult<Option<String>> {
     let entries: Vec<(String, Vec<(String, String)>)> = redis::cmd("XREVRANGE")
-        .arg(keys.events())
+        .arg(stream)
         .arg("+")
         .arg("-")
         .arg("COUNT")

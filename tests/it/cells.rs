@@ -251,23 +251,21 @@ pub(crate) struct Cells {
 
 impl Cells {
     pub(crate) async fn start(aof: bool) -> Cells {
-        let topology = Topology::start(aof);
+        Self::start_on(Topology::start(aof), |c| c, |c| c).await
+    }
+
+    /// Two cells on `topology`, each node's configuration adjusted by its function, and an
+    /// owner key of account `acme`.
+    pub(crate) async fn start_on(
+        topology: Topology,
+        tweak_a: impl for<'c> FnOnce(NodeConfig<'c>) -> NodeConfig<'c>,
+        tweak_b: impl for<'c> FnOnce(NodeConfig<'c>) -> NodeConfig<'c>,
+    ) -> Cells {
         let pem = signing_pem();
         let primary = topology.primary.url();
-        let a = Node::start(NodeConfig::new(
-            &pem,
-            "a",
-            &primary,
-            &topology.replica_a.url(),
-        ))
-        .await;
-        let b = Node::start(NodeConfig::new(
-            &pem,
-            "b",
-            &primary,
-            &topology.replica_b.url(),
-        ))
-        .await;
+        let (replica_a, replica_b) = (topology.replica_a.url(), topology.replica_b.url());
+        let a = Node::start(tweak_a(NodeConfig::new(&pem, "a", &primary, &replica_a))).await;
+        let b = Node::start(tweak_b(NodeConfig::new(&pem, "b", &primary, &replica_b))).await;
         let (owner, _) = a
             .authority
             .bootstrap("acme", false)

@@ -1100,7 +1100,7 @@ async fn a_node_cut_off_while_the_stream_moved_on_never_misses_a_trimmed_revocat
     // AOF everywhere: cell b's replica comes back with the data it had (the node's position),
     // then, its primary's backlog being too small for a partial resync, takes a full resync that
     // replaces that data at once with the trimmed stream.
-    let mut topology = Topology::start(true);
+    let topology = Topology::start(true);
     for setting in [
         ["stream-node-max-entries", "10"],
         ["repl-backlog-size", "16384"],
@@ -1111,30 +1111,22 @@ async fn a_node_cut_off_while_the_stream_moved_on_never_misses_a_trimmed_revocat
             "OK"
         );
     }
-    let pem = crate::cells::signing_pem();
-    let primary = topology.primary.url();
-    let a = Node::start(NodeConfig {
-        stream_max_len: 100,
-        ..NodeConfig::new(&pem, "a", &primary, &topology.replica_a.url())
-    })
+    let cells = Cells::start_on(
+        topology,
+        |c| NodeConfig {
+            stream_max_len: 100,
+            ..c
+        },
+        |c| c,
+    )
     .await;
-    let b = Node::start(NodeConfig::new(
-        &pem,
-        "b",
-        &primary,
-        &topology.replica_b.url(),
-    ))
-    .await;
-    let (owner, _) = a
-        .authority
-        .bootstrap("acme", false)
-        .await
-        .expect("bootstrap");
-    let api = Api::of(&a).await;
+    let mut cells = cells;
+    let owner = cells.owner.clone();
+    let api = Api::of(&cells.a).await;
     let (key, key_id) = api.create_key(&owner, "viewer", None).await.expect("key");
-    let api_b = Api::of(&b).await;
+    let api_b = Api::of(&cells.b).await;
     assert_eq!(api_b.reason(&key, READ, "c").await, ALLOWED, "precondition");
-    topology.replica_b.stop();
+    cells.topology.replica_b.stop();
     api.revoke_key(&owner, &key_id).await.expect("revoke");
     // 150 more entries: the revocation is trimmed away, and more survivors (about 100) follow
     // it than were trimmed after cell b's position (about 50), so counting the survivors read
@@ -1145,15 +1137,16 @@ async fn a_node_cut_off_while_the_stream_moved_on_never_misses_a_trimmed_revocat
             .await
             .expect("filler revocation");
     }
-    let stream = topology
+    let stream = cells
+        .topology
         .primary
         .command(&["XRANGE", "authcell:events", "-", "+"]);
     assert!(
         !stream.contains(&key_id),
         "precondition: the revocation was trimmed"
     );
-    topology.replica_b.start_again();
-    let took = until_revoked(&b, &key, Duration::from_secs(15)).await;
+    cells.topology.replica_b.start_again();
+    let took = until_revoked(&cells.b, &key, Duration::from_secs(15)).await;
     eprintln!("revocation applied after the resync within {took:?}");
 }
 

@@ -738,27 +738,17 @@ async fn token_id_revocations_in_force_are_capped_per_account() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn confirmations_are_bounded_in_time_and_in_number() {
-    use crate::cells::{Node, NodeConfig};
-    let topology = crate::redis_env::Topology::start(false);
-    let pem = crate::cells::signing_pem();
-    let primary = topology.primary.url();
-    let a = Node::start(NodeConfig {
-        max_confirmations: 1,
-        ..NodeConfig::new(&pem, "a", &primary, &topology.replica_a.url())
-    })
+    use crate::cells::{Cells, NodeConfig};
+    let cells = Cells::start_on(
+        crate::redis_env::Topology::start(false),
+        |c| NodeConfig {
+            max_confirmations: 1,
+            ..c
+        },
+        |c| c,
+    )
     .await;
-    let _b = Node::start(NodeConfig::new(
-        &pem,
-        "b",
-        &primary,
-        &topology.replica_b.url(),
-    ))
-    .await;
-    let (owner, _) = a
-        .authority
-        .bootstrap("acme", false)
-        .await
-        .expect("bootstrap");
+    let (a, owner, topology) = (&cells.a, cells.owner.clone(), &cells.topology);
     let api = Api::of(&a).await;
     let confirm = |timeout_ms| {
         let mut admin = api.admin();
