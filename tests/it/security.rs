@@ -749,7 +749,7 @@ async fn confirmations_are_bounded_in_time_and_in_number() {
     )
     .await;
     let (a, owner, topology) = (&cells.a, cells.owner.clone(), &cells.topology);
-    let api = Api::of(&a).await;
+    let api = Api::of(a).await;
     let confirm = |timeout_ms| {
         let mut admin = api.admin();
         let owner = owner.clone();
