@@ -5,19 +5,21 @@
 //! Checking a credential (the data-plane hot path):
 //!
 //! credential ([`credential`]: JWS format, signature, structure) -> verify ([`verifier`]: time,
-//! revocation in the live [`view`], role lookup) -> evaluate ([`permissions`]: pure policy
-//! function) -> decide ([`verifier::Decision`]).
+//! revocation in the live [`view`], role lookup, and for a derived credential its root role's
+//! current permissions) -> evaluate ([`permissions`]: pure policy function) -> decide
+//! ([`verifier::Decision`]).
 //!
 //! Issuing and revoking (the management path):
 //!
 //! mint ([`authority`]: who may do what, delegation subset test) -> sign ([`keyring`],
 //! [`credential`]) -> store ([`store`]: system of record) -> event ([`view::Event`], applied to
-//! the live view).
+//! the live view). On a Redis-backed node, [`sync`] keeps the view in step with its cell's
+//! replica and says how fresh it is, from heartbeats stamped on the primary.
 //!
 //! Around them: [`proto`] (generated protobuf types), [`convert`] (protobuf <-> domain, the one
 //! place requests are validated), [`server`] (gRPC handlers, status mapping, the `run` entry
 //! point), [`config`] (flags and environment), [`node`] (wiring one node together), [`clock`]
-//! (time as a parameter), [`cli`] (the operator command line: a gRPC client of the server).
+//! (time as a parameter, and the primary's clock every node stamps credentials with), [`cli`] (the operator command line: a gRPC client of the server).
 //!
 //! At the edges: [`tls`] (handshakes with a deadline, certificates that reload), [`accept`]
 //! (accept loops that back off instead of spinning when the process runs out of descriptors),
