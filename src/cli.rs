@@ -101,7 +101,7 @@ pub struct ClientArgs {
     pub tls_ca: Option<String>,
 
     /// Send the API key over plain http to a host that is not loopback, where anyone on the
-    /// path can read it. Without it, only localhost, 127.0.0.0/8 and [::1] are reached
+    /// path can read it. Without it, only localhost, 127.0.0.0/8 and `[::1]` are reached
     /// without TLS.
     #[arg(
         long,

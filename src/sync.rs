@@ -402,7 +402,7 @@ redis.call('HSET', KEYS[2], ARGV[1], status)
 return {t[1], t[2]}
 "#;
 
-/// Reports once (see [`REPORT`]). Also used at start, before the node serves, so that its
+/// Reports once (see the `REPORT` script). Also used at start, before the node serves, so that its
 /// first credential is already stamped on the primary's clock.
 pub async fn report(
     primary: &mut ConnectionManager,
