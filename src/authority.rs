@@ -766,6 +766,7 @@ impl Authority {
                 confirmed: true,
                 confirmed_cells: vec![self.cell().to_owned()],
                 pending_cells: Vec::new(),
+                silent_cells: Vec::new(),
                 revocation_id: id.to_owned(),
             });
         };
@@ -787,14 +788,26 @@ impl Authority {
             let now_ms = self.clock.now_ms();
             let mut confirmed = std::collections::BTreeSet::new();
             let mut pending = std::collections::BTreeSet::new();
-            for node in nodes.iter().filter(|n| is_live(n, now_ms)) {
-                if crate::store::redis::stream_id_cmp(&node.position, &target).is_ge() {
-                    confirmed.insert(node.cell.clone());
-                } else {
-                    pending.insert(node.cell.clone());
+            let mut silent = std::collections::BTreeSet::new();
+            for node in &nodes {
+                match node_standing(node, &target, now_ms) {
+                    Standing::Applied => {
+                        confirmed.insert(node.cell.clone());
+                    }
+                    Standing::Behind => {
+                        pending.insert(node.cell.clone());
+                    }
+                    Standing::SilentMayServe => {
+                        silent.insert(node.cell.clone());
+                        pending.insert(node.cell.clone());
+                    }
+                    Standing::SilentFenced => {
+                        silent.insert(node.cell.clone());
+                    }
                 }
             }
-            // A cell is confirmed only when every live node in it is.
+            // A cell is confirmed only when every node in it that could allow the credential
+            // has applied the revocation.
             confirmed.retain(|cell| !pending.contains(cell));
             let done = pending.is_empty();
             if done || started.elapsed().as_millis() >= u128::from(timeout) {
@@ -802,6 +815,7 @@ impl Authority {
                     confirmed: done,
                     confirmed_cells: confirmed.into_iter().collect(),
                     pending_cells: pending.into_iter().collect(),
+                    silent_cells: silent.into_iter().collect(),
                     revocation_id: target,
                 });
             }
@@ -1056,6 +1070,45 @@ impl Authority {
 
 /// How long a node's last report keeps it counted as live.
 pub const LIVENESS_MS: u64 = 5000;
+/// A node silent for longer than this is taken to be gone (its entry is kept, and named, but no
+/// longer waited for).
+pub const GONE_AFTER_MS: u64 = 10 * 60 * 1000;
+
+/// Where one node stands with respect to a revocation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Standing {
+    /// Reported recently, at or past the revocation.
+    Applied,
+    /// Reported recently, not there yet.
+    Behind,
+    /// Silent (paused, cut off from the primary): when it comes back it may serve its last
+    /// known state, which may not hold the revocation. Not confirmed.
+    SilentMayServe,
+    /// Silent, but it cannot allow anything it has not caught up on: it refuses every check
+    /// once stale (`--stale-policy deny`) and has been silent longer than its bound, or it has
+    /// been silent so long that it is taken to be gone.
+    SilentFenced,
+}
+
+fn node_standing(node: &crate::store::NodeStatus, target: &str, now_ms: u64) -> Standing {
+    let silent_for = now_ms.saturating_sub(node.seen_at_ms);
+    if silent_for <= LIVENESS_MS {
+        if crate::store::redis::stream_id_cmp(&node.position, target).is_ge() {
+            Standing::Applied
+        } else {
+            Standing::Behind
+        }
+    } else if crate::store::redis::stream_id_cmp(&node.position, target).is_ge() {
+        // Silent, but it had applied the revocation before it went quiet.
+        Standing::Applied
+    } else if silent_for > GONE_AFTER_MS
+        || (node.deny_when_stale && silent_for > node.max_staleness_ms)
+    {
+        Standing::SilentFenced
+    } else {
+        Standing::SilentMayServe
+    }
+}
 
 fn is_live(node: &crate::store::NodeStatus, now_ms: u64) -> bool {
     now_ms.saturating_sub(node.seen_at_ms) <= LIVENESS_MS
@@ -1076,6 +1129,8 @@ pub struct Confirmation {
     pub confirmed: bool,
     pub confirmed_cells: Vec<String>,
     pub pending_cells: Vec<String>,
+    /// Cells with a node that has not reported within [`LIVENESS_MS`].
+    pub silent_cells: Vec<String>,
     pub revocation_id: String,
 }
 
@@ -1305,4 +1360,61 @@ fn decode_page_token(
 
 fn is_uuid(id: &str) -> bool {
     uuid::Uuid::try_parse(id).is_ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::NodeStatus;
+
+    fn node(position: &str, silent_for_ms: u64, deny: bool, max_staleness_ms: u64) -> NodeStatus {
+        NodeStatus {
+            node_id: "n".into(),
+            cell: "a".into(),
+            position: position.into(),
+            seen_at_ms: 1_000_000_000 - silent_for_ms,
+            max_staleness_ms,
+            deny_when_stale: deny,
+        }
+    }
+
+    #[test]
+    fn a_silent_node_blocks_confirmation_while_it_could_still_serve_its_old_state() {
+        let now = 1_000_000_000;
+        let target = "1000-0";
+        let standing = |n: NodeStatus| node_standing(&n, target, now);
+        // Reporting: by position.
+        assert_eq!(
+            standing(node("1000-0", 100, false, 30_000)),
+            Standing::Applied
+        );
+        assert_eq!(
+            standing(node("999-5", 100, false, 30_000)),
+            Standing::Behind
+        );
+        // Silent after it applied the revocation: it cannot forget it.
+        assert_eq!(
+            standing(node("1001-0", 60_000, false, 30_000)),
+            Standing::Applied
+        );
+        // Silent before applying it, serve policy: when it resumes it may allow the credential.
+        assert_eq!(
+            standing(node("999-0", 6_000, false, 30_000)),
+            Standing::SilentMayServe
+        );
+        // Deny policy: within its bound it may still serve; past it, it refuses until fresh.
+        assert_eq!(
+            standing(node("999-0", 6_000, true, 30_000)),
+            Standing::SilentMayServe
+        );
+        assert_eq!(
+            standing(node("999-0", 31_000, true, 30_000)),
+            Standing::SilentFenced
+        );
+        // Silent for more than ten minutes: taken to be gone.
+        assert_eq!(
+            standing(node("999-0", GONE_AFTER_MS + 1, false, 30_000)),
+            Standing::SilentFenced
+        );
+    }
 }

@@ -329,6 +329,8 @@ pub async fn bootstrap_authority(
     let identity = NodeIdentity {
         node_id: format!("{cell}/bootstrap-{}", uuid::Uuid::new_v4()),
         cell: cell.to_owned(),
+        max_staleness_ms: 0,
+        deny_when_stale: true,
     };
     sync::report(&mut primary, &keys, &identity, &clock, "0-0")
         .await
@@ -387,6 +389,8 @@ pub async fn with_redis(
     let identity = NodeIdentity {
         node_id: format!("{}/{}", options.cell, uuid::Uuid::new_v4()),
         cell: options.cell.clone(),
+        max_staleness_ms: u64::try_from(settings.max_staleness.as_millis()).unwrap_or(u64::MAX),
+        deny_when_stale: settings.stale_policy == StalePolicy::Deny,
     };
     sync::report(&mut primary, &keys, &identity, &clock, "0-0")
         .await

@@ -76,8 +76,14 @@ pub struct NodeStatus {
     pub cell: String,
     /// The last event stream id the node applied ("0-0" before any).
     pub position: String,
-    /// Wall-clock milliseconds of the report.
+    /// Milliseconds of the report, on the primary's clock.
     pub seen_at_ms: u64,
+    /// The node's --max-staleness, in ms (0 in reports of nodes that predate it).
+    #[serde(default)]
+    pub max_staleness_ms: u64,
+    /// Whether the node refuses every check once its view is older than that.
+    #[serde(default)]
+    pub deny_when_stale: bool,
 }
 
 /// One lifecycle event of an account: who (key id), what, when and from where. Stores write it

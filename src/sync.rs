@@ -66,6 +66,10 @@ const SWEEP_EVERY: Duration = Duration::from_secs(10);
 pub struct NodeIdentity {
     pub node_id: String,
     pub cell: String,
+    /// Its stale policy, reported so that ConfirmRevocation can tell whether a node that went
+    /// silent could still serve a revoked credential when it comes back.
+    pub max_staleness_ms: u64,
+    pub deny_when_stale: bool,
 }
 
 /// A running sync: stop it to deregister the node.
@@ -392,12 +396,14 @@ pub async fn stream_info(conn: &mut ConnectionManager, keys: &Keys) -> StoreResu
 /// Adds a beat (see the module docs), records this node's position (with the primary's time),
 /// and measures this node's offset to the primary's clock: one script, one round trip.
 const REPORT: &str = r#"
--- KEYS: beats, nodes. ARGV: node id, cell, position
+-- KEYS: beats, nodes. ARGV: node id, cell, position, max staleness ms, deny when stale (0/1)
 local t = redis.call('TIME')
 local ms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 redis.call('XADD', KEYS[1], 'MAXLEN', '1', '*', 'n', ARGV[1])
 local status = '{"node_id":' .. cjson.encode(ARGV[1]) .. ',"cell":' .. cjson.encode(ARGV[2])
-  .. ',"position":' .. cjson.encode(ARGV[3]) .. ',"seen_at_ms":' .. string.format('%.0f', ms) .. '}'
+  .. ',"position":' .. cjson.encode(ARGV[3]) .. ',"seen_at_ms":' .. string.format('%.0f', ms)
+  .. ',"max_staleness_ms":' .. string.format('%.0f', tonumber(ARGV[4]))
+  .. ',"deny_when_stale":' .. (ARGV[5] == '1' and 'true' or 'false') .. '}'
 redis.call('HSET', KEYS[2], ARGV[1], status)
 return {t[1], t[2]}
 "#;
@@ -417,6 +423,8 @@ pub async fn report(
         .arg(&identity.node_id)
         .arg(&identity.cell)
         .arg(position)
+        .arg(identity.max_staleness_ms)
+        .arg(if identity.deny_when_stale { "1" } else { "0" })
         .invoke_async(primary)
         .await
         .map_err(unavailable)?;

@@ -241,6 +241,7 @@ impl pb::admin_server::Admin for AdminService {
             confirmed: outcome.confirmed,
             confirmed_cells: outcome.confirmed_cells,
             pending_cells: outcome.pending_cells,
+            silent_cells: outcome.silent_cells,
             revocation_id: outcome.revocation_id,
         }))
     }

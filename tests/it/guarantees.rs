@@ -1152,6 +1152,85 @@ async fn a_node_cut_off_while_the_stream_moved_on_never_misses_a_trimmed_revocat
 
 // --- 7. A node with a fast clock mints nothing that outlives a cut -----------------------------
 
+/// The real `authcell serve` binary as one node of a cell, killed on drop.
+pub(crate) struct ProcessNode {
+    pub(crate) child: std::process::Child,
+    pub(crate) channel: Channel,
+    dir: std::path::PathBuf,
+}
+
+impl ProcessNode {
+    /// Starts the binary (behind `wrapper`, e.g. faketime) with the signing key `pem`, reading
+    /// `replica`, and waits until it accepts connections.
+    pub(crate) async fn start(
+        pem: &str,
+        cell: &str,
+        primary: &str,
+        replica: &str,
+        wrapper: &[&str],
+        extra: &[&str],
+    ) -> ProcessNode {
+        static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let dir = std::env::temp_dir().join(format!("authcell-node-{}-{n}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let key_file = dir.join("signing.pem");
+        std::fs::write(&key_file, pem).expect("write key");
+        let port = free_port();
+        let bin = env!("CARGO_BIN_EXE_authcell");
+        let (program, args) = match wrapper.split_first() {
+            Some((program, args)) => (*program, [args, &[bin]].concat()),
+            None => (bin, Vec::new()),
+        };
+        let child = std::process::Command::new(program)
+            .args(args)
+            .arg("serve")
+            .args(["--listen", &format!("127.0.0.1:{port}"), "--cell", cell])
+            .args(["--drain-seconds", "0"])
+            .args(extra)
+            .env("AUTHCELL_REDIS_URL", primary)
+            .env("AUTHCELL_REDIS_READ_URL", replica)
+            .env("AUTHCELL_SIGNING_KEY_FILE", &key_file)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("start authcell serve");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let channel = loop {
+            let url = format!("http://127.0.0.1:{port}");
+            match Channel::from_shared(url).expect("url").connect().await {
+                Ok(channel) => break channel,
+                Err(e) => {
+                    assert!(Instant::now() < deadline, "the node never listened: {e}");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            }
+        };
+        ProcessNode {
+            child,
+            channel,
+            dir,
+        }
+    }
+
+    /// Sends a signal (`-STOP`, `-CONT`) to the process.
+    pub(crate) fn signal(&self, signal: &str) {
+        let status = std::process::Command::new("kill")
+            .args([signal, &self.child.id().to_string()])
+            .status()
+            .expect("kill");
+        assert!(status.success(), "kill {signal}");
+    }
+}
+
+impl Drop for ProcessNode {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
 /// Reads a node's metrics page over plain HTTP.
 fn metrics_page(port: u16) -> String {
     use std::io::{Read, Write};
@@ -1196,41 +1275,20 @@ async fn a_node_whose_clock_runs_a_minute_fast_mints_nothing_that_survives_a_cut
         .bootstrap("acme", false)
         .await
         .expect("bootstrap");
-    let dir = std::env::temp_dir().join(format!("authcell-faketime-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("dir");
-    let key_file = dir.join("signing.pem");
-    std::fs::write(&key_file, &pem).expect("write key");
-    let (port, metrics_port) = (free_port(), free_port());
     // Cell b's node runs with its clock 60 s ahead of everyone else's.
-    let mut fast = std::process::Command::new("/usr/bin/faketime")
-        .args(["-f", "+60s", env!("CARGO_BIN_EXE_authcell"), "serve"])
-        .args(["--listen", &format!("127.0.0.1:{port}"), "--cell", "b"])
-        .args(["--metrics-listen", &format!("127.0.0.1:{metrics_port}")])
-        .args(["--drain-seconds", "0"])
-        .env("AUTHCELL_REDIS_URL", &primary)
-        .env("AUTHCELL_REDIS_READ_URL", topology.replica_b.url())
-        .env("AUTHCELL_SIGNING_KEY_FILE", &key_file)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("start authcell under faketime");
-    let channel = {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            let url = format!("http://127.0.0.1:{port}");
-            match Channel::from_shared(url).expect("url").connect().await {
-                Ok(channel) => break channel,
-                Err(e) => {
-                    assert!(
-                        Instant::now() < deadline,
-                        "the fast node never listened: {e}"
-                    );
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                }
-            }
-        }
+    let metrics_port = free_port();
+    let fast = ProcessNode::start(
+        &pem,
+        "b",
+        &primary,
+        &topology.replica_b.url(),
+        &["/usr/bin/faketime", "-f", "+60s"],
+        &["--metrics-listen", &format!("127.0.0.1:{metrics_port}")],
+    )
+    .await;
+    let b = Api {
+        channel: fast.channel.clone(),
     };
-    let b = Api { channel };
     let a_api = Api::of(&a).await;
     wait_for(
         "the fast node serves",
@@ -1290,7 +1348,69 @@ async fn a_node_whose_clock_runs_a_minute_fast_mints_nothing_that_survives_a_cut
         .expect("key after the cut");
     assert_eq!(a_api.reason(&after, READ, "c").await, ALLOWED);
     assert_eq!(b.reason(&after, READ, "c").await, ALLOWED);
-    let _ = fast.kill();
-    let _ = fast.wait();
-    let _ = std::fs::remove_dir_all(&dir);
+    drop(fast);
+}
+
+// --- Confirmation never vouches for a node that went silent ------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_paused_node_keeps_its_cell_unconfirmed_until_it_has_caught_up() {
+    let topology = Topology::start(false);
+    let pem = crate::cells::signing_pem();
+    let primary = topology.primary.url();
+    let b = Node::start(NodeConfig::new(
+        &pem,
+        "b",
+        &primary,
+        &topology.replica_b.url(),
+    ))
+    .await;
+    let (owner, _) = b
+        .authority
+        .bootstrap("acme", false)
+        .await
+        .expect("bootstrap");
+    // Cell a's only node, a real process under the serve policy.
+    let a = ProcessNode::start(&pem, "a", &primary, &topology.replica_a.url(), &[], &[]).await;
+    let api_a = Api {
+        channel: a.channel.clone(),
+    };
+    let api_b = Api::of(&b).await;
+    let (key, key_id) = api_b.create_key(&owner, "viewer", None).await.expect("key");
+    wait_for("cell a serves", Duration::from_secs(20), async || {
+        api_a.reason(&key, READ, "c").await == ALLOWED
+    })
+    .await;
+    let confirm = |timeout_ms: u32, id: String| {
+        let mut admin = api_b.admin();
+        let owner = owner.clone();
+        async move {
+            admin
+                .confirm_revocation(with_key(
+                    pb::ConfirmRevocationRequest {
+                        revocation_id: id,
+                        timeout_ms,
+                    },
+                    &owner,
+                ))
+                .await
+                .expect("confirm")
+                .into_inner()
+        }
+    };
+    // Frozen past the liveness window, then the key is revoked in cell b.
+    a.signal("-STOP");
+    tokio::time::sleep(Duration::from_millis(6000)).await;
+    let id = b.revoke_key(&owner, &key_id).await.expect("revoke");
+    let answer = confirm(1000, id.clone()).await;
+    assert!(!answer.confirmed, "{answer:?}");
+    assert_eq!(answer.pending_cells, ["a"], "{answer:?}");
+    assert_eq!(answer.silent_cells, ["a"], "{answer:?}");
+    assert_eq!(answer.confirmed_cells, ["b"], "{answer:?}");
+    // Once it is back and caught up, the revocation is confirmed, and holds there.
+    a.signal("-CONT");
+    let answer = confirm(20_000, id).await;
+    assert!(answer.confirmed, "{answer:?}");
+    assert_eq!(answer.confirmed_cells, ["a", "b"], "{answer:?}");
+    assert_eq!(api_a.reason(&key, READ, "c").await, pb::Reason::Revoked);
 }
