@@ -1152,6 +1152,22 @@ async fn a_node_cut_off_while_the_stream_moved_on_never_misses_a_trimmed_revocat
 
 // --- 7. A node with a fast clock mints nothing that outlives a cut -----------------------------
 
+/// libfaketime's library (Debian's `faketime` package), or a failure with the install command.
+fn libfaketime() -> String {
+    let found = std::fs::read_dir("/usr/lib")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|dir| dir.path().join("faketime/libfaketime.so.1"))
+        .find(|path| path.is_file());
+    match found {
+        Some(path) => path.to_string_lossy().into_owned(),
+        None => panic!(
+            "libfaketime not found: run `apt-get install -y faketime` (Debian/Ubuntu); ./scripts/test installs it"
+        ),
+    }
+}
+
 /// The real `authcell serve` binary as one node of a cell, killed on drop.
 pub(crate) struct ProcessNode {
     pub(crate) child: std::process::Child,
@@ -1160,14 +1176,15 @@ pub(crate) struct ProcessNode {
 }
 
 impl ProcessNode {
-    /// Starts the binary (behind `wrapper`, e.g. faketime) with the signing key `pem`, reading
-    /// `replica`, and waits until it accepts connections.
+    /// Starts the binary (with `env` added, e.g. libfaketime's) with the signing key `pem`,
+    /// reading `replica`, and waits until it accepts connections. The process is the binary
+    /// itself (no wrapper in between), so killing it on drop leaves nothing behind.
     pub(crate) async fn start(
         pem: &str,
         cell: &str,
         primary: &str,
         replica: &str,
-        wrapper: &[&str],
+        env: &[(&str, &str)],
         extra: &[&str],
     ) -> ProcessNode {
         static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
@@ -1177,13 +1194,8 @@ impl ProcessNode {
         let key_file = dir.join("signing.pem");
         std::fs::write(&key_file, pem).expect("write key");
         let port = free_port();
-        let bin = env!("CARGO_BIN_EXE_authcell");
-        let (program, args) = match wrapper.split_first() {
-            Some((program, args)) => (*program, [args, &[bin]].concat()),
-            None => (bin, Vec::new()),
-        };
-        let child = std::process::Command::new(program)
-            .args(args)
+        let child = std::process::Command::new(env!("CARGO_BIN_EXE_authcell"))
+            .envs(env.iter().copied())
             .arg("serve")
             .args(["--listen", &format!("127.0.0.1:{port}"), "--cell", cell])
             .args(["--drain-seconds", "0"])
@@ -1256,10 +1268,7 @@ fn free_port() -> u16 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_whose_clock_runs_a_minute_fast_mints_nothing_that_survives_a_cut() {
-    assert!(
-        std::path::Path::new("/usr/bin/faketime").exists(),
-        "faketime not found: run `apt-get install -y faketime` (Debian/Ubuntu); ./scripts/test installs it"
-    );
+    let libfaketime = libfaketime();
     let topology = Topology::start(false);
     let pem = crate::cells::signing_pem();
     let primary = topology.primary.url();
@@ -1282,7 +1291,7 @@ async fn a_node_whose_clock_runs_a_minute_fast_mints_nothing_that_survives_a_cut
         "b",
         &primary,
         &topology.replica_b.url(),
-        &["/usr/bin/faketime", "-f", "+60s"],
+        &[("LD_PRELOAD", &libfaketime), ("FAKETIME", "+60s")],
         &["--metrics-listen", &format!("127.0.0.1:{metrics_port}")],
     )
     .await;
