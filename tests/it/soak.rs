@@ -49,7 +49,6 @@ use std::collections::{BTreeMap, VecDeque};
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -1404,42 +1403,56 @@ fn confirm(shared: Arc<Shared>, target: Target, id: Option<String>, seed: u64) {
                 .await
                 .map(|r| r.into_inner());
             let received = Instant::now();
-            let mut state = shared.state();
-            state.op("ConfirmRevocation", &result);
-            let Ok(answer) = result else {
-                drop(state);
-                sleep_ms(500).await;
-                continue;
+            let done = {
+                let mut state = shared.state();
+                state.op("ConfirmRevocation", &result);
+                match result {
+                    Ok(answer) => record_confirmation(&mut state, target, &answer, received),
+                    Err(_) => false,
+                }
             };
-            let confirmation = match target {
-                Target::Revocation(r) => &mut state.revocations[r].confirmation,
-                Target::Role(r) => &mut state.roles[r].confirmation,
-            };
-            for (i, cell) in CELLS.iter().enumerate() {
-                if answer.confirmed_cells.iter().any(|c| c == cell) {
-                    confirmation.cells[i].get_or_insert(received);
-                }
-            }
-            if answer.confirmed {
-                confirmation.all = Some(received);
-                for (i, cell) in CELLS.iter().enumerate() {
-                    confirmation.left_out[i] = !answer.confirmed_cells.iter().any(|c| c == cell);
-                }
-                if let Target::Revocation(_) = target {
-                    state.report.confirmed += 1;
-                    if answer.confirmed_cells.len() == CELLS.len() {
-                        state.report.confirmed_both += 1;
-                    }
-                }
+            if done {
                 return;
             }
-            drop(state);
-            sleep_ms(200).await;
+            sleep_ms(500).await;
         }
         if let Target::Revocation(_) = target {
             shared.state().report.unconfirmed += 1;
         }
     });
+}
+
+/// Records one ConfirmRevocation answer; true when it said confirmed=true.
+fn record_confirmation(
+    state: &mut Oracle,
+    target: Target,
+    answer: &pb::ConfirmRevocationResponse,
+    received: Instant,
+) -> bool {
+    let confirmation = match target {
+        Target::Revocation(r) => &mut state.revocations[r].confirmation,
+        Target::Role(r) => &mut state.roles[r].confirmation,
+    };
+    let listed = |cell: &str| answer.confirmed_cells.iter().any(|c| c == cell);
+    for (i, cell) in CELLS.iter().enumerate() {
+        if listed(cell) {
+            confirmation.cells[i].get_or_insert(received);
+        }
+    }
+    if !answer.confirmed {
+        return false;
+    }
+    confirmation.all = Some(received);
+    for (i, cell) in CELLS.iter().enumerate() {
+        confirmation.left_out[i] = !listed(cell);
+    }
+    if let Target::Revocation(_) = target {
+        state.report.confirmed += 1;
+        if CELLS.iter().all(|c| listed(c)) {
+            state.report.confirmed_both += 1;
+        }
+    }
+    true
 }
 
 /// Checks credentials on one cell as fast as a loaded machine lets it, judging each verdict.
@@ -1457,12 +1470,13 @@ async fn checker(shared: Arc<Shared>, cell: usize, channel: Channel, mut rng: Rn
             .await
             .map(|r| r.into_inner());
         let received = Instant::now();
-        let mut state = shared.state();
-        state.op("Authorize", &result);
-        if let Ok(verdict) = result {
-            state.record(&pick, cell, sent, received, &verdict);
+        {
+            let mut state = shared.state();
+            state.op("Authorize", &result);
+            if let Ok(verdict) = result {
+                state.record(&pick, cell, sent, received, &verdict);
+            }
         }
-        drop(state);
         sleep_ms(2).await;
     }
 }
@@ -1641,39 +1655,37 @@ async fn issued_before(shared: Arc<Shared>, mut rng: Rng) {
                 .revoke_issued_before(with_key(pb::RevokeIssuedBeforeRequest::default(), &owner))
                 .await
                 .map(|r| r.into_inner().revocation_id);
-            let mut state = shared.state();
-            state.op(Method::IssuedBefore.name(), &result);
-            match result {
-                Ok(id) => {
-                    state.acknowledge(r, &members);
-                    drop(state);
-                    confirm(
-                        shared.clone(),
-                        Target::Revocation(r),
-                        Some(id).filter(|id| !id.is_empty()),
-                        rng.next(),
-                    );
+            let outcome = {
+                let mut state = shared.state();
+                state.op(Method::IssuedBefore.name(), &result);
+                match result {
+                    Ok(id) => {
+                        state.acknowledge(r, &members);
+                        Some(Some(id).filter(|id| !id.is_empty()))
+                    }
+                    // An earlier attempt went through: the owner key is revoked by its own cut
+                    // (confirmed with the newest event id, which is at or after that cut).
+                    Err(status)
+                        if status.code() == tonic::Code::Unauthenticated
+                            && status.message().contains("revoked") =>
+                    {
+                        state.acknowledge(r, &members);
+                        Some(None)
+                    }
+                    Err(_) if started.elapsed() > RETRY_BOUND => {
+                        state.revocations[r].gave_up = true;
+                        state.report.uncertain += 1;
+                        break;
+                    }
+                    Err(_) => None,
+                }
+            };
+            match outcome {
+                Some(id) => {
+                    confirm(shared.clone(), Target::Revocation(r), id, rng.next());
                     break;
                 }
-                // An earlier attempt went through: the owner key is revoked by its own cut.
-                Err(status)
-                    if status.code() == tonic::Code::Unauthenticated
-                        && status.message().contains("revoked") =>
-                {
-                    state.acknowledge(r, &members);
-                    drop(state);
-                    confirm(shared.clone(), Target::Revocation(r), None, rng.next());
-                    break;
-                }
-                Err(_) if started.elapsed() > RETRY_BOUND => {
-                    state.revocations[r].gave_up = true;
-                    state.report.uncertain += 1;
-                    break;
-                }
-                Err(_) => {
-                    drop(state);
-                    sleep_ms(500).await;
-                }
+                None => sleep_ms(500).await,
             }
         }
     }
