@@ -143,6 +143,8 @@ pub(crate) struct Report {
     pub(crate) live_refused_as_revoked: u64,
     /// Other refusals of credentials the oracle holds live, by reason.
     pub(crate) unexpected_refusals: BTreeMap<String, u64>,
+    /// ... and the oldest credential (time since it was made) refused so, by reason.
+    pub(crate) unexpected_oldest: BTreeMap<String, Duration>,
     /// Live credentials refused in the final sweep.
     pub(crate) live_refused_at_end: u64,
     pub(crate) live_checked_at_end: u64,
@@ -223,7 +225,11 @@ impl fmt::Display for Report {
             self.checks[1]
         )?;
         for (i, cell) in CELLS.iter().enumerate() {
-            writeln!(f, "  verdicts on cell {cell}: {}", counts(&self.verdicts[i]))?;
+            writeln!(
+                f,
+                "  verdicts on cell {cell}: {}",
+                counts(&self.verdicts[i])
+            )?;
         }
         writeln!(f, "operations (ok, then errors by gRPC status code):")?;
         for (op, stats) in &self.ops {
@@ -284,9 +290,18 @@ impl fmt::Display for Report {
         }
         writeln!(
             f,
-            "live credentials refused as revoked: {}; other refusals of live credentials: {}; live credentials refused in the final sweep: {} of {}",
+            "live credentials refused as revoked: {}; other refusals of live credentials: {} (the oldest credential refused so: {}); live credentials refused in the final sweep: {} of {}",
             self.live_refused_as_revoked,
             counts(&self.unexpected_refusals),
+            if self.unexpected_oldest.is_empty() {
+                "none".to_owned()
+            } else {
+                self.unexpected_oldest
+                    .iter()
+                    .map(|(k, d)| format!("{k} {:.1} s after it was made", d.as_secs_f64()))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            },
             self.live_refused_at_end,
             self.live_checked_at_end
         )?;
@@ -387,6 +402,8 @@ struct Cred {
     /// Oracle indexes of the credentials that made it, nearest first.
     makers: Vec<usize>,
     refresh_token: Option<String>,
+    /// When the call that made it returned.
+    created: Instant,
     /// The custom role it derives from.
     role: Option<usize>,
     /// Its own revocation (an index into `Oracle::revocations`).
@@ -493,6 +510,7 @@ impl Oracle {
             secret,
             makers,
             refresh_token: None,
+            created: Instant::now(),
             role: None,
             revocation: None,
             busy: false,
@@ -723,6 +741,13 @@ impl Oracle {
                 .and_then(|r| self.roles[r].narrow_sent)
                 .is_some_and(|at| at <= received);
             if !(narrowed && pick.write && verdict.reason == pb::Reason::Permission as i32) {
+                let age = sent.saturating_duration_since(self.creds[index].created);
+                let oldest = self
+                    .report
+                    .unexpected_oldest
+                    .entry(reason.clone())
+                    .or_default();
+                *oldest = (*oldest).max(age);
                 *self.report.unexpected_refusals.entry(reason).or_default() += 1;
             }
         }
@@ -1210,9 +1235,7 @@ async fn maker(shared: Arc<Shared>, mut rng: Rng) {
 async fn refresh(shared: &Arc<Shared>, rng: &mut Rng) {
     let picked = {
         let mut state = shared.state();
-        let picked = state.pick_live(rng, |c| {
-            c.kind == Kind::SdkKey && c.refresh_token.is_some()
-        });
+        let picked = state.pick_live(rng, |c| c.kind == Kind::SdkKey && c.refresh_token.is_some());
         picked.map(|i| {
             let r = state.ask_revocation(i, Method::Refresh);
             let c = &state.creds[i];
@@ -1607,10 +1630,9 @@ async fn issued_before(shared: Arc<Shared>, mut rng: Rng) {
     while shared.running() {
         sleep_ms(4000 + rng.below(4000) as u64).await;
         let setup_shared = shared.clone();
-        let owner =
-            tokio::task::spawn_blocking(move || setup_shared.setup().bootstrap(IB_ACCOUNT))
-                .await
-                .unwrap_or_else(|e| Err(e.to_string()));
+        let owner = tokio::task::spawn_blocking(move || setup_shared.setup().bootstrap(IB_ACCOUNT))
+            .await
+            .unwrap_or_else(|e| Err(e.to_string()));
         let owner = match owner {
             Ok(owner) => {
                 shared.state().op::<()>("bootstrap (binary)", &Ok(()));
@@ -1619,26 +1641,17 @@ async fn issued_before(shared: Arc<Shared>, mut rng: Rng) {
             Err(_) => {
                 shared
                     .state()
-                    .op_error("bootstrap (binary)", "EXIT FAILURE");
+                    .op_error("bootstrap (binary)", "EXIT_FAILURE (process)");
                 continue;
             }
         };
         let mut members = vec![shared.state().add(Kind::IbOwner, owner.clone(), vec![])];
         let owner_index = members[0];
         if let Ok(key) = create_key(&shared, &mut rng, &owner, "viewer").await {
-            members.push(
-                shared
-                    .state()
-                    .add(Kind::IbKey, key, vec![owner_index]),
-            );
+            members.push(shared.state().add(Kind::IbKey, key, vec![owner_index]));
         }
-        if let Ok(token) = mint(&shared, &mut rng, &owner, pm::CacheRole::CacheReadOnly, "").await
-        {
-            members.push(
-                shared
-                    .state()
-                    .add(Kind::IbToken, token, vec![owner_index]),
-            );
+        if let Ok(token) = mint(&shared, &mut rng, &owner, pm::CacheRole::CacheReadOnly, "").await {
+            members.push(shared.state().add(Kind::IbToken, token, vec![owner_index]));
         }
         sleep_ms(1000 + rng.below(1000) as u64).await;
         let r = {
@@ -1735,8 +1748,11 @@ fn cycle(n: usize) -> [(Fault, Duration); 5] {
         (Fault::RestartReplica(y), s(3)),
         (Fault::RestartPrimary { kill: n % 2 == 1 }, s(3)),
         (Fault::CutReplica(x), s(4)),
-        // Every other cycle the node stays paused past the 5 s liveness window.
-        (Fault::PauseNode(y), if n % 4 >= 2 { s(7) } else { s(3) }),
+        // Cycles 1 and 2 (one per cell) keep the node paused past the 5 s liveness window.
+        (
+            Fault::PauseNode(y),
+            if matches!(n % 4, 1 | 2) { s(7) } else { s(3) },
+        ),
     ]
 }
 
@@ -1966,7 +1982,10 @@ async fn final_sweep(shared: &Shared, checks: &[Channel; 2]) {
     for cell in 0..2 {
         let items: Vec<&Item> = live.iter().filter(|i| i.cell == cell).collect();
         for chunk in items.chunks(500) {
-            let requests = chunk.iter().map(|i| check(&secrets[i.index], false)).collect();
+            let requests = chunk
+                .iter()
+                .map(|i| check(&secrets[i.index], false))
+                .collect();
             match batch(cell, requests).await {
                 Ok(responses) => refused += responses.iter().filter(|v| !v.allowed).count(),
                 Err(_) => refused += chunk.len(),
@@ -2022,7 +2041,9 @@ pub(crate) async fn run(duration: Duration) -> Report {
         key_file: &key_file,
         primary: primary.clone(),
     };
-    let owner = setup.bootstrap(ACCOUNT).expect("bootstrap the soak account");
+    let owner = setup
+        .bootstrap(ACCOUNT)
+        .expect("bootstrap the soak account");
     let node_a = setup.node("a", &replica_a, &owner).await;
     let node_b = setup.node("b", &replica_b, &owner).await;
     let nodes = [&node_a, &node_b];
