@@ -329,7 +329,7 @@ impl fmt::Display for Report {
         }
         writeln!(
             f,
-            "allowed on a cell left out of a confirmed=true answer (its node not live; not a violation): {}",
+            "allowed on a cell LEFT OUT of a confirmed=true answer (its node was not live): {} (not a violation by the per-cell rule above; one if confirmed=true is read as \"refused on every cell\"; see README, Soak under faults)",
             self.not_covered.len()
         )?;
         for v in self.not_covered.iter().take(10) {
