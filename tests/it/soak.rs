@@ -169,7 +169,7 @@ pub(crate) struct Report {
     pub(crate) unexpected_refusals: BTreeMap<String, u64>,
     /// ... and the oldest credential (time since it was made) refused so, by reason.
     pub(crate) unexpected_oldest: BTreeMap<String, Duration>,
-    /// Live credentials refused in the final sweep.
+    /// Final-sweep checks of live credentials (each on both cells) that were refused, of all.
     pub(crate) live_refused_at_end: u64,
     pub(crate) live_checked_at_end: u64,
     /// Revocations never acknowledged within the retry bound (left out of both zeros).
@@ -337,7 +337,7 @@ impl fmt::Display for Report {
         }
         writeln!(
             f,
-            "live credentials refused as revoked: {}; other refusals of live credentials: {} (the oldest credential refused so: {}); live credentials refused in the final sweep: {} of {}",
+            "live credentials refused as revoked: {}; other refusals of live credentials: {} (the oldest credential refused so: {}); final-sweep checks of live credentials (each on both cells) refused: {} of {}",
             self.live_refused_as_revoked,
             counts(&self.unexpected_refusals),
             if self.unexpected_oldest.is_empty() {
