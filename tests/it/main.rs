@@ -15,6 +15,7 @@ mod redis_env;
 mod rotation;
 mod sdk;
 mod security;
+mod soak;
 mod store_contract;
 mod tls;
 mod vending;
