@@ -25,6 +25,8 @@ pub mod clock;
 pub mod config;
 pub mod convert;
 pub mod credential;
+/// The fuzz targets' bodies (`fuzz/`), also replayed on stable by the test suite.
+pub mod fuzzing;
 pub mod keyring;
 pub mod metrics;
 pub mod node;
