@@ -7,6 +7,7 @@ mod cells;
 mod cli;
 mod common;
 mod foundation;
+mod fuzz_replay;
 mod library;
 mod listing;
 mod metrics;
