@@ -11,8 +11,11 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::path::Path;
 use std::sync::{Arc, OnceLock};
 
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
 use ed25519_dalek::pkcs8::spki::der::pem::LineEnding;
 use ed25519_dalek::pkcs8::EncodePrivateKey;
+use ed25519_dalek::Signer;
 use prost::Message;
 
 use crate::authority::{Authority, Listing};
@@ -26,7 +29,7 @@ use crate::proto::authcell::v1 as pb;
 use crate::proto::permission_messages as pm;
 use crate::proto::permission_rules as pr;
 use crate::server::verifier::VerifierService;
-use crate::verifier::Decision;
+use crate::verifier::{Decision, Verifier};
 use crate::view::Event;
 use crate::{cli, convert, credential};
 
@@ -198,13 +201,45 @@ fn decision_summary(d: &Decision) -> impl PartialEq + std::fmt::Debug + '_ {
 }
 
 /// Target `credential_check`: [`crate::verifier::Verifier::check`] of the fixture's authority,
-/// for each probe. The second check of a credential that verified is a cache hit: it must
-/// decide exactly as the first.
+/// for each probe, of a token as a client presents it.
 pub fn credential_check(data: &[u8]) {
     let Ok(token) = std::str::from_utf8(data) else {
         return;
     };
-    let verifier = authority().verifier();
+    check_probes(authority().verifier(), token);
+}
+
+/// Target `credential_claims`: arbitrary bytes as the claims of a token signed with the
+/// fixture's key, through [`crate::verifier::Verifier::check`]. A mutated token almost never
+/// gets past the signature; this reaches what comes after it (claims, inline rules, ip
+/// filters, ancestors, revocation and role lookups) as if the signer had been fooled.
+pub fn credential_claims(data: &[u8]) {
+    static SIGNER: OnceLock<(ed25519_dalek::SigningKey, String)> = OnceLock::new();
+    // A verifier of its own with a small cache: here nearly every input verifies and is kept.
+    static VERIFIER: OnceLock<Verifier> = OnceLock::new();
+    let (signing, header) = SIGNER.get_or_init(|| {
+        let signing = ed25519_dalek::SigningKey::from_bytes(&FIXTURE_SEED);
+        let kid = crate::keyring::kid_of(&signing.verifying_key());
+        let header = format!(r#"{{"alg":"EdDSA","typ":"JWT","kid":"{kid}"}}"#);
+        (signing, URL_SAFE_NO_PAD.encode(header))
+    });
+    let verifier = VERIFIER.get_or_init(|| {
+        let fixture = authority().verifier();
+        Verifier::new(keyring(), fixture.view().clone(), fixture.clock().clone())
+            .with_cache_capacity(1024)
+    });
+    let signing_input = format!("{header}.{}", URL_SAFE_NO_PAD.encode(data));
+    let signature = signing.sign(signing_input.as_bytes());
+    let token = format!(
+        "{signing_input}.{}",
+        URL_SAFE_NO_PAD.encode(signature.to_bytes())
+    );
+    check_probes(verifier, &token);
+}
+
+/// Checks `token` for each probe, twice: the second check of a credential that verified is a
+/// cache hit, and must decide exactly as the first.
+fn check_probes(verifier: &Verifier, token: &str) {
     for (action, resource, peer) in probes() {
         let first = verifier.check(token, action, &resource, peer);
         let again = verifier.check(token, action, &resource, peer);

@@ -83,6 +83,7 @@ macro_rules! replay_tests {
 replay_tests!(
     credential_decode,
     credential_check,
+    credential_claims,
     role_permissions,
     token_permissions,
     cli_permissions,
@@ -375,6 +376,56 @@ async fn write_seeds() {
         for target in ["credential_decode", "credential_check"] {
             write(target, name, token.as_bytes());
         }
+    }
+
+    // Claims, signed by the credential_claims target itself: each real token's, and variants.
+    let claims_of = |token: &str| -> serde_json::Value {
+        let payload = token.split('.').nth(1).expect("a JWS");
+        serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).expect("base64url"))
+            .expect("JSON claims")
+    };
+    for (name, token) in &tokens {
+        write(
+            "credential_claims",
+            name,
+            claims_of(token).to_string().as_bytes(),
+        );
+    }
+    let disposable_claims = claims_of(&tokens[2].1);
+    let variant = |edit: &dyn Fn(&mut serde_json::Value)| {
+        let mut claims = disposable_claims.clone();
+        edit(&mut claims);
+        claims.to_string()
+    };
+    for (name, claims) in [
+        (
+            "revoked-ancestor",
+            variant(&|c| c["anc"] = serde_json::json!([REVOKED_KEY_ID])),
+        ),
+        (
+            "bad-ip-filter",
+            variant(&|c| c["ipf"] = serde_json::json!([["10.0.0.0/33"]])),
+        ),
+        (
+            "ip-filter",
+            variant(&|c| c["ipf"] = serde_json::json!([["10.0.0.0/8", "::1"]])),
+        ),
+        ("unknown-type", variant(&|c| c["t"] = "x".into())),
+        ("role-and-rules", variant(&|c| c["role"] = ROLE_ID.into())),
+        ("future-iat", variant(&|c| c["iat"] = (NOW + 3600).into())),
+        (
+            "bad-rule",
+            variant(&|c| c["p"] = serde_json::json!(["c10;*;*", "z1"])),
+        ),
+        (
+            "watermarked-origin",
+            variant(&|c| {
+                c["sub"] = fuzzing::WATERMARKED_ACCOUNT.into();
+                c["oiat"] = (NOW - 1).into();
+            }),
+        ),
+    ] {
+        write("credential_claims", name, claims.as_bytes());
     }
 
     // Authorize requests: each real credential asking for something, and malformed requests.
