@@ -252,22 +252,33 @@ fn check_probes(verifier: &Verifier, token: &str) {
 
 /// Target `role_permissions`: a `permission_rules.PermissionSet` (a role's permissions) to the
 /// domain model, with and without super-user allowed. What converts must come back unchanged
-/// through its protobuf form (roles are listed that way and written back).
+/// through its protobuf form (roles are listed that way and written back), and through the
+/// CLI's document form (`roles list --json`, edited, then `roles create --file`).
 pub fn role_permissions(data: &[u8]) {
     let Ok(set) = pr::PermissionSet::decode(data) else {
         return;
     };
+    let convert = |set: &pr::PermissionSet, allow_super_user| {
+        convert::permission_set_from_proto("permissions", Some(set), allow_super_user)
+    };
     for allow_super_user in [false, true] {
-        let Ok(domain) =
-            convert::permission_set_from_proto("permissions", Some(&set), allow_super_user)
-        else {
+        let Ok(domain) = convert(&set, allow_super_user) else {
             continue;
         };
-        let back = convert::permission_set_to_proto(&domain);
+        let listed = convert::permission_set_to_proto(&domain);
         assert_eq!(
-            convert::permission_set_from_proto("permissions", Some(&back), allow_super_user),
-            Ok(domain.clone()),
+            convert(&listed, allow_super_user).as_ref(),
+            Ok(&domain),
             "a role's permissions changed through their protobuf round trip"
+        );
+        let printed = cli::PermissionsDoc::from_proto(&listed);
+        let read_back = printed
+            .to_proto()
+            .map(|set| convert(&set, allow_super_user));
+        assert_eq!(
+            read_back.as_ref(),
+            Ok(&Ok(domain.clone())),
+            "a role's permissions changed through the CLI's document form {printed:?}"
         );
         evaluate_probes(&domain);
     }

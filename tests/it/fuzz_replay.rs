@@ -12,9 +12,12 @@ use authcell::authority::Expiry;
 use authcell::convert;
 use authcell::credential::{self, Claims};
 use authcell::fuzzing::{self, ACCOUNT, NOW, REVOKED_KEY_ID, REVOKED_TOKEN_ID, ROLE_ID};
-use authcell::permissions::{system, Action, Resource};
+use authcell::permissions::{
+    system, Action, BytesSel, NameSel, Ops, PermissionSet, Resource, Rule, TextSel,
+};
 use authcell::proto::authcell::v1 as pb;
 use authcell::proto::permission_messages as pm;
+use authcell::proto::permission_rules as pr;
 use authcell::vending::KeyLifetime;
 use authcell::verifier::Reason;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -119,6 +122,75 @@ fn credential_corpus_holds_tokens_the_fixture_accepts() {
     assert!(valid >= 2, "only {valid} corpus tokens verify");
 }
 
+/// Found by `role_permissions`: a role naming its cache `*` (a literal name, as the server took
+/// it) is printed by `roles list --json` as `"cache": "*"`, which `roles create --file` reads as
+/// every cache: the role widened on its way through the CLI. The server now refuses `*` as the
+/// name of a cache, store, topic or function.
+#[test]
+fn regression_literal_star_name_cannot_widen_through_the_cli() {
+    let path =
+        fuzz_dir().join("regressions/role_permissions/literal-star-cache-name-widens-through-cli");
+    let data = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let set = pr::PermissionSet::decode(&data[..]).expect("a permission set");
+    assert!(
+        format!("{set:?}").contains(r#"CacheName("*")"#),
+        "the input names a cache *"
+    );
+    let refused = convert::permission_set_from_proto("permissions", Some(&set), false)
+        .expect_err("a cache named * is refused");
+    assert_eq!(
+        refused.to_string(),
+        "permissions.explicit.rules[0].cache_rule.cache_selector.cache_name: \"*\" is not a name: set all_caches to select every one"
+    );
+    fuzzing::role_permissions(&data);
+
+    // Every family's name selector, in roles and in token statements.
+    let star = || NameSel::Name("*".into());
+    let rules = [
+        Rule::Cache {
+            ops: Ops::READ,
+            cache: star(),
+            item: BytesSel::All,
+        },
+        Rule::Store {
+            ops: Ops::READ,
+            store: star(),
+            item: BytesSel::All,
+        },
+        Rule::Topic {
+            ops: Ops::READ,
+            cache: NameSel::All,
+            topic: TextSel::Name("*".into()),
+        },
+        Rule::Function {
+            ops: Ops::INVOKE,
+            cache: NameSel::All,
+            function: TextSel::Name("*".into()),
+        },
+    ];
+    for rule in rules {
+        let set = convert::permission_set_to_proto(&PermissionSet::rules(vec![rule.clone()]));
+        let refused = convert::permission_set_from_proto("permissions", Some(&set), false)
+            .expect_err("a * name is refused");
+        assert!(
+            refused.rule.starts_with("\"*\" is not a name"),
+            "{rule:?}: {refused}"
+        );
+    }
+    let refused = convert::statements_from_proto("permissions", Some(&statements("*")))
+        .expect_err("a token statement on a cache named * is refused");
+    assert!(refused.rule.starts_with("\"*\" is not a name"), "{refused}");
+    // A prefix `*` stays a prefix both ways, and is still accepted.
+    let prefix = Rule::Topic {
+        ops: Ops::READ,
+        cache: NameSel::All,
+        topic: TextSel::Prefix("*".into()),
+    };
+    let set = convert::permission_set_to_proto(&PermissionSet::rules(vec![prefix]));
+    assert!(convert::permission_set_from_proto("permissions", Some(&set), false).is_ok());
+    fuzzing::role_permissions(&set.encode_to_vec());
+}
+
 // ---------------------------------------------------------------------------------------------
 // Seeds
 // ---------------------------------------------------------------------------------------------
@@ -200,27 +272,10 @@ fn malformed(token: &str) -> Vec<(&'static str, String)> {
     ]
 }
 
-/// Writes the seed inputs of every target into `fuzz/corpus/<target>/seed-*`.
-#[tokio::test]
-#[ignore = "writes the fuzz seed corpora; run when the fixture changes"]
-async fn write_seeds() {
-    let authority = fuzzing::authority();
-    // Real credentials, minted by the authority's own paths.
-    let (owner, _) = authority.bootstrap(ACCOUNT, true).await.expect("bootstrap");
-    let caller = authority
-        .caller(&owner, None)
-        .expect("the owner key verifies");
-    let (viewer, _) = authority
-        .generate_key(
-            &caller,
-            system::VIEWER,
-            "viewer",
-            Some(Expiry::At(NOW + 3600)),
-        )
-        .await
-        .expect("a viewer key");
-    let statements = |cache: &str| {
-        pm::Permissions {
+/// A token's statements: read-write on keys starting with `k` of `cache`, subscribe to `news.*`
+/// topics, invoke every function.
+fn statements(cache: &str) -> pm::Permissions {
+    pm::Permissions {
         kind: Some(pm::permissions::Kind::Explicit(pm::ExplicitPermissions {
             permissions: vec![
                 pm::PermissionsType {
@@ -285,7 +340,27 @@ async fn write_seeds() {
             ],
         })),
     }
-    };
+}
+
+/// Writes the seed inputs of every target into `fuzz/corpus/<target>/seed-*`.
+#[tokio::test]
+#[ignore = "writes the fuzz seed corpora; run when the fixture changes"]
+async fn write_seeds() {
+    let authority = fuzzing::authority();
+    // Real credentials, minted by the authority's own paths.
+    let (owner, _) = authority.bootstrap(ACCOUNT, true).await.expect("bootstrap");
+    let caller = authority
+        .caller(&owner, None)
+        .expect("the owner key verifies");
+    let (viewer, _) = authority
+        .generate_key(
+            &caller,
+            system::VIEWER,
+            "viewer",
+            Some(Expiry::At(NOW + 3600)),
+        )
+        .await
+        .expect("a viewer key");
     let rules = || convert::statements_from_proto("permissions", Some(&statements("c")));
     let disposable = authority
         .mint_disposable(&owner, None, Some(3600), rules(), "")
