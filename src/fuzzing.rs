@@ -50,10 +50,13 @@ pub const WATERMARKED_ACCOUNT: &str = "fuzz-watermarked";
 /// later fuzzing process; this key signs nothing but fuzz inputs and no server trusts it.
 const FIXTURE_SEED: [u8; 32] = *b"authcell fuzz fixture, no secret";
 
+fn signing_key() -> ed25519_dalek::SigningKey {
+    ed25519_dalek::SigningKey::from_bytes(&FIXTURE_SEED)
+}
+
 /// The fixture's key ring (a fresh ring each call, always the same key).
 pub fn keyring() -> KeyRing {
-    let signing = ed25519_dalek::SigningKey::from_bytes(&FIXTURE_SEED);
-    let pem = signing
+    let pem = signing_key()
         .to_pkcs8_pem(LineEnding::LF)
         .expect("the fixture key encodes as PKCS#8");
     KeyRing::from_pem("fuzz fixture key", &pem).expect("the fixture key loads")
@@ -218,7 +221,7 @@ pub fn credential_claims(data: &[u8]) {
     // A verifier of its own with a small cache: here nearly every input verifies and is kept.
     static VERIFIER: OnceLock<Verifier> = OnceLock::new();
     let (signing, header) = SIGNER.get_or_init(|| {
-        let signing = ed25519_dalek::SigningKey::from_bytes(&FIXTURE_SEED);
+        let signing = signing_key();
         let kid = crate::keyring::kid_of(&signing.verifying_key());
         let header = format!(r#"{{"alg":"EdDSA","typ":"JWT","kid":"{kid}"}}"#);
         (signing, URL_SAFE_NO_PAD.encode(header))
