@@ -1362,6 +1362,33 @@ fn is_uuid(id: &str) -> bool {
     uuid::Uuid::try_parse(id).is_ok()
 }
 
+/// A listing with page tokens: its codec, reachable from the fuzz targets ([`crate::fuzzing`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Listing {
+    Keys,
+    Audit,
+}
+
+impl Listing {
+    fn codec(self) -> (&'static str, fn(&str) -> bool) {
+        match self {
+            Listing::Keys => (KEY_PAGE_PREFIX, is_uuid),
+            Listing::Audit => (AUDIT_PAGE_PREFIX, is_stream_id),
+        }
+    }
+
+    /// What the listing does with a request's next_token.
+    pub(crate) fn decode_page_token(self, token: &str) -> Result<Option<String>, Invalid> {
+        let (prefix, valid_id) = self.codec();
+        decode_page_token(token, prefix, valid_id)
+    }
+
+    /// The next_token the listing returns for a page ending at `last_id`.
+    pub(crate) fn encode_page_token(self, last_id: &str) -> String {
+        encode_page_token(self.codec().0, last_id)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

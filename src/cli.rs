@@ -1264,9 +1264,28 @@ fn parse_json<T: for<'de> Deserialize<'de>>(path: &Path, text: &str) -> Result<T
 
 /// Reads a role permissions file into the protobuf the server takes.
 fn read_permissions(path: &Path) -> Result<pr::PermissionSet, Failure> {
-    let doc: PermissionsDoc = parse_json(path, &read_file(path)?)?;
+    parse_permissions(path, &read_file(path)?)
+}
+
+/// Parses the text of a role permissions file (`roles create --file`); `path` names it in
+/// errors. Public for the fuzz targets ([`crate::fuzzing`]).
+pub fn parse_permissions(path: &Path, text: &str) -> Result<pr::PermissionSet, Failure> {
+    let doc: PermissionsDoc = parse_json(path, text)?;
     doc.to_proto()
         .map_err(|e| Failure::usage(format!("--file {}: {e}", path.display())))
+}
+
+/// Parses the text of a token statements file (`tokens mint --file`): at least one statement.
+/// Public for the fuzz targets ([`crate::fuzzing`]).
+pub fn parse_statements(path: &Path, text: &str) -> Result<Vec<StatementDoc>, Failure> {
+    let doc: StatementsDoc = parse_json(path, text)?;
+    if doc.statements.is_empty() {
+        return Err(Failure::usage(format!(
+            "--file {}: statements: at least one statement is required",
+            path.display()
+        )));
+    }
+    Ok(doc.statements)
 }
 
 /// Maps permission words to enum values, naming the offending entry.
@@ -1970,14 +1989,7 @@ impl StatementDoc {
 /// The statements of `tokens mint`, from its flags or its file.
 fn mint_statements(args: &TokensMint) -> Result<Vec<pm::PermissionsType>, Failure> {
     let docs: Vec<StatementDoc> = if let Some(path) = &args.file {
-        let doc: StatementsDoc = parse_json(path, &read_file(path)?)?;
-        if doc.statements.is_empty() {
-            return Err(Failure::usage(format!(
-                "--file {}: statements: at least one statement is required",
-                path.display()
-            )));
-        }
-        doc.statements
+        parse_statements(path, &read_file(path)?)?
     } else {
         // clap guarantees --cache and --role here; checked again rather than unwrapped.
         let (Some(cache), Some(role)) = (&args.cache, args.role) else {

@@ -365,10 +365,7 @@ fn name_sel(f: &str, n: &SelectorNames, pick: Pick<Option<&str>>) -> Result<Name
         Pick::Missing => Err(missing(f, n)),
         Pick::All => Ok(NameSel::All),
         Pick::One(None) => Err(empty(f, n)),
-        Pick::One(Some(v)) => Ok(NameSel::Name(name(
-            &format!("{f}.{}.{}", n.selector, n.name),
-            v,
-        )?)),
+        Pick::One(Some(v)) => Ok(NameSel::Name(exact_name(f, n, v)?)),
     }
 }
 
@@ -432,10 +429,7 @@ fn text_sel(
         Pick::Missing => Err(missing(f, n)),
         Pick::All => Ok(TextSel::All),
         Pick::One(None) => Err(empty(f, n)),
-        Pick::One(Some(TextKind::Name(v))) => Ok(TextSel::Name(name(
-            &format!("{f}.{}.{}", n.selector, n.name),
-            v,
-        )?)),
+        Pick::One(Some(TextKind::Name(v))) => Ok(TextSel::Name(exact_name(f, n, v)?)),
         Pick::One(Some(TextKind::Prefix(v))) => Ok(TextSel::Prefix(name(
             &format!("{f}.{}.{}", n.selector, n.prefix),
             v,
@@ -484,6 +478,20 @@ fn name(field: &str, value: &str) -> Result<String, Invalid> {
         return Err(Invalid::new(field, "must not contain control characters"));
     }
     Ok(value.to_owned())
+}
+
+/// The name of a name selector. Never `*`: operators' tools (the CLI's permission files and
+/// `roles list`) read `*` as every one, so a role naming a cache `*` would widen to every cache
+/// on its way back through them.
+fn exact_name(f: &str, n: &SelectorNames, value: &str) -> Result<String, Invalid> {
+    let field = format!("{f}.{}.{}", n.selector, n.name);
+    if value == "*" {
+        return Err(Invalid::new(
+            field,
+            format!("\"*\" is not a name: set {} to select every one", n.all),
+        ));
+    }
+    name(&field, value)
 }
 
 fn key(field: &str, value: &[u8]) -> Result<Vec<u8>, Invalid> {

@@ -34,6 +34,8 @@ pub mod config;
 pub mod convert;
 pub mod credential;
 pub mod endpoint;
+/// The fuzz targets' bodies (`fuzz/`), also replayed on stable by the test suite.
+pub mod fuzzing;
 pub mod keyring;
 pub mod metrics;
 pub mod node;

@@ -10,7 +10,7 @@ mod global_admin;
 mod keys;
 mod status;
 mod token;
-mod verifier;
+pub(crate) mod verifier;
 
 use std::future::Future;
 use std::net::IpAddr;

@@ -114,7 +114,10 @@ pub const MAX_BATCH: usize = 1000;
 
 impl VerifierService {
     /// One decision: the shared path of Authorize and each BatchAuthorize item.
-    fn decide(&self, req: &pb::AuthorizeRequest) -> Result<pb::AuthorizeResponse, Invalid> {
+    pub(crate) fn decide(
+        &self,
+        req: &pb::AuthorizeRequest,
+    ) -> Result<pb::AuthorizeResponse, Invalid> {
         let (action, resource) = action_and_resource(req)?;
         let peer = parse_peer(&req.peer_address)?;
         let decision = self

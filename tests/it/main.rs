@@ -7,6 +7,7 @@ mod cells;
 mod cli;
 mod common;
 mod foundation;
+mod fuzz_replay;
 mod guarantees;
 mod library;
 mod listing;
