@@ -1152,6 +1152,18 @@ async fn a_node_cut_off_while_the_stream_moved_on_never_misses_a_trimmed_revocat
 
 // --- 7. A node with a fast clock mints nothing that outlives a cut -----------------------------
 
+/// One in-process node of `cell`, and an owner key of account `acme` bootstrapped through it
+/// (the other cell's node is a real process in these tests).
+async fn in_process_node(pem: &str, cell: &str, primary: &str, replica: &str) -> (Node, String) {
+    let node = Node::start(NodeConfig::new(pem, cell, primary, replica)).await;
+    let (owner, _) = node
+        .authority
+        .bootstrap("acme", false)
+        .await
+        .expect("bootstrap");
+    (node, owner)
+}
+
 /// libfaketime's library (Debian's `faketime` package), or a failure with the install command.
 fn libfaketime() -> String {
     let found = std::fs::read_dir("/usr/lib")
@@ -1269,21 +1281,9 @@ fn free_port() -> u16 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_whose_clock_runs_a_minute_fast_mints_nothing_that_survives_a_cut() {
     let libfaketime = libfaketime();
-    let topology = Topology::start(false);
-    let pem = crate::cells::signing_pem();
+    let (topology, pem) = (Topology::start(false), crate::cells::signing_pem());
     let primary = topology.primary.url();
-    let a = Node::start(NodeConfig::new(
-        &pem,
-        "a",
-        &primary,
-        &topology.replica_a.url(),
-    ))
-    .await;
-    let (owner, _) = a
-        .authority
-        .bootstrap("acme", false)
-        .await
-        .expect("bootstrap");
+    let (a, owner) = in_process_node(&pem, "a", &primary, &topology.replica_a.url()).await;
     // Cell b's node runs with its clock 60 s ahead of everyone else's.
     let metrics_port = free_port();
     let fast = ProcessNode::start(
@@ -1364,21 +1364,9 @@ async fn a_node_whose_clock_runs_a_minute_fast_mints_nothing_that_survives_a_cut
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_paused_node_keeps_its_cell_unconfirmed_until_it_has_caught_up() {
-    let topology = Topology::start(false);
-    let pem = crate::cells::signing_pem();
+    let (topology, pem) = (Topology::start(false), crate::cells::signing_pem());
     let primary = topology.primary.url();
-    let b = Node::start(NodeConfig::new(
-        &pem,
-        "b",
-        &primary,
-        &topology.replica_b.url(),
-    ))
-    .await;
-    let (owner, _) = b
-        .authority
-        .bootstrap("acme", false)
-        .await
-        .expect("bootstrap");
+    let (b, owner) = in_process_node(&pem, "b", &primary, &topology.replica_b.url()).await;
     // Cell a's only node, a real process under the serve policy.
     let a = ProcessNode::start(&pem, "a", &primary, &topology.replica_a.url(), &[], &[]).await;
     let api_a = Api {
