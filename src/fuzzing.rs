@@ -265,23 +265,23 @@ pub fn role_permissions(data: &[u8]) {
     let Ok(set) = pr::PermissionSet::decode(data) else {
         return;
     };
-    let convert = |set: &pr::PermissionSet, allow_super_user| {
+    let to_domain = |set: &pr::PermissionSet, allow_super_user| {
         convert::permission_set_from_proto("permissions", Some(set), allow_super_user)
     };
     for allow_super_user in [false, true] {
-        let Ok(domain) = convert(&set, allow_super_user) else {
+        let Ok(domain) = to_domain(&set, allow_super_user) else {
             continue;
         };
         let listed = convert::permission_set_to_proto(&domain);
         assert_eq!(
-            convert(&listed, allow_super_user).as_ref(),
+            to_domain(&listed, allow_super_user).as_ref(),
             Ok(&domain),
             "a role's permissions changed through their protobuf round trip"
         );
         let printed = cli::PermissionsDoc::from_proto(&listed);
         let read_back = printed
             .to_proto()
-            .map(|set| convert(&set, allow_super_user));
+            .map(|set| to_domain(&set, allow_super_user));
         assert_eq!(
             read_back.as_ref(),
             Ok(&Ok(domain.clone())),
