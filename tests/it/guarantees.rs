@@ -166,6 +166,29 @@ impl Api {
             .role_id
     }
 
+    /// A key of a new custom role (`name`) that may read cache `c` and manage keys, nothing
+    /// more; and the role's id.
+    pub(crate) async fn limited_key(&self, owner: &str, name: &str) -> (String, String) {
+        let role_id = self
+            .create_role(
+                owner,
+                name,
+                role_rules(
+                    vec![
+                        cache_rule(&[pr::CacheApiPermissions::CacheRead], Some("c")),
+                        auth_rule(&[pr::AuthManagementPermissions::AuthWrite]),
+                    ],
+                    vec![],
+                ),
+            )
+            .await;
+        let (key, _) = self
+            .create_key(owner, &role_id, None)
+            .await
+            .expect("a key of the limited role");
+        (key, role_id)
+    }
+
     pub(crate) async fn update_role(&self, caller: &str, role_id: &str, set: pr::PermissionSet) {
         self.admin()
             .update_role(with_key(
@@ -545,23 +568,7 @@ async fn revoke_token_of_an_sdk_key_needs_its_powers_and_marks_its_record() {
     let api = Api::of_server(&server).await;
     let owner = server.owner_key.clone();
     // The revoker may manage keys and read cache `c`, nothing more.
-    let role_id = api
-        .create_role(
-            &owner,
-            "revokers",
-            role_rules(
-                vec![
-                    cache_rule(&[pr::CacheApiPermissions::CacheRead], Some("c")),
-                    auth_rule(&[pr::AuthManagementPermissions::AuthWrite]),
-                ],
-                vec![],
-            ),
-        )
-        .await;
-    let (revoker, _) = api
-        .create_key(&owner, &role_id, None)
-        .await
-        .expect("revoker");
+    let (revoker, _) = api.limited_key(&owner, "revokers").await;
     // An SDK key that writes every cache: more than the revoker could have made.
     let strong = api
         .sdk_key(&owner, vec![cache_write_all()], None)

@@ -517,23 +517,7 @@ async fn no_escalation_across_accounts_roles_or_revocations() {
         api.create_key(&operator, "owner", None).await,
         Code::PermissionDenied,
     );
-    let role_id = api
-        .create_role(
-            &owner,
-            "limited",
-            role_rules(
-                vec![
-                    cache_rule(&[pr::CacheApiPermissions::CacheRead], Some("c")),
-                    auth_rule(&[pr::AuthManagementPermissions::AuthWrite]),
-                ],
-                vec![],
-            ),
-        )
-        .await;
-    let (limited, _) = api
-        .create_key(&owner, &role_id, None)
-        .await
-        .expect("limited key");
+    let (limited, role_id) = api.limited_key(&owner, "limited").await;
     let widen = api
         .admin()
         .update_role(with_key(
