@@ -189,7 +189,7 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreResult<Option<String>>;
 
     /// Publishes a token-id revocation ([`Event::TokenIdRevoked`]; any other event is refused),
-    /// dropping the account's revocations that ended by `now` (epoch seconds) first.
+    /// dropping revocations that ended by `now` (epoch seconds) first, the account's among them.
     /// `QuotaExceeded` if the account already has `max_live` others in force. A revocation
     /// of the same token id and scope keeps the later end.
     async fn revoke_token_id(

@@ -278,9 +278,8 @@ fn forgeries(s: &Subject, genuine: &str, now: u64) -> Vec<(&'static str, String,
     rows
 }
 
-#[tokio::test]
-async fn forged_and_broken_credentials_are_refused() {
-    let s = subject().await;
+/// A new viewer key, shown to work before a row breaks it.
+async fn working_viewer(s: &Subject) -> String {
     let (viewer, _) = s
         .api
         .create_key(&s.server.owner_key, "viewer", None)
@@ -291,6 +290,13 @@ async fn forged_and_broken_credentials_are_refused() {
         pb::Reason::Unspecified,
         "precondition"
     );
+    viewer
+}
+
+#[tokio::test]
+async fn forged_and_broken_credentials_are_refused() {
+    let s = subject().await;
+    let viewer = working_viewer(&s).await;
     // The genuine token re-signed unchanged still works: the forging helper itself is sound.
     let (header, payload) = split(&viewer);
     let resigned = sign(&s.signing, &header, &payload);
@@ -329,16 +335,7 @@ async fn forged_and_broken_credentials_are_refused() {
 #[tokio::test]
 async fn a_retired_signing_key_stops_verifying_at_once() {
     let s = subject().await;
-    let (viewer, _) = s
-        .api
-        .create_key(&s.server.owner_key, "viewer", None)
-        .await
-        .expect("viewer");
-    assert_eq!(
-        reason(&s.api, &viewer).await,
-        pb::Reason::Unspecified,
-        "precondition"
-    );
+    let viewer = working_viewer(&s).await;
     // The ring moves to a new key; the old one is no longer trusted.
     let next = KeyRing::ephemeral().expect("ring");
     s.server.authority.verifier().keys().store(next);
