@@ -51,12 +51,14 @@ async fn start_node(
         ..Default::default()
     };
     let settings = RedisSettings {
-        url: primary.into(),
+        primary: authcell::store::link::Target::Url(primary.into()),
         read_url: Some(replica.into()),
         prefix: "authcell:".into(),
         stream_max_len: 100_000,
         max_staleness: Duration::from_secs(30),
         stale_policy: StalePolicy::Serve,
+        min_replica_acks: None,
+        replica_ack_timeout: authcell::node::DEFAULT_REPLICA_ACK_TIMEOUT,
     };
     let node = node::with_redis(ring, &options, &settings)
         .await

@@ -22,6 +22,8 @@ pub struct Cli {
 }
 
 #[derive(Debug, Subcommand)]
+// Parsed once at start: the size of the largest variant does not matter.
+#[allow(clippy::large_enum_variant)]
 pub enum Command {
     /// Run the gRPC server. With no store configured, state lives in memory (embedded mode).
     Serve(ServeArgs),
@@ -70,9 +72,49 @@ pub struct CommonArgs {
     #[arg(long, env = "AUTHCELL_LOG_FORMAT", value_enum, default_value_t = LogFormat::Human)]
     pub log_format: LogFormat,
 
-    /// Redis primary (all writes), e.g. redis://10.0.0.5:6379/. Without it: embedded mode.
-    #[arg(long, env = "AUTHCELL_REDIS_URL")]
+    /// Redis primary (all writes), e.g. redis://10.0.0.5:6379/. A name that moves to the new
+    /// primary on failover (managed Redis) is followed: the node reconnects by name. Without it
+    /// or --redis-sentinel: embedded mode.
+    #[arg(long, env = "AUTHCELL_REDIS_URL", conflicts_with = "redis_sentinel")]
     pub redis_url: Option<String>,
+
+    /// Redis Sentinel addresses (host:port, or redis:// URLs for sentinels with a password),
+    /// comma-separated: the node asks them for the current primary, at start and after losing
+    /// it, so writes follow a failover without a restart. Needs --redis-master-name.
+    #[arg(
+        long,
+        env = "AUTHCELL_REDIS_SENTINELS",
+        value_delimiter = ',',
+        requires = "redis_master_name"
+    )]
+    pub redis_sentinel: Vec<String>,
+
+    /// The Sentinel master name of authcell's Redis.
+    #[arg(long, env = "AUTHCELL_REDIS_MASTER_NAME")]
+    pub redis_master_name: Option<String>,
+
+    /// ACL user on the Redis servers Sentinel names (with --redis-sentinel; a URL carries its own).
+    #[arg(long, env = "AUTHCELL_REDIS_USERNAME")]
+    pub redis_username: Option<String>,
+
+    /// Password on the Redis servers Sentinel names (with --redis-sentinel).
+    #[arg(long, env = "AUTHCELL_REDIS_PASSWORD", hide_env_values = true)]
+    pub redis_password: Option<String>,
+
+    /// Database number on the Redis servers Sentinel names (with --redis-sentinel).
+    #[arg(long, env = "AUTHCELL_REDIS_DB", default_value_t = 0)]
+    pub redis_db: i64,
+
+    /// Replicas that must hold every mutation (key, role, revocation, watermark, refresh)
+    /// before it is acknowledged (Redis WAIT); otherwise the call answers UNAVAILABLE. Default:
+    /// 1 if the primary has a replica when the node starts, else 0.
+    #[arg(long, env = "AUTHCELL_MIN_REPLICA_ACKS")]
+    pub min_replica_acks: Option<u32>,
+
+    /// How long a mutation waits for --min-replica-acks replicas, in milliseconds.
+    #[arg(long, env = "AUTHCELL_REPLICA_ACK_TIMEOUT_MS", default_value_t = 1000,
+          value_parser = clap::value_parser!(u64).range(1..=60_000))]
+    pub replica_ack_timeout_ms: u64,
 
     /// This cell's Redis replica, which the node reads and tails. Defaults to the primary.
     #[arg(long, env = "AUTHCELL_REDIS_READ_URL")]

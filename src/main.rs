@@ -57,13 +57,27 @@ async fn shutdown_signal() {
 }
 
 fn redis_settings(common: &CommonArgs, serve: Option<&ServeArgs>) -> Option<node::RedisSettings> {
-    common.redis_url.as_ref().map(|url| node::RedisSettings {
-        url: url.clone(),
+    use authcell::store::link::Target;
+    let primary = match (&common.redis_url, common.redis_sentinel.is_empty()) {
+        (Some(url), _) => Target::Url(url.clone()),
+        (None, false) => Target::Sentinel {
+            sentinels: common.redis_sentinel.clone(),
+            master: common.redis_master_name.clone().unwrap_or_default(),
+            username: common.redis_username.clone(),
+            password: common.redis_password.clone(),
+            db: common.redis_db,
+        },
+        (None, true) => return None,
+    };
+    Some(node::RedisSettings {
+        primary,
         read_url: common.redis_read_url.clone(),
         prefix: common.redis_prefix.clone(),
         stream_max_len: common.event_stream_max_len,
         max_staleness: Duration::from_secs(serve.map_or(30, |s| s.max_staleness)),
         stale_policy: serve.map_or(StalePolicy::Serve, |s| s.stale_policy),
+        min_replica_acks: common.min_replica_acks,
+        replica_ack_timeout: Duration::from_millis(common.replica_ack_timeout_ms),
     })
 }
 
@@ -229,7 +243,7 @@ fn validate_endpoint(endpoint: &str) -> Result<(), String> {
 
 async fn bootstrap(args: &BootstrapArgs) -> Result<(), String> {
     let Some(settings) = redis_settings(&args.common, None) else {
-        return Err("bootstrap needs a persistent store: set --redis-url (the embedded mode creates its own dev account when it starts)".into());
+        return Err("bootstrap needs a persistent store: set --redis-url or --redis-sentinel (the embedded mode creates its own dev account when it starts)".into());
     };
     let ring = node::keyring(&args.common).map_err(|e| e.to_string())?;
     if ring.is_ephemeral() {

@@ -11,7 +11,8 @@
 //! * `authcell_revocation_view_age_seconds`, `authcell_revocation_view_entries`,
 //!   `authcell_revocation_view_loaded`: the live view.
 //! * `authcell_redis_errors_total`, `authcell_rate_limited_total`, `authcell_keys_issued_total`,
-//!   `authcell_tokens_issued_total`: process-wide counters ([`COUNTERS`]).
+//!   `authcell_tokens_issued_total`, `authcell_replica_ack_timeouts_total`: process-wide
+//!   counters ([`COUNTERS`]).
 
 use std::future::Future;
 use std::pin::Pin;
@@ -37,6 +38,7 @@ pub struct Counters {
     pub rate_limited: AtomicU64,
     pub keys_issued: AtomicU64,
     pub tokens_issued: AtomicU64,
+    pub replica_ack_timeouts: AtomicU64,
 }
 
 pub static COUNTERS: Counters = Counters {
@@ -44,6 +46,7 @@ pub static COUNTERS: Counters = Counters {
     rate_limited: AtomicU64::new(0),
     keys_issued: AtomicU64::new(0),
     tokens_issued: AtomicU64::new(0),
+    replica_ack_timeouts: AtomicU64::new(0),
 };
 
 /// The Redis primary's clock minus this machine's, in ms, at the last measurement.
@@ -258,6 +261,12 @@ impl Collector for NodeCollector {
             "authcell_redis_errors",
             "Redis commands that failed (unreachable, timed out, refused).",
             c.redis_errors.load(Ordering::Relaxed),
+        )?;
+        counter(
+            &mut encoder,
+            "authcell_replica_ack_timeouts",
+            "Mutations answered UNAVAILABLE because too few Redis replicas acknowledged them in time (--min-replica-acks).",
+            c.replica_ack_timeouts.load(Ordering::Relaxed),
         )?;
         counter(
             &mut encoder,

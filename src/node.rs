@@ -9,6 +9,7 @@ use crate::clock::{Clock, PrimaryClock};
 use crate::config::CommonArgs;
 use crate::keyring::{KeyError, KeyFiles, KeyRing};
 use crate::ratelimit;
+use crate::store::link::{Acks, Link, Target};
 use crate::store::memory::MemoryStore;
 use crate::store::redis::{self as redis_store, Keys, RedisConfig, RedisStore};
 use crate::sync::{self, NodeIdentity, SyncHandle};
@@ -289,14 +290,74 @@ pub fn embedded(keyring: KeyRing, clock: Arc<dyn Clock>, options: &NodeOptions) 
 /// How a Redis-backed node reaches Redis and treats a stale view.
 #[derive(Clone, Debug)]
 pub struct RedisSettings {
-    /// The primary: every write.
-    pub url: String,
+    /// The primary: every write. A fixed URL, or Sentinel's current primary.
+    pub primary: Target,
     /// This cell's replica: loading and tailing the view. `None`: the primary.
     pub read_url: Option<String>,
     pub prefix: String,
     pub stream_max_len: u64,
     pub max_staleness: Duration,
     pub stale_policy: StalePolicy,
+    /// Replicas that must hold a mutation before it is acknowledged; `None`: one if the
+    /// primary has a replica when the node starts, else none.
+    pub min_replica_acks: Option<u32>,
+    /// How long a mutation waits for those replicas before it is answered UNAVAILABLE.
+    pub replica_ack_timeout: Duration,
+}
+
+/// Default of `--replica-ack-timeout-ms`.
+pub const DEFAULT_REPLICA_ACK_TIMEOUT: Duration = Duration::from_millis(1000);
+
+impl RedisSettings {
+    /// The defaults for a primary at a fixed URL.
+    pub fn fixed(url: &str) -> Self {
+        RedisSettings {
+            primary: Target::Url(url.to_owned()),
+            read_url: None,
+            prefix: "authcell:".into(),
+            stream_max_len: 100_000,
+            max_staleness: Duration::from_secs(30),
+            stale_policy: StalePolicy::Serve,
+            min_replica_acks: None,
+            replica_ack_timeout: DEFAULT_REPLICA_ACK_TIMEOUT,
+        }
+    }
+}
+
+/// Connects to the primary and decides how many replicas each mutation waits for.
+async fn primary_link(settings: &RedisSettings) -> Result<(Link, Acks), String> {
+    let mut primary = Link::connect(settings.primary.clone(), redis_store::RESPONSE_TIMEOUT)
+        .await
+        .map_err(|e| format!("Redis primary: {e}"))?;
+    let replicas = match settings.min_replica_acks {
+        Some(n) => n,
+        None => {
+            let connected = crate::store::link::connected_replicas(&mut primary)
+                .await
+                .map_err(|e| format!("Redis primary {}: {e}", primary.describe()))?;
+            if connected == 0 {
+                tracing::warn!("the Redis primary has no replica: writes are acknowledged without waiting for one, and a failover could lose them (set --min-replica-acks to require replicas)");
+            }
+            connected.min(1)
+        }
+    };
+    let acks = Acks {
+        replicas,
+        timeout: settings.replica_ack_timeout,
+    };
+    tracing::info!(primary = %primary.describe(), min_replica_acks = replicas, timeout_ms = settings.replica_ack_timeout.as_millis() as u64, "Redis primary connected");
+    Ok((primary, acks))
+}
+
+/// This cell's read connection: the replica's URL, or the primary's target.
+async fn read_link(settings: &RedisSettings) -> Result<Link, String> {
+    let target = match &settings.read_url {
+        Some(url) => Target::Url(url.clone()),
+        None => settings.primary.clone(),
+    };
+    Link::connect(target, redis_store::RESPONSE_TIMEOUT)
+        .await
+        .map_err(|e| format!("--redis-read-url: {e}"))
 }
 
 /// A node whose state lives in Redis: its authority, and the sync task feeding its view.
@@ -305,10 +366,11 @@ pub struct RedisNode {
     pub sync: SyncHandle,
 }
 
-fn redis_config(settings: &RedisSettings) -> RedisConfig {
+fn redis_config(settings: &RedisSettings, acks: Acks) -> RedisConfig {
     RedisConfig {
         prefix: settings.prefix.clone(),
         stream_max_len: settings.stream_max_len,
+        acks,
         ..RedisConfig::default()
     }
 }
@@ -321,9 +383,7 @@ pub async fn bootstrap_authority(
     cell: &str,
     settings: &RedisSettings,
 ) -> Result<Authority, String> {
-    let mut primary = redis_store::connect(&settings.url)
-        .await
-        .map_err(|e| format!("--redis-url: cannot connect to Redis: {e}"))?;
+    let (mut primary, acks) = primary_link(settings).await?;
     let keys = Keys::new(&settings.prefix);
     let clock = Arc::new(PrimaryClock::new());
     let identity = NodeIdentity {
@@ -334,7 +394,7 @@ pub async fn bootstrap_authority(
     };
     sync::report(&mut primary, &keys, &identity, &clock, "0-0")
         .await
-        .map_err(|e| format!("--redis-url: {e}"))?;
+        .map_err(|e| format!("Redis primary: {e}"))?;
     let _ = redis::cmd("HDEL")
         .arg(keys.nodes())
         .arg(&identity.node_id)
@@ -343,11 +403,11 @@ pub async fn bootstrap_authority(
     let view = Arc::new(View::tracked());
     let loaded = sync::load(&mut primary, &keys, clock.now())
         .await
-        .map_err(|e| format!("--redis-url: {e}"))?;
+        .map_err(|e| format!("Redis primary: {e}"))?;
     view.reload(loaded.events);
     let store = Arc::new(RedisStore::new(
         primary,
-        redis_config(settings),
+        redis_config(settings, acks),
         view.clone(),
     ));
     Ok(Authority::new(
@@ -375,14 +435,9 @@ pub async fn with_redis(
     options: &NodeOptions,
     settings: &RedisSettings,
 ) -> Result<RedisNode, String> {
-    let mut primary = redis_store::connect(&settings.url)
-        .await
-        .map_err(|e| format!("--redis-url: cannot connect to Redis: {e}"))?;
-    let read_url = settings.read_url.as_deref().unwrap_or(&settings.url);
+    let (mut primary, acks) = primary_link(settings).await?;
     // A connection of its own: blocking stream reads would hold up other commands.
-    let read = redis_store::connect(read_url)
-        .await
-        .map_err(|e| format!("--redis-read-url: cannot connect to Redis: {e}"))?;
+    let read = read_link(settings).await?;
     let view = Arc::new(View::tracked());
     let keys = Keys::new(&settings.prefix);
     let clock = Arc::new(PrimaryClock::new());
@@ -394,10 +449,10 @@ pub async fn with_redis(
     };
     sync::report(&mut primary, &keys, &identity, &clock, "0-0")
         .await
-        .map_err(|e| format!("--redis-url: {e}"))?;
+        .map_err(|e| format!("Redis primary: {e}"))?;
     let store = Arc::new(RedisStore::new(
         primary.clone(),
-        redis_config(settings),
+        redis_config(settings, acks),
         view.clone(),
     ));
     let limiter = ratelimit::shared(

@@ -75,7 +75,7 @@ return 0
 /// falls back to a local limiter with the same quota, so vending (which needs no store write)
 /// keeps working, limited per node, through an outage.
 pub struct RedisRateLimiter {
-    conn: redis::aio::ConnectionManager,
+    conn: crate::store::link::Link,
     keys: crate::store::redis::Keys,
     /// Prefix of the account's bucket name: each limited kind of operation has its own.
     bucket: &'static str,
@@ -92,7 +92,7 @@ pub const REVOCATIONS: &str = "revoke:";
 
 impl RedisRateLimiter {
     pub fn new(
-        conn: redis::aio::ConnectionManager,
+        conn: crate::store::link::Link,
         keys: crate::store::redis::Keys,
         bucket: &'static str,
         per_second: NonZeroU32,
@@ -133,7 +133,7 @@ impl RateLimiter for RedisRateLimiter {
 
 /// Builds the shared limiter of one bucket for a configured rate: 0 means unlimited.
 pub fn shared(
-    conn: redis::aio::ConnectionManager,
+    conn: crate::store::link::Link,
     keys: crate::store::redis::Keys,
     bucket: &'static str,
     per_second: u32,

@@ -5,6 +5,7 @@
 //! view needs. [`memory::MemoryStore`] is the embedded default: everything in process memory,
 //! nothing survives exit.
 
+pub mod link;
 pub mod memory;
 pub mod redis;
 

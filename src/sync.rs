@@ -42,7 +42,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use redis::aio::ConnectionManager;
+use crate::store::link::Link;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
@@ -102,7 +102,7 @@ fn lock(position: &Mutex<String>) -> std::sync::MutexGuard<'_, String> {
 /// Where a node reports its progress (authcell nodes do; a cache node linking the verifier
 /// library need not).
 pub struct Reporting {
-    pub primary: ConnectionManager,
+    pub primary: Link,
     pub identity: NodeIdentity,
     /// Measured against the primary on every report.
     pub clock: Arc<PrimaryClock>,
@@ -113,19 +113,14 @@ pub struct Reporting {
 /// What a reporting node needs to report.
 #[derive(Clone)]
 struct Reporter {
-    primary: ConnectionManager,
+    primary: Link,
     identity: NodeIdentity,
     clock: Arc<PrimaryClock>,
     prefix: String,
 }
 
 /// Starts the tailer (on `read`, this cell's replica) and, with `reporting`, the heartbeat.
-pub fn spawn(
-    view: Arc<View>,
-    read: ConnectionManager,
-    keys: Keys,
-    reporting: Option<Reporting>,
-) -> SyncHandle {
+pub fn spawn(view: Arc<View>, read: Link, keys: Keys, reporting: Option<Reporting>) -> SyncHandle {
     let (stop, stopped) = watch::channel(false);
     let position = Arc::new(Mutex::new("0-0".to_owned()));
     let reporter = reporting.map(|r| Reporter {
@@ -169,7 +164,7 @@ pub struct Loaded {
 /// Loads the whole revocation state as events. Refuses (as unavailable) to load from a replica
 /// that is not in sync with its primary. Token-id revocations that ended by `now` (epoch
 /// seconds) are left out.
-pub async fn load(conn: &mut ConnectionManager, keys: &Keys, now: u64) -> StoreResult<Loaded> {
+pub async fn load(conn: &mut Link, keys: &Keys, now: u64) -> StoreResult<Loaded> {
     require_in_sync(conn).await?;
     // The stamp and the position are read first: anything newer is replayed from the stream
     // afterwards, and everything the primary had before the stamp is in what follows.
@@ -240,7 +235,7 @@ fn parse_revoked_field(field: &str, value: &str, now: u64) -> Parsed {
 
 /// Fails unless the server is a primary, or a replica whose link to its primary is up and not
 /// in a full resync.
-async fn require_in_sync(conn: &mut ConnectionManager) -> StoreResult<()> {
+async fn require_in_sync(conn: &mut Link) -> StoreResult<()> {
     let info: String = redis::cmd("INFO")
         .arg("replication")
         .query_async(conn)
@@ -270,7 +265,7 @@ async fn require_in_sync(conn: &mut ConnectionManager) -> StoreResult<()> {
     }
 }
 
-async fn hscan(conn: &mut ConnectionManager, key: &str) -> StoreResult<Vec<(String, String)>> {
+async fn hscan(conn: &mut Link, key: &str) -> StoreResult<Vec<(String, String)>> {
     let mut out = Vec::new();
     let mut cursor: u64 = 0;
     loop {
@@ -301,7 +296,7 @@ struct Read {
 
 /// One blocking read of both streams: events after `from`, beats after `beat_from`.
 async fn read_after(
-    conn: &mut ConnectionManager,
+    conn: &mut Link,
     keys: &Keys,
     from: &str,
     beat_from: &str,
@@ -358,7 +353,7 @@ impl StreamInfo {
     }
 }
 
-pub async fn stream_info(conn: &mut ConnectionManager, keys: &Keys) -> StoreResult<StreamInfo> {
+pub async fn stream_info(conn: &mut Link, keys: &Keys) -> StoreResult<StreamInfo> {
     let reply: redis::RedisResult<Vec<redis::Value>> = redis::cmd("XINFO")
         .arg("STREAM")
         .arg(keys.events())
@@ -411,7 +406,7 @@ return {t[1], t[2]}
 /// Reports once (see the `REPORT` script). Also used at start, before the node serves, so that its
 /// first credential is already stamped on the primary's clock.
 pub async fn report(
-    primary: &mut ConnectionManager,
+    primary: &mut Link,
     keys: &Keys,
     identity: &NodeIdentity,
     clock: &PrimaryClock,
@@ -449,7 +444,7 @@ const CLOCK_SKEW_WARN_MS: u64 = 1000;
 
 async fn tail(
     view: Arc<View>,
-    mut read: ConnectionManager,
+    mut read: Link,
     mut reporter: Option<Reporter>,
     keys: Keys,
     position: Arc<Mutex<String>>,

@@ -34,8 +34,9 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{AsyncCommands, Script};
+
+use super::link::{Acks, Durable, Link, Target};
 
 use super::{
     audit_id_ms, AuditQuery, AuditRecord, KeyRecord, NodeStatus, RoleRecord, Store, StoreError,
@@ -53,6 +54,8 @@ pub struct RedisConfig {
     pub stream_max_len: u64,
     /// Approximate cap of each account's audit stream.
     pub audit_max_len: u64,
+    /// Replicas that must hold every mutation before it is acknowledged (`WAIT`).
+    pub acks: Acks,
 }
 
 impl Default for RedisConfig {
@@ -61,6 +64,7 @@ impl Default for RedisConfig {
             prefix: "authcell:".into(),
             stream_max_len: 100_000,
             audit_max_len: 100_000,
+            acks: Acks::NONE,
         }
     }
 }
@@ -322,7 +326,12 @@ return 'OK'
 
 /// Redis-backed [`Store`].
 pub struct RedisStore {
-    conn: ConnectionManager,
+    /// Reads, on the primary.
+    conn: Link,
+    /// Mutations: connections of their own when they wait for replicas (`WAIT` holds up
+    /// everything queued behind it on its connection), picked in turn.
+    writes: Vec<Link>,
+    next_write: std::sync::atomic::AtomicUsize,
     keys: Keys,
     config: RedisConfig,
     /// Our own mutations are applied to the local view as soon as Redis accepted them, so the
@@ -339,21 +348,27 @@ pub struct RedisStore {
     rotate_refresh: Script,
 }
 
-/// Opens a connection manager with bounded timeouts: a Redis outage must turn into a prompt
-/// UNAVAILABLE, not a hung call. It reconnects by itself in the background.
-pub async fn connect(url: &str) -> Result<ConnectionManager, redis::RedisError> {
-    let client = redis::Client::open(url)?;
-    let config = ConnectionManagerConfig::new()
-        .set_connection_timeout(Some(Duration::from_secs(2)))
-        .set_response_timeout(Some(Duration::from_secs(3)))
-        .set_number_of_retries(2)
-        .set_max_delay(Duration::from_millis(500));
-    ConnectionManager::new_with_config(client, config).await
+/// How long one command may take: a Redis outage must turn into a prompt UNAVAILABLE, not a
+/// hung call.
+pub const RESPONSE_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// Mutation connections of a store that waits for replicas.
+const WRITE_LINKS: usize = 4;
+
+/// Connects to a fixed URL (see [`Link`]: it reconnects by itself, and follows a name that
+/// moves on failover).
+pub async fn connect(url: &str) -> Result<Link, String> {
+    Link::connect(Target::Url(url.to_owned()), RESPONSE_TIMEOUT).await
 }
 
 /// A failed Redis command: counted, and reported as the store being unavailable.
 pub(crate) fn unavailable(e: redis::RedisError) -> StoreError {
     crate::metrics::bump(&crate::metrics::COUNTERS.redis_errors);
+    if e.to_string().contains(super::link::NOT_REPLICATED) {
+        return StoreError::Unavailable(format!(
+            "{e}: the change reached the Redis primary but may not survive a failover, so it is not acknowledged; it may or may not take effect: retrying is safe"
+        ));
+    }
     StoreError::Unavailable(e.to_string())
 }
 
@@ -370,7 +385,7 @@ pub use crate::clock::wall_ms;
 /// Drops ended token-id revocations from Redis (at most 1000 a call); returns how many. Nodes
 /// call it on their heartbeat; each new token-id revocation also sweeps first.
 pub async fn sweep_token_id_revocations(
-    conn: &mut ConnectionManager,
+    conn: &mut Link,
     keys: &Keys,
     prefix: &str,
     now: u64,
@@ -389,9 +404,23 @@ pub async fn sweep_token_id_revocations(
 }
 
 impl RedisStore {
-    pub fn new(conn: ConnectionManager, config: RedisConfig, view: Arc<View>) -> Self {
+    pub fn new(conn: Link, config: RedisConfig, view: Arc<View>) -> Self {
+        let writes = if config.acks.replicas == 0 {
+            vec![conn.clone()]
+        } else {
+            (0..WRITE_LINKS)
+                .filter_map(|_| conn.separate(config.acks.timeout + RESPONSE_TIMEOUT).ok())
+                .collect()
+        };
+        let writes = if writes.is_empty() {
+            vec![conn.clone()]
+        } else {
+            writes
+        };
         RedisStore {
             conn,
+            writes,
+            next_write: std::sync::atomic::AtomicUsize::new(0),
             keys: Keys::new(&config.prefix),
             config,
             view,
@@ -410,9 +439,20 @@ impl RedisStore {
         &self.keys
     }
 
-    fn conn(&self) -> ConnectionManager {
-        // ConnectionManager is a cheap handle over one multiplexed connection.
+    fn conn(&self) -> Link {
+        // A cheap handle over one multiplexed connection.
         self.conn.clone()
+    }
+
+    /// A connection for one mutation: acknowledged only once `config.acks` replicas hold it.
+    fn write(&self) -> Durable {
+        let i = self
+            .next_write
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Durable {
+            link: self.writes[i % self.writes.len()].clone(),
+            acks: self.config.acks,
+        }
     }
 
     fn max_len(&self) -> String {
@@ -479,7 +519,7 @@ fn expiry_score(expires_at: Option<u64>) -> String {
 impl Store for RedisStore {
     async fn ensure_account(&self, account: &str, _now: u64) -> StoreResult<bool> {
         let added: i64 = self
-            .conn()
+            .write()
             .sadd(self.keys.accounts(), account)
             .await
             .map_err(unavailable)?;
@@ -524,7 +564,7 @@ impl Store for RedisStore {
             .key(self.keys.audit(&key.account))
             .arg(audit_json(audit)?)
             .arg(self.audit_max_len())
-            .invoke_async(&mut self.conn())
+            .invoke_async(&mut self.write())
             .await
             .map_err(unavailable)?;
         match outcome.as_str() {
@@ -614,7 +654,7 @@ impl Store for RedisStore {
             .key(self.keys.audit(account))
             .arg(audit_json(audit)?)
             .arg(self.audit_max_len())
-            .invoke_async(&mut self.conn())
+            .invoke_async(&mut self.write())
             .await
             .map_err(unavailable)?;
         match reply.as_slice() {
@@ -664,7 +704,7 @@ impl Store for RedisStore {
             .key(self.keys.audit(event.account()))
             .arg(audit_json(audit)?)
             .arg(self.audit_max_len())
-            .invoke_async(&mut self.conn())
+            .invoke_async(&mut self.write())
             .await
             .map_err(unavailable)?;
         self.view.apply(&event);
@@ -705,7 +745,7 @@ impl Store for RedisStore {
             .key(self.keys.audit(account))
             .arg(audit_json(audit)?)
             .arg(self.audit_max_len())
-            .invoke_async(&mut self.conn())
+            .invoke_async(&mut self.write())
             .await
             .map_err(unavailable)?;
         match reply.as_slice() {
@@ -735,7 +775,7 @@ impl Store for RedisStore {
             .key(self.keys.audit(account))
             .arg(audit_json(audit)?)
             .arg(self.audit_max_len())
-            .invoke_async(&mut self.conn())
+            .invoke_async(&mut self.write())
             .await
             .map_err(unavailable)?;
         let (watermark, id) = match reply.as_slice() {
@@ -767,7 +807,7 @@ impl Store for RedisStore {
             .arg("*")
             .arg("a")
             .arg(to_json(audit)?)
-            .query_async::<String>(&mut self.conn())
+            .query_async::<String>(&mut self.write())
             .await
             .map_err(unavailable)?;
         Ok(())
@@ -903,7 +943,7 @@ impl Store for RedisStore {
             .key(self.keys.audit(account))
             .arg(audit_json(audit)?)
             .arg(self.audit_max_len())
-            .invoke_async(&mut self.conn())
+            .invoke_async(&mut self.write())
             .await
             .map_err(unavailable)?;
         match outcome.as_str() {
@@ -955,7 +995,7 @@ impl Store for RedisStore {
             .key(self.keys.audit(account))
             .arg(audit_json(audit)?)
             .arg(self.audit_max_len())
-            .invoke_async(&mut self.conn())
+            .invoke_async(&mut self.write())
             .await
             .map_err(unavailable)?;
         let status: Option<String> = reply
@@ -1015,7 +1055,7 @@ impl RedisStore {
             .key(self.keys.audit(&role.account))
             .arg(audit_json(audit)?)
             .arg(self.audit_max_len())
-            .invoke_async(&mut self.conn())
+            .invoke_async(&mut self.write())
             .await
             .map_err(unavailable)?;
         match outcome.as_str() {
@@ -1043,15 +1083,12 @@ impl RedisStore {
 }
 
 /// The newest id of the event stream, if it has entries.
-pub async fn latest_event_id(
-    conn: &mut ConnectionManager,
-    keys: &Keys,
-) -> StoreResult<Option<String>> {
+pub async fn latest_event_id(conn: &mut Link, keys: &Keys) -> StoreResult<Option<String>> {
     newest_id(conn, &keys.events()).await
 }
 
 /// The newest id of a stream, if it has entries.
-pub async fn newest_id(conn: &mut ConnectionManager, stream: &str) -> StoreResult<Option<String>> {
+pub async fn newest_id(conn: &mut Link, stream: &str) -> StoreResult<Option<String>> {
     let entries: Vec<(String, Vec<(String, String)>)> = redis::cmd("XREVRANGE")
         .arg(stream)
         .arg("+")

@@ -3,23 +3,29 @@
 Kubernetes cluster or a Docker engine allows:
 
 1. Helm's own engine (Helm v4's Go SDK, linked in through helm-python-sdk) lints the chart
-   strictly and renders it with each shipped values file (values-*.yaml), plus the first cell
-   with TLS and a variant with every optional feature on; values are checked against
-   values.schema.json;
+   strictly and renders it with each shipped cell values file (values-cell-*.yaml), each other
+   shipped values file (values-*.yaml, e.g. values-sentinel.yaml) layered over every cell file,
+   plus the first cell with TLS, with Redis Sentinel, and a variant with every optional feature
+   on; values are checked against values.schema.json;
 2. every rendered manifest is validated, strictly (no unknown fields), against the Kubernetes
    JSON schemas bundled by kubernetes-validate, for the oldest Kubernetes the chart supports
    and the newest the validator bundles; the ServiceMonitor (a Prometheus Operator CRD, whose
    schema the validator does not carry) is checked field by field here instead;
 3. properties of the rendered output: non-root, read-only root filesystem, gRPC probes, graceful
    drain, Secret and ConfigMap references that resolve, selectors that match, two cells that
-   differ where they must (cell, endpoint, replica) and agree where they must (primary, keys);
+   differ where they must (cell, endpoint, replica) and agree where they must (primary or
+   Sentinels, keys); Sentinel mode (AUTHCELL_REDIS_SENTINELS and the master name, the password
+   from its Secret, no AUTHCELL_REDIS_URL) and the write durability settings
+   (AUTHCELL_MIN_REPLICA_ACKS, AUTHCELL_REPLICA_ACK_TIMEOUT_MS);
 4. the chart refuses values it cannot deploy (missing cell, bad enum, private key in the
-   trusted directory);
+   trusted directory, a fixed primary and Sentinels both, Sentinels without a master name, a
+   negative replica ack count);
 5. the Dockerfile agrees with the chart (user, ports, binary path);
 6. the authcell binary starts with exactly the environment, arguments and file layout the
    rendered Deployment gives it (Secrets laid out as the kubelet would mount them, Redis
    password expanded from $(REDIS_PASSWORD)) against a local Redis primary and replica, for the
-   first cell in plaintext and with TLS and a client CA (certificates made with openssl): it
+   first cell in plaintext and with TLS and a client CA (certificates made with openssl; never
+   for a Sentinel rendering, which needs real Sentinels): it
    turns SERVING on grpc.health.v1 (what the readiness probe asks), logs JSON naming its cell,
    enforces TLS and the client CA on the Verifier, serves /metrics on the metrics port, and on
    SIGTERM turns NOT_SERVING while still answering through the drain, then exits 0 within the
@@ -85,7 +91,11 @@ ALL_OPTIONS = {
     "replicaCount": 4,
     "podDisruptionBudget": {"minAvailable": 2},
     "podAntiAffinity": "hard",
-    "redis": {"username": "authcell", "replica": {"host": ""}},
+    "redis": {
+        "username": "authcell",
+        "replica": {"host": ""},
+        "durability": {"minReplicaAcks": 2, "replicaAckTimeoutMs": 2500},
+    },
     "server": {"stalePolicy": "deny", "extraEnv": [{"name": "EXTRA", "value": "1"}]},
     "lifecycle": {"preStopSleepSeconds": 3},
 }
@@ -96,6 +106,26 @@ WITH_TLS = {
         "enabled": True,
         "secretName": "authcell-tls",
         "clientCA": {"enabled": True, "secretName": "authcell-client-ca", "key": "ca.crt"},
+    },
+}
+
+
+# Redis through Sentinel, layered over the first cell's values (which keep their password
+# Secret): the primary is found through the Sentinels, so primary.host is emptied; no replica, an
+# ACL user and another database, so AUTHCELL_REDIS_USERNAME and AUTHCELL_REDIS_DB show. Never
+# started: the binary cannot start without real Sentinels.
+SENTINEL_HOSTS = [
+    "redis-sentinel-0.redis:26379",
+    "redis-sentinel-1.redis:26379",
+    "redis-sentinel-2.redis:26379",
+]
+WITH_SENTINEL = {
+    "redis": {
+        "primary": {"host": ""},
+        "sentinel": {"hosts": SENTINEL_HOSTS, "masterName": "authcell"},
+        "replica": {"host": ""},
+        "username": "authcell",
+        "db": 2,
     },
 }
 
@@ -399,6 +429,14 @@ def check_env_and_secrets(r: Rendered) -> None:
     if v["tls"]["enabled"]:
         expected["AUTHCELL_TLS_CERT"] = "/etc/authcell/tls/tls.crt"
         expected["AUTHCELL_TLS_KEY"] = "/etc/authcell/tls/tls.key"
+    durability = v["redis"]["durability"]
+    expected["AUTHCELL_REPLICA_ACK_TIMEOUT_MS"] = str(durability["replicaAckTimeoutMs"])
+    acks = durability.get("minReplicaAcks")
+    if acks is None:
+        # Automatic (the binary decides): not set at all.
+        expect("AUTHCELL_MIN_REPLICA_ACKS" not in data, "AUTHCELL_MIN_REPLICA_ACKS set while automatic")
+    else:
+        expected["AUTHCELL_MIN_REPLICA_ACKS"] = str(acks)
     for key, value in expected.items():
         expect(data.get(key) == value, f"ConfigMap {key}={data.get(key)!r}, expected {value!r}")
     for key in data:
@@ -407,17 +445,47 @@ def check_env_and_secrets(r: Rendered) -> None:
         )
     expect(all(isinstance(x, str) for x in data.values()), "ConfigMap values must all be strings")
 
-    # Redis: the password from its Secret, defined before the URLs that expand it.
+    # Redis: the primary as a URL, or (Sentinel mode) found through the Sentinels, never both;
+    # the password from its Secret, defined before the URLs that expand it.
     password = v["redis"]["password"]
     user = v["redis"]["username"]
     auth = f"{user}:$(REDIS_PASSWORD)@" if password["secretName"] else (f"{user}@" if user else "")
-    primary = v["redis"]["primary"]
-    url = f"redis://{auth}{primary['host']}:{primary['port']}/{v['redis']['db']}"
     env_by_name = {e["name"]: e for e in env}
-    expect(
-        env_by_name.get("AUTHCELL_REDIS_URL", {}).get("value") == url,
-        f"AUTHCELL_REDIS_URL={env_by_name.get('AUTHCELL_REDIS_URL')}, expected {url}",
-    )
+    sentinels = v["redis"]["sentinel"]["hosts"]
+    sentinel_keys = ("AUTHCELL_REDIS_SENTINELS", "AUTHCELL_REDIS_MASTER_NAME", "AUTHCELL_REDIS_DB")
+    if sentinels:
+        expect(
+            "AUTHCELL_REDIS_URL" not in env_by_name and "AUTHCELL_REDIS_URL" not in data,
+            "AUTHCELL_REDIS_URL set in Sentinel mode (it conflicts with AUTHCELL_REDIS_SENTINELS)",
+        )
+        want = {
+            "AUTHCELL_REDIS_SENTINELS": ",".join(sentinels),
+            "AUTHCELL_REDIS_MASTER_NAME": v["redis"]["sentinel"]["masterName"],
+            "AUTHCELL_REDIS_DB": str(v["redis"]["db"]),
+        }
+        for key, value in want.items():
+            expect(data.get(key) == value, f"ConfigMap {key}={data.get(key)!r}, expected {value!r}")
+        expect(
+            data.get("AUTHCELL_REDIS_USERNAME") == (user or None),
+            f"AUTHCELL_REDIS_USERNAME={data.get('AUTHCELL_REDIS_USERNAME')!r} for user {user!r}",
+        )
+        if password["secretName"]:
+            ref = env_by_name.get("AUTHCELL_REDIS_PASSWORD", {}).get("valueFrom", {}).get("secretKeyRef")
+            expect(
+                ref == {"name": password["secretName"], "key": password["key"]},
+                f"AUTHCELL_REDIS_PASSWORD from {ref}",
+            )
+        else:
+            expect("AUTHCELL_REDIS_PASSWORD" not in env_by_name, "AUTHCELL_REDIS_PASSWORD without a Secret")
+    else:
+        primary = v["redis"]["primary"]
+        url = f"redis://{auth}{primary['host']}:{primary['port']}/{v['redis']['db']}"
+        expect(
+            env_by_name.get("AUTHCELL_REDIS_URL", {}).get("value") == url,
+            f"AUTHCELL_REDIS_URL={env_by_name.get('AUTHCELL_REDIS_URL')}, expected {url}",
+        )
+        for key in (*sentinel_keys, "AUTHCELL_REDIS_USERNAME", "AUTHCELL_REDIS_PASSWORD"):
+            expect(key not in data and key not in env_by_name, f"{key} set without Sentinel")
     replica = v["redis"]["replica"]
     if replica["host"]:
         read_url = f"redis://{auth}{replica['host']}:{replica['port']}/{v['redis']['db']}"
@@ -427,13 +495,16 @@ def check_env_and_secrets(r: Rendered) -> None:
         )
     else:
         expect("AUTHCELL_REDIS_READ_URL" not in env_by_name, "a read URL without a replica")
-    if password["secretName"]:
+    urls = [n for n in ("AUTHCELL_REDIS_URL", "AUTHCELL_REDIS_READ_URL") if n in env_by_name]
+    if password["secretName"] and urls:
         ref = env_by_name["REDIS_PASSWORD"]["valueFrom"]["secretKeyRef"]
         expect(ref == {"name": password["secretName"], "key": password["key"]}, f"REDIS_PASSWORD from {ref}")
         expect(
-            names.index("REDIS_PASSWORD") < names.index("AUTHCELL_REDIS_URL"),
-            "REDIS_PASSWORD defined after the URL that expands it",
+            all(names.index("REDIS_PASSWORD") < names.index(u) for u in urls),
+            "REDIS_PASSWORD defined after a URL that expands it",
         )
+    else:
+        expect("REDIS_PASSWORD" not in env_by_name, "REDIS_PASSWORD defined but no URL uses it")
     for e in env:
         for ref in re.findall(r"\$\(([A-Za-z_][A-Za-z0-9_]*)\)", e.get("value", "")):
             expect(
@@ -595,7 +666,12 @@ def check_two_cells(cells: list[Rendered]) -> None:
         got = [d[key] for d in data]
         expect(len(set(got)) == len(got), f"{key} not distinct across cells: {got}")
     env = [{e["name"]: e.get("value") for e in env_list(c.container())} for c in cells]
-    primaries = {e["AUTHCELL_REDIS_URL"] for e in env}
+    # The primary: its URL, or (Sentinel mode) the Sentinels, master name and database.
+    primaries = {
+        e.get("AUTHCELL_REDIS_URL")
+        or "sentinel:{AUTHCELL_REDIS_SENTINELS}/{AUTHCELL_REDIS_MASTER_NAME}/{AUTHCELL_REDIS_DB}".format(**d)
+        for e, d in zip(env, data)
+    }
     expect(len(primaries) == 1, f"cells write to different primaries: {primaries}")
     replicas = [e.get("AUTHCELL_REDIS_READ_URL") for e in env]
     expect(all(replicas) and len(set(replicas)) == len(replicas), f"replicas not distinct: {replicas}")
@@ -604,6 +680,63 @@ def check_two_cells(cells: list[Rendered]) -> None:
     expect(len(signing) == 1, f"cells sign with different Secrets: {signing}")
     releases = [c.release for c in cells]
     expect(len(set(releases)) == len(releases), "release names collide")
+
+
+def check_sentinel(r: Rendered) -> None:
+    """Sentinel mode, spelled out for WITH_SENTINEL (the general rules are in
+    check_env_and_secrets): the primary through the Sentinels, no fixed URL anywhere."""
+    data = config_data(r)
+    env = {e["name"]: e for e in env_list(r.container())}
+    expect(
+        data.get("AUTHCELL_REDIS_SENTINELS") == ",".join(SENTINEL_HOSTS),
+        f"AUTHCELL_REDIS_SENTINELS={data.get('AUTHCELL_REDIS_SENTINELS')!r}",
+    )
+    expect(
+        data.get("AUTHCELL_REDIS_MASTER_NAME") == "authcell",
+        f"AUTHCELL_REDIS_MASTER_NAME={data.get('AUTHCELL_REDIS_MASTER_NAME')!r}",
+    )
+    expect(data.get("AUTHCELL_REDIS_DB") == "2", f"AUTHCELL_REDIS_DB={data.get('AUTHCELL_REDIS_DB')!r}")
+    expect(
+        data.get("AUTHCELL_REDIS_USERNAME") == "authcell",
+        f"AUTHCELL_REDIS_USERNAME={data.get('AUTHCELL_REDIS_USERNAME')!r}",
+    )
+    secret = r.values["redis"]["password"]
+    expect(bool(secret["secretName"]), "the Sentinel case needs a password Secret")
+    ref = env.get("AUTHCELL_REDIS_PASSWORD", {}).get("valueFrom", {}).get("secretKeyRef")
+    expect(
+        ref == {"name": secret["secretName"], "key": secret["key"]},
+        f"AUTHCELL_REDIS_PASSWORD from {ref}, expected the Secret {secret['secretName']}",
+    )
+    for name in ("AUTHCELL_REDIS_URL", "AUTHCELL_REDIS_READ_URL", "REDIS_PASSWORD"):
+        expect(name not in env and name not in data, f"{name} set in Sentinel mode without a replica")
+    expect(
+        not any("$(" in e.get("value", "") for e in env.values()), "an env value refers to another variable"
+    )
+
+
+def check_durability(chart: helm.Chart, base: dict) -> None:
+    """redis.durability: null (automatic) leaves AUTHCELL_MIN_REPLICA_ACKS unset; a number, 0
+    included, is set as it is; the ack timeout is always set."""
+
+    def data(durability: dict) -> dict[str, str]:
+        values = deep_merge(base, {"redis": {"durability": durability}})
+        return config_data(render(chart, "durability", "authcell-durability", values))
+
+    auto = data({})
+    expect("AUTHCELL_MIN_REPLICA_ACKS" not in auto, "AUTHCELL_MIN_REPLICA_ACKS set by default (automatic)")
+    expect(
+        auto.get("AUTHCELL_REPLICA_ACK_TIMEOUT_MS") == "1000",
+        f"default AUTHCELL_REPLICA_ACK_TIMEOUT_MS={auto.get('AUTHCELL_REPLICA_ACK_TIMEOUT_MS')!r}",
+    )
+    for acks in (0, 1, 3):
+        got = data({"minReplicaAcks": acks, "replicaAckTimeoutMs": 250})
+        expect(
+            got.get("AUTHCELL_MIN_REPLICA_ACKS") == str(acks),
+            f"minReplicaAcks {acks}: AUTHCELL_MIN_REPLICA_ACKS={got.get('AUTHCELL_MIN_REPLICA_ACKS')!r}",
+        )
+        expect(got.get("AUTHCELL_REPLICA_ACK_TIMEOUT_MS") == "250", "replicaAckTimeoutMs 250")
+    back = data({"minReplicaAcks": None})
+    expect("AUTHCELL_MIN_REPLICA_ACKS" not in back, "minReplicaAcks null: AUTHCELL_MIN_REPLICA_ACKS set")
 
 
 # ----- refusals ----------------------------------------------------------------------------
@@ -757,6 +890,9 @@ def smoke(r: Rendered, binary: Path) -> None:
     from grpc_health.v1 import health_pb2, health_pb2_grpc
 
     expect(binary.is_file() and os.access(binary, os.X_OK), f"no authcell binary at {binary} (cargo build)")
+    expect(
+        not r.values["redis"]["sentinel"]["hosts"], "the start-up check needs a fixed primary, not Sentinels"
+    )
     redis = shutil.which("redis-server")
     expect(redis is not None, "redis-server not on PATH (scripts/test installs it)")
     v = r.values
@@ -1042,8 +1178,16 @@ def main() -> int:
         flush=True,
     )
 
+    # values-cell-*.yaml: one cell each. Any other values-*.yaml (values-sentinel.yaml) is a
+    # layer for a cell file (`-f values-cell-a.yaml -f values-sentinel.yaml`): rendered over each.
     files = sorted(CHART.glob("values-*.yaml"))
-    print(f"values files: {', '.join(f.name for f in files)}", flush=True)
+    cell_files = [f for f in files if f.name.startswith("values-cell-")]
+    layers = [f for f in files if f not in cell_files]
+    print(
+        f"values files: {', '.join(f.name for f in cell_files)}; "
+        f"layered over each: {', '.join(f.name for f in layers) or 'none'}",
+        flush=True,
+    )
     unvalidated: set[str] = set()
 
     with helm.Chart.load(CHART) as chart:
@@ -1057,17 +1201,25 @@ def main() -> int:
         )
         run.check(
             "two or more cell values files",
-            lambda: expect(len(files) >= 2, f"found {[f.name for f in files]}"),
+            lambda: expect(len(cell_files) >= 2, f"found {[f.name for f in cell_files]}"),
         )
 
         cases: list[tuple[str, dict]] = []
-        for f in files:
+        for f in cell_files:
             cases.append((f.name, values_from_file(f)))
-        if files:
-            cases.append((f"{files[0].name} + every option", deep_merge(cases[0][1], ALL_OPTIONS)))
-            cases.append((f"{files[0].name} + TLS", deep_merge(cases[0][1], WITH_TLS)))
+        cell_cases = list(cases)
+        if cell_files:
+            first = cases[0][1]
+            cases.append((f"{cell_files[0].name} + every option", deep_merge(first, ALL_OPTIONS)))
+            cases.append((f"{cell_files[0].name} + TLS", deep_merge(first, WITH_TLS)))
+            cases.append((f"{cell_files[0].name} + Sentinel", deep_merge(first, WITH_SENTINEL)))
+        for layer in layers:
+            layer_values = values_from_file(layer)
+            for name, values in cell_cases:
+                cases.append((f"{name} + {layer.name}", deep_merge(values, layer_values)))
 
         cells: list[Rendered] = []
+        layered: dict[str, list[Rendered]] = {layer.name: [] for layer in layers}
         started_cells: list[Rendered] = []
         for case, values in cases:
             cell = values.get("cell", {}).get("name", "x")
@@ -1078,8 +1230,13 @@ def main() -> int:
             )
             if r is None:
                 continue
-            if case in {f.name for f in files}:
+            if case in {f.name for f in cell_files}:
                 cells.append(r)
+            for layer in layers:
+                if case.endswith(f" + {layer.name}"):
+                    layered[layer.name].append(r)
+            # Started: the first cell, plaintext and TLS. Never a Sentinel rendering (the binary
+            # cannot start without real Sentinels).
             if case == cases[0][0] or case.endswith("+ TLS"):
                 started_cells.append(r)
             for kube in kube_versions:
@@ -1102,11 +1259,23 @@ def main() -> int:
                 lambda: check_env_and_secrets(r),
             )
             run.check(f"[{case}] selectors, HPA, PDB, anti-affinity, labels", lambda: check_wiring(r))
+            if case.endswith("+ Sentinel"):
+                run.check(
+                    f"[{case}] Sentinel mode: AUTHCELL_REDIS_SENTINELS, master name, db, user, "
+                    "password from its Secret, no AUTHCELL_REDIS_URL",
+                    lambda: check_sentinel(r),
+                )
 
         run.check(
             "two cells: distinct cell/endpoint/replica, shared primary and signing key",
             lambda: check_two_cells(cells),
         )
+        for layer in layers:
+            run.check(
+                f"two cells with {layer.name}: distinct cell/endpoint/replica, "
+                "shared primary (or Sentinels) and signing key",
+                lambda: check_two_cells(layered[layer.name]),
+            )
 
         base = cases[0][1] if cases else {}
         run.check(
@@ -1119,6 +1288,56 @@ def main() -> int:
                 chart,
                 deep_merge(base, {"redis": {"primary": {"host": ""}}}),
                 "redis.primary.host is required",
+            ),
+        )
+        run.check(
+            "refuses: a fixed Redis primary and Sentinels both",
+            lambda: expect_refused(
+                chart,
+                deep_merge(
+                    base, {"redis": {"sentinel": {"hosts": SENTINEL_HOSTS, "masterName": "authcell"}}}
+                ),
+                "redis.primary.host and redis.sentinel.hosts are both set",
+            ),
+        )
+        run.check(
+            "refuses: Sentinels without a master name",
+            lambda: expect_refused(
+                chart,
+                deep_merge(base, deep_merge(WITH_SENTINEL, {"redis": {"sentinel": {"masterName": ""}}})),
+                "redis.sentinel.masterName is required",
+            ),
+        )
+        run.check(
+            "refuses: a Sentinel address without a port (values schema)",
+            lambda: expect_refused(
+                chart,
+                deep_merge(
+                    base,
+                    deep_merge(WITH_SENTINEL, {"redis": {"sentinel": {"hosts": ["redis-sentinel-0.redis"]}}}),
+                ),
+                "/redis/sentinel/hosts/0",
+            ),
+        )
+        run.check(
+            "redis.durability: AUTHCELL_MIN_REPLICA_ACKS (0 included, unset when automatic), "
+            "AUTHCELL_REPLICA_ACK_TIMEOUT_MS",
+            lambda: check_durability(chart, base),
+        )
+        run.check(
+            "refuses: a negative minReplicaAcks (values schema)",
+            lambda: expect_refused(
+                chart,
+                deep_merge(base, {"redis": {"durability": {"minReplicaAcks": -1}}}),
+                "/redis/durability/minReplicaAcks",
+            ),
+        )
+        run.check(
+            "refuses: a replicaAckTimeoutMs of 0 (values schema)",
+            lambda: expect_refused(
+                chart,
+                deep_merge(base, {"redis": {"durability": {"replicaAckTimeoutMs": 0}}}),
+                "/redis/durability/replicaAckTimeoutMs",
             ),
         )
         run.check(

@@ -45,6 +45,8 @@ pub struct NodeConfig<'a> {
     pub stale_policy: StalePolicy,
     pub max_staleness: Duration,
     pub max_confirmations: usize,
+    /// `--min-replica-acks` (`None`: automatic).
+    pub min_replica_acks: Option<u32>,
 }
 
 impl<'a> NodeConfig<'a> {
@@ -59,6 +61,7 @@ impl<'a> NodeConfig<'a> {
             stale_policy: StalePolicy::Serve,
             max_staleness: Duration::from_secs(30),
             max_confirmations: authcell::authority::DEFAULT_MAX_CONFIRMATIONS,
+            min_replica_acks: None,
         }
     }
 }
@@ -77,12 +80,14 @@ impl Node {
             ..Default::default()
         };
         let settings = RedisSettings {
-            url: config.primary.into(),
+            primary: authcell::store::link::Target::Url(config.primary.into()),
             read_url: Some(config.replica.into()),
             prefix: PREFIX.into(),
             stream_max_len: config.stream_max_len,
             max_staleness: config.max_staleness,
             stale_policy: config.stale_policy,
+            min_replica_acks: config.min_replica_acks,
+            replica_ack_timeout: node::DEFAULT_REPLICA_ACK_TIMEOUT,
         };
         let redis_node = node::with_redis(ring, &options, &settings)
             .await
