@@ -290,7 +290,8 @@ type StreamReply = Option<Vec<(String, Vec<(String, Vec<String>)>)>>;
 /// What one blocking read returned: events after our position, and the newest beat after the
 /// last one seen (if one came).
 struct Read {
-    events: Vec<(String, Option<Event>)>,
+    /// Id, the raw `e` field, and the event it holds (if readable).
+    events: Vec<(String, String, Option<Event>)>,
     beat: Option<String>,
 }
 
@@ -324,12 +325,9 @@ async fn read_after(
             continue;
         }
         read.events.extend(entries.into_iter().map(|(id, fields)| {
-            let event = fields
-                .chunks(2)
-                .find(|kv| kv.first().map(String::as_str) == Some("e"))
-                .and_then(|kv| kv.get(1))
-                .and_then(|json| serde_json::from_str::<Event>(json).ok());
-            (id, event)
+            let raw = event_field(&fields);
+            let event = serde_json::from_str::<Event>(&raw).ok();
+            (id, raw, event)
         }));
     }
     Ok(read)
@@ -354,26 +352,30 @@ impl StreamInfo {
 }
 
 pub async fn stream_info(conn: &mut Link, keys: &Keys) -> StoreResult<StreamInfo> {
-    let reply: redis::RedisResult<Vec<redis::Value>> = redis::cmd("XINFO")
+    let reply: redis::RedisResult<redis::Value> = redis::cmd("XINFO")
         .arg("STREAM")
         .arg(keys.events())
         .query_async(conn)
         .await;
-    let fields = match reply {
-        Ok(fields) => fields,
-        // No stream yet.
-        Err(e) if e.to_string().contains("no such key") => {
-            return Ok(StreamInfo {
-                last_id: "0-0".into(),
-                ..StreamInfo::default()
-            })
+    match reply {
+        Ok(value) => Ok(parse_stream_info(value)),
+        Err(e) if e.to_string().contains("no such key") => Ok(StreamInfo::empty()),
+        Err(e) => Err(unavailable(e)),
+    }
+}
+
+impl StreamInfo {
+    fn empty() -> StreamInfo {
+        StreamInfo {
+            last_id: "0-0".into(),
+            ..StreamInfo::default()
         }
-        Err(e) => return Err(unavailable(e)),
-    };
-    let mut info = StreamInfo {
-        last_id: "0-0".into(),
-        ..StreamInfo::default()
-    };
+    }
+}
+
+fn parse_stream_info(value: redis::Value) -> StreamInfo {
+    let mut info = StreamInfo::empty();
+    let fields: Vec<redis::Value> = redis::from_redis_value(value).unwrap_or_default();
     let mut it = fields.into_iter();
     while let (Some(k), Some(v)) = (it.next(), it.next()) {
         match redis::from_redis_value::<String>(k).ok().as_deref() {
@@ -385,7 +387,59 @@ pub async fn stream_info(conn: &mut Link, keys: &Keys) -> StoreResult<StreamInfo
             _ => {}
         }
     }
-    Ok(info)
+    info
+}
+
+/// The stream as it is now, and the event stored at `position` (`None`: no entry has that id).
+async fn stream_at(
+    conn: &mut Link,
+    keys: &Keys,
+    position: &str,
+) -> StoreResult<(StreamInfo, Option<String>)> {
+    let mut pipe = redis::pipe();
+    pipe.ignore_errors()
+        .cmd("XINFO")
+        .arg("STREAM")
+        .arg(keys.events())
+        .cmd("XRANGE")
+        .arg(keys.events())
+        .arg(position)
+        .arg(position);
+    let mut replies: Vec<redis::Value> = pipe.query_async(conn).await.map_err(unavailable)?;
+    let (Some(entry), Some(info)) = (replies.pop(), replies.pop()) else {
+        return Err(StoreError::Unavailable(
+            "short reply to XINFO/XRANGE".into(),
+        ));
+    };
+    let info = match info {
+        redis::Value::ServerError(e) if e.details().is_some_and(|d| d.contains("no such key")) => {
+            StreamInfo::empty()
+        }
+        redis::Value::ServerError(e) => return Err(unavailable(e.into())),
+        value => parse_stream_info(value),
+    };
+    let entry = match entry {
+        redis::Value::ServerError(e) => return Err(unavailable(e.into())),
+        value => {
+            let entries: Vec<(String, Vec<String>)> =
+                redis::from_redis_value(value).unwrap_or_default();
+            entries
+                .into_iter()
+                .next()
+                .map(|(_, fields)| event_field(&fields))
+        }
+    };
+    Ok((info, entry))
+}
+
+/// The `e` field of a stream entry ('' if it has none).
+fn event_field(fields: &[String]) -> String {
+    fields
+        .chunks(2)
+        .find(|kv| kv.first().map(String::as_str) == Some("e"))
+        .and_then(|kv| kv.get(1))
+        .cloned()
+        .unwrap_or_default()
 }
 
 /// Adds a beat (see the module docs), records this node's position (with the primary's time),
@@ -456,6 +510,8 @@ async fn tail(
     let mut seen: u64 = 0;
     // The newest beat seen.
     let mut beat = "0-0".to_owned();
+    // The raw event at our position, when we read it ourselves (not after a load).
+    let mut at_position: Option<String> = None;
     let mut swept = std::time::Instant::now();
     while !*stopped.borrow() {
         if need_load {
@@ -465,6 +521,7 @@ async fn tail(
                     view.reload(loaded.events);
                     *lock(&position) = loaded.info.last_id.clone();
                     seen = loaded.info.entries_added;
+                    at_position = None;
                     if let Some(id) = loaded.beat {
                         view.mark_fresh(crate::store::redis::stream_id_ms(&id));
                         beat = id;
@@ -497,14 +554,29 @@ async fn tail(
         };
         // Trimmed past our position? Then entries we never read are gone: reload in full. A
         // stream with fewer entries ever added than we saw was recreated (or the replica is
-        // resyncing from empty): reload too, once the replica is in sync.
-        match stream_info(&mut read, &keys).await {
-            Ok(info) if info.trimmed() > seen || info.entries_added < seen => {
+        // resyncing from empty): reload too, once the replica is in sync. And after a failover
+        // the promoted replica may lack the tail we read from the old primary: then the entry
+        // at our position is gone (or, were ids reused, differs) although no trim removed it,
+        // and entries the new primary wrote may sort before our position: reload, never skip.
+        match stream_at(&mut read, &keys, &from).await {
+            Ok((info, _)) if info.trimmed() > seen || info.entries_added < seen => {
                 tracing::warn!(position = %from, seen, trimmed = info.trimmed(), added = info.entries_added, "event stream trimmed past this node's position, or recreated; reloading the revocation view");
                 need_load = true;
                 continue;
             }
-            Ok(_) => {}
+            Ok((info, entry)) => {
+                let expected = from != "0-0" && info.trimmed() < seen;
+                let lost = match (&entry, &at_position) {
+                    (None, _) => expected,
+                    (Some(found), Some(applied)) => found != applied,
+                    (Some(_), None) => false,
+                };
+                if lost {
+                    tracing::warn!(position = %from, last_id = %info.last_id, "the event at this node's position is not in the stream (a failover lost the tail it read); reloading the revocation view");
+                    need_load = true;
+                    continue;
+                }
+            }
             Err(e) => {
                 tracing::warn!(error = %e, "cannot check the event stream for trimming");
                 pause(&mut stopped, Duration::from_millis(100)).await;
@@ -513,12 +585,13 @@ async fn tail(
         }
         let complete = entries.len() < BATCH;
         let applied = !entries.is_empty();
-        for (id, event) in entries {
+        for (id, raw, event) in entries {
             match event {
                 Some(event) => view.apply(&event),
                 None => tracing::warn!(id = %id, "ignoring an unreadable event"),
             }
             *lock(&position) = id;
+            at_position = Some(raw);
             seen += 1;
         }
         if let Some(id) = new_beat {

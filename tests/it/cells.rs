@@ -22,7 +22,7 @@ use tonic::Code;
 
 use crate::common::statements::read_cache;
 use crate::common::*;
-use crate::redis_env::{RedisOptions, RedisServer, Topology};
+use crate::redis_env::{RedisOptions, RedisServer, Topology, SENTINEL_MASTER};
 
 const PREFIX: &str = "authcell:";
 
@@ -47,6 +47,9 @@ pub struct NodeConfig<'a> {
     pub max_confirmations: usize,
     /// `--min-replica-acks` (`None`: automatic).
     pub min_replica_acks: Option<u32>,
+    /// `--redis-sentinel` (master [`SENTINEL_MASTER`]): find the primary through these
+    /// instead of `primary`.
+    pub sentinels: Option<&'a [String]>,
 }
 
 impl<'a> NodeConfig<'a> {
@@ -62,6 +65,7 @@ impl<'a> NodeConfig<'a> {
             max_staleness: Duration::from_secs(30),
             max_confirmations: authcell::authority::DEFAULT_MAX_CONFIRMATIONS,
             min_replica_acks: None,
+            sentinels: None,
         }
     }
 }
@@ -80,7 +84,16 @@ impl Node {
             ..Default::default()
         };
         let settings = RedisSettings {
-            primary: authcell::store::link::Target::Url(config.primary.into()),
+            primary: match config.sentinels {
+                Some(sentinels) => authcell::store::link::Target::Sentinel {
+                    sentinels: sentinels.to_vec(),
+                    master: SENTINEL_MASTER.into(),
+                    username: None,
+                    password: None,
+                    db: 0,
+                },
+                None => authcell::store::link::Target::Url(config.primary.into()),
+            },
             read_url: Some(config.replica.into()),
             prefix: PREFIX.into(),
             stream_max_len: config.stream_max_len,
@@ -573,8 +586,8 @@ impl Node {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_redis_down_checks_go_on_mutations_are_unavailable_and_state_is_exact_after() {
     let mut redis = RedisServer::start(RedisOptions {
-        replica_of: None,
         aof: true,
+        ..RedisOptions::default()
     });
     let pem = signing_pem();
     let url = redis.url();

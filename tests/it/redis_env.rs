@@ -72,7 +72,15 @@ pub struct RedisOptions {
     /// Append-only file persistence, fsynced on every write (`--appendonly yes
     /// --appendfsync always`). Without it the server persists nothing (`--save ""`).
     pub aof: bool,
+    /// Run as a Sentinel (`redis-server sentinel.conf --sentinel`) monitoring the primary on
+    /// this port under [`SENTINEL_MASTER`], with a quorum of 2.
+    pub sentinel_of: Option<u16>,
 }
+
+/// The master name the test Sentinels monitor.
+pub const SENTINEL_MASTER: &str = "authcell";
+/// How long Sentinels wait before they call an unanswering primary down.
+pub const SENTINEL_DOWN_AFTER: Duration = Duration::from_millis(1000);
 
 /// One `redis-server` process on 127.0.0.1 with its own directory. See the module docs.
 pub struct RedisServer {
@@ -377,6 +385,9 @@ impl RedisServer {
     }
 
     fn args(&self) -> Vec<String> {
+        if let Some(primary) = self.options.sentinel_of {
+            return self.sentinel_args(primary);
+        }
         let mut args: Vec<String> = [
             "--port",
             &self.port.to_string(),
@@ -408,6 +419,42 @@ impl RedisServer {
             ]);
         }
         args
+    }
+
+    /// A Sentinel needs a configuration file it can rewrite; it is written once, so that a
+    /// restarted Sentinel remembers what it learnt (as a real one does).
+    fn sentinel_args(&self, primary: u16) -> Vec<String> {
+        let conf = self.dir.join("sentinel.conf");
+        if !conf.exists() {
+            let text = format!(
+                "port {port}\nbind 127.0.0.1\ndir {dir}\n\
+                 sentinel monitor {SENTINEL_MASTER} 127.0.0.1 {primary} 2\n\
+                 sentinel down-after-milliseconds {SENTINEL_MASTER} {down}\n\
+                 sentinel failover-timeout {SENTINEL_MASTER} 10000\n\
+                 sentinel parallel-syncs {SENTINEL_MASTER} 2\n",
+                port = self.port,
+                dir = self.dir.display(),
+                down = SENTINEL_DOWN_AFTER.as_millis(),
+            );
+            fs::write(&conf, text).expect("write sentinel.conf");
+        }
+        [
+            conf.to_string_lossy().into_owned(),
+            "--sentinel".into(),
+            "--port".into(),
+            self.port.to_string(),
+            "--daemonize".into(),
+            "no".into(),
+            "--logfile".into(),
+            self.log_path().to_string_lossy().into_owned(),
+        ]
+        .into()
+    }
+
+    /// The address this Sentinel reports for the master now (`host:port`).
+    pub fn master_address(&self) -> String {
+        self.command(&["SENTINEL", "get-master-addr-by-name", SENTINEL_MASTER])
+            .replace('\n', ":")
     }
 
     /// Spawns `redis-server` on `self.port` and waits until it answers `PING`, or until it
@@ -494,12 +541,13 @@ impl Topology {
     pub fn start(aof: bool) -> Topology {
         require_redis_server();
         let primary = RedisServer::start(RedisOptions {
-            replica_of: None,
             aof,
+            ..RedisOptions::default()
         });
         let replica_options = RedisOptions {
             replica_of: Some(primary.port()),
             aof,
+            sentinel_of: None,
         };
         let replica_a = RedisServer::start(replica_options.clone());
         let replica_b = RedisServer::start(replica_options);
