@@ -319,6 +319,7 @@ impl Authority {
     }
 
     /// Mints a role-bound v2 API key and stores its metadata. Returns the key (shown once).
+    #[allow(clippy::too_many_arguments)]
     async fn mint_role_key(
         &self,
         account: &str,
@@ -327,6 +328,7 @@ impl Authority {
         expires_at: Option<u64>,
         created_by: String,
         peer: Option<IpAddr>,
+        request_id: Option<&str>,
     ) -> Result<(String, KeyRecord)> {
         let now_ms = self.stamp(account);
         let now = now_ms / 1000;
@@ -374,20 +376,64 @@ impl Authority {
             &record.key_id,
             format!("role {role_id}; {:?}", record.description),
         );
-        self.store.insert_key(record.clone(), Some(&audit)).await?;
-        crate::metrics::bump(&crate::metrics::COUNTERS.keys_issued);
-        Ok((token, record))
+        let Some(request_id) = request_id else {
+            self.store.insert_key(record.clone(), Some(&audit)).await?;
+            crate::metrics::bump(&crate::metrics::COUNTERS.keys_issued);
+            return Ok((token, record));
+        };
+        // The same request again (same caller, role, description, expiry) under the same id
+        // gets the same key; a different one is refused.
+        let digest = request_digest(&[
+            &record.created_by,
+            role_id,
+            &record.description,
+            &expires_at.map_or_else(|| "never".to_owned(), |e| e.to_string()),
+        ]);
+        let receipt = crate::store::Receipt {
+            digest: digest.clone(),
+            key_id: record.key_id.clone(),
+            claims: serde_json::to_string(&claims)
+                .map_err(|e| Error::Internal(format!("claims: {e}")))?,
+        };
+        let Some(prior) = self
+            .store
+            .insert_key_once(record.clone(), Some(&audit), request_id, &receipt)
+            .await?
+        else {
+            crate::metrics::bump(&crate::metrics::COUNTERS.keys_issued);
+            return Ok((token, record));
+        };
+        if prior.digest != digest {
+            return Err(Error::FailedPrecondition(format!(
+                "{IDEMPOTENCY_KEY}: already used in the last 24 h for a different request; use a new one for each new request"
+            )));
+        }
+        let claims: Claims = serde_json::from_str(&prior.claims)
+            .map_err(|e| Error::Internal(format!("stored claims: {e}")))?;
+        let record = self
+            .store
+            .get_key(account, &prior.key_id)
+            .await?
+            .ok_or_else(|| Error::Internal("the key of a replayed request is gone".into()))?;
+        tracing::info!(account = %account, key_id = %record.key_id, "key creation replayed for a repeated idempotency-key");
+        Ok((self.sign(&claims)?, record))
     }
 
-    /// GenerateGlobalApiKey: a key bound to a role the caller could itself delegate.
+    /// GenerateGlobalApiKey: a key bound to a role the caller could itself delegate. With a
+    /// `request_id` (metadata [`IDEMPOTENCY_KEY`]), a retry of the same request returns the same
+    /// key instead of creating a second one.
     pub async fn generate_key(
         &self,
         caller: &Caller,
         role_id: &str,
         description: &str,
         expiry: Option<Expiry>,
+        request_id: Option<&str>,
     ) -> Result<(String, KeyRecord)> {
         self.require(caller, Action::AuthWrite)?;
+        if let Some(id) = request_id {
+            validate_request_id(id)?;
+        }
         let description = validate_description("description", description)?;
         let expires_at = match expiry {
             None => {
@@ -419,6 +465,7 @@ impl Authority {
             expires_at,
             caller.key_id().to_owned(),
             caller.peer,
+            request_id,
         )
         .await
     }
@@ -1055,6 +1102,7 @@ impl Authority {
             None,
             "bootstrap".into(),
             None,
+            None,
         )
         .await
     }
@@ -1191,6 +1239,41 @@ fn validate_text(field: &str, value: &str, max: usize) -> Result<String, Invalid
         return Err(Invalid::new(field, "must not contain control characters"));
     }
     Ok(value.to_owned())
+}
+
+/// The request metadata that makes a key creation safe to retry.
+pub const IDEMPOTENCY_KEY: &str = "idempotency-key";
+
+/// 1 to 128 characters of `A-Z a-z 0-9 . _ : -` (a UUID fits).
+fn validate_request_id(value: &str) -> Result<(), Invalid> {
+    let ok = !value.is_empty()
+        && value.len() <= 128
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b':' | b'-'));
+    if ok {
+        Ok(())
+    } else {
+        Err(Invalid::new(
+            IDEMPOTENCY_KEY,
+            "must be 1 to 128 characters of A-Z a-z 0-9 . _ : -",
+        ))
+    }
+}
+
+/// Hex SHA-256 of the parts, each length-prefixed (so that no two lists collide).
+fn request_digest(parts: &[&str]) -> String {
+    use sha2::{Digest, Sha256};
+    let mut hasher = Sha256::new();
+    for part in parts {
+        hasher.update((part.len() as u64).to_be_bytes());
+        hasher.update(part.as_bytes());
+    }
+    hasher
+        .finalize()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 fn validate_description(field: &str, value: &str) -> Result<String, Invalid> {

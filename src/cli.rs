@@ -2330,16 +2330,33 @@ async fn keys_create(client: &ClientArgs, args: KeysCreate) -> Result<(), Failur
     } else {
         format!("{} ({})", printable(&args.role), printable(&role_id))
     };
-    let created = api
-        .global_admin()
-        .generate_global_api_key(api.req(ga::GenerateGlobalApiKeyRequest {
-            role_id,
-            description: args.description,
-            expiry: Some(expiry),
-        }))
-        .await
-        .map_err(from_status)?
-        .into_inner();
+    // One request id for this command: when the store answers UNAVAILABLE (Redis failing
+    // over, replicas not acknowledging) the call is retried under the same id, so it creates at
+    // most one key, and the key it reports is the one that exists.
+    let request_id = uuid::Uuid::new_v4().to_string();
+    let message = ga::GenerateGlobalApiKeyRequest {
+        role_id,
+        description: args.description,
+        expiry: Some(expiry),
+    };
+    let mut attempt = 0;
+    let created = loop {
+        let mut request = api.req(message.clone());
+        if let Ok(id) = request_id.parse() {
+            request
+                .metadata_mut()
+                .insert(authcell_idempotency_key(), id);
+        }
+        match api.global_admin().generate_global_api_key(request).await {
+            Err(status)
+                if status.code() == tonic::Code::Unavailable && attempt < CREATE_RETRIES =>
+            {
+                attempt += 1;
+                tokio::time::sleep(std::time::Duration::from_millis(500 * attempt)).await;
+            }
+            other => break other.map_err(from_status)?.into_inner(),
+        }
+    };
     let info = created.key_info.unwrap_or_default();
     if client.json {
         return json_out(&CreatedKeyJson {
@@ -2990,6 +3007,13 @@ async fn audit(args: AuditArgs) -> Result<(), Failure> {
         note("More events exist: raise --limit (0 for all) or narrow --since/--until.\n");
     }
     Ok(())
+}
+
+/// Retries of `keys create` after UNAVAILABLE (under the same idempotency-key).
+const CREATE_RETRIES: u64 = 4;
+
+fn authcell_idempotency_key() -> tonic::metadata::MetadataKey<tonic::metadata::Ascii> {
+    tonic::metadata::MetadataKey::from_static(crate::authority::IDEMPOTENCY_KEY)
 }
 
 #[cfg(test)]

@@ -147,6 +147,20 @@ pub enum StoreError {
 
 pub type StoreResult<T> = Result<T, StoreError>;
 
+/// How long a request id (`idempotency-key`) is remembered.
+pub const IDEMPOTENCY_TTL_SECS: u64 = 24 * 3600;
+
+/// What a creation made under a request id: enough to answer a retry with the same result
+/// (the key's claims are the public part of the token: re-signed, they give the same key).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Receipt {
+    /// Digest of the request, so that a request id reused for a different request is refused.
+    pub digest: String,
+    pub key_id: String,
+    /// The key's claims, as JSON.
+    pub claims: String,
+}
+
 /// The state store. Mutations are atomic: they either happen whole (and their event is applied
 /// or published) or not at all.
 #[async_trait]
@@ -159,6 +173,17 @@ pub trait Store: Send + Sync + 'static {
 
     /// Stores a new key's metadata.
     async fn insert_key(&self, key: KeyRecord, audit: Option<&AuditRecord>) -> StoreResult<()>;
+
+    /// Stores a new key's metadata once per `request_id` (per account, for
+    /// [`IDEMPOTENCY_TTL_SECS`]), together with `receipt`, in the same atomic step. If the
+    /// account already used `request_id`, stores nothing and returns that request's receipt.
+    async fn insert_key_once(
+        &self,
+        key: KeyRecord,
+        audit: Option<&AuditRecord>,
+        request_id: &str,
+        receipt: &Receipt,
+    ) -> StoreResult<Option<Receipt>>;
 
     async fn get_key(&self, account: &str, key_id: &str) -> StoreResult<Option<KeyRecord>>;
 

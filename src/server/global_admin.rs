@@ -69,6 +69,14 @@ impl ga::global_admin_server::GlobalAdmin for GlobalAdminService {
         request: Request<ga::GenerateGlobalApiKeyRequest>,
     ) -> Result<Response<ga::GenerateGlobalApiKeyResponse>, Status> {
         let caller = caller(&self.authority, &request)?;
+        let request_id = match request.metadata().get(crate::authority::IDEMPOTENCY_KEY) {
+            None => None,
+            Some(value) => Some(value.to_str().map(str::to_owned).map_err(|_| {
+                Status::invalid_argument(
+                    "idempotency-key: must be 1 to 128 characters of A-Z a-z 0-9 . _ : -",
+                )
+            })?),
+        };
         let req = request.into_inner();
         use ga::generate_global_api_key_request::Expiry as E;
         let expiry = req.expiry.map(|e| match e {
@@ -77,7 +85,13 @@ impl ga::global_admin_server::GlobalAdmin for GlobalAdminService {
         });
         let (api_key, record) = self
             .authority
-            .generate_key(&caller, &req.role_id, &req.description, expiry)
+            .generate_key(
+                &caller,
+                &req.role_id,
+                &req.description,
+                expiry,
+                request_id.as_deref(),
+            )
             .await
             .map_err(|e| to_status(&e))?;
         tracing::info!(

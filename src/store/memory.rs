@@ -7,7 +7,9 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use async_trait::async_trait;
 
-use super::{AuditQuery, AuditRecord, KeyRecord, RoleRecord, Store, StoreError, StoreResult};
+use super::{
+    AuditQuery, AuditRecord, KeyRecord, Receipt, RoleRecord, Store, StoreError, StoreResult,
+};
 use crate::view::{Event, View};
 
 #[derive(Default)]
@@ -21,12 +23,43 @@ struct Data {
     audit: HashMap<String, VecDeque<AuditRecord>>,
     /// Last audit id handed out, to keep ids strictly increasing within a millisecond.
     last_audit: (u64, u64),
+    /// (account, request id) -> the receipt and when it is forgotten.
+    receipts: HashMap<(String, String), (Receipt, std::time::Instant)>,
 }
 
 /// Audit events kept per account (oldest dropped first), like the capped Redis stream.
 pub const AUDIT_CAPACITY: usize = 10_000;
 
 impl Data {
+    fn insert_key(&mut self, key: KeyRecord, audit: Option<&AuditRecord>) -> StoreResult<()> {
+        // A key may not be bound to a custom role deleted meanwhile.
+        if let Some(role_id) = key.role_id.as_deref() {
+            let custom = crate::permissions::system::permissions(role_id).is_none();
+            let exists = self
+                .roles
+                .get(&key.account)
+                .is_some_and(|roles| roles.contains_key(role_id));
+            if custom && !exists {
+                return Err(StoreError::NotFound(format!(
+                    "role_id: no role {role_id:?} in this account"
+                )));
+            }
+        }
+        let keys = self.keys.entry(key.account.clone()).or_default();
+        if keys.contains_key(&key.key_id) {
+            return Err(StoreError::AlreadyExists(format!(
+                "key {} already exists",
+                key.key_id
+            )));
+        }
+        // A new key is never revoked: revocation goes through revoke_key, which publishes it.
+        let mut key = key;
+        key.revoked_at = None;
+        keys.insert(key.key_id.clone(), key);
+        self.record(audit);
+        Ok(())
+    }
+
     fn record(&mut self, audit: Option<&AuditRecord>) {
         let Some(audit) = audit else { return };
         let ms = crate::store::redis::wall_ms();
@@ -111,34 +144,28 @@ impl Store for MemoryStore {
             .unwrap_or(0))
     }
 
-    async fn insert_key(&self, key: KeyRecord, audit: Option<&AuditRecord>) -> StoreResult<()> {
+    async fn insert_key_once(
+        &self,
+        key: KeyRecord,
+        audit: Option<&AuditRecord>,
+        request_id: &str,
+        receipt: &Receipt,
+    ) -> StoreResult<Option<Receipt>> {
         let mut data = self.lock();
-        // A key may not be bound to a custom role deleted meanwhile.
-        if let Some(role_id) = key.role_id.as_deref() {
-            let custom = crate::permissions::system::permissions(role_id).is_none();
-            let exists = data
-                .roles
-                .get(&key.account)
-                .is_some_and(|roles| roles.contains_key(role_id));
-            if custom && !exists {
-                return Err(StoreError::NotFound(format!(
-                    "role_id: no role {role_id:?} in this account"
-                )));
-            }
+        let now = std::time::Instant::now();
+        data.receipts.retain(|_, (_, until)| *until > now);
+        let slot = (key.account.clone(), request_id.to_owned());
+        if let Some((prior, _)) = data.receipts.get(&slot) {
+            return Ok(Some(prior.clone()));
         }
-        let keys = data.keys.entry(key.account.clone()).or_default();
-        if keys.contains_key(&key.key_id) {
-            return Err(StoreError::AlreadyExists(format!(
-                "key {} already exists",
-                key.key_id
-            )));
-        }
-        // A new key is never revoked: revocation goes through revoke_key, which publishes it.
-        let mut key = key;
-        key.revoked_at = None;
-        keys.insert(key.key_id.clone(), key);
-        data.record(audit);
-        Ok(())
+        data.insert_key(key, audit)?;
+        let until = now + std::time::Duration::from_secs(super::IDEMPOTENCY_TTL_SECS);
+        data.receipts.insert(slot, (receipt.clone(), until));
+        Ok(None)
+    }
+
+    async fn insert_key(&self, key: KeyRecord, audit: Option<&AuditRecord>) -> StoreResult<()> {
+        self.lock().insert_key(key, audit)
     }
 
     async fn get_key(&self, account: &str, key_id: &str) -> StoreResult<Option<KeyRecord>> {

@@ -27,6 +27,7 @@
 //! | `events` | stream | field `e`: [`Event`] JSON; capped with `MAXLEN ~` |
 //! | `nodes` | hash | node id -> [`NodeStatus`] JSON (progress reports) |
 //! | `rl:{account}` | string | GCRA theoretical arrival time, ms (rate limiter) |
+//! | `idem:{account}:{request id}` | string | [`Receipt`] JSON of a key created under an `idempotency-key`; expires after 24 h |
 //! | `audit:{account}` | stream | field `a`: [`AuditRecord`] JSON; capped with `MAXLEN ~` (ids give the time) |
 //!
 //! Redis Cluster is not supported: scripts touch keys of several accounts' slots.
@@ -39,8 +40,8 @@ use redis::{AsyncCommands, Script};
 use super::link::{Acks, Durable, Link, Target};
 
 use super::{
-    audit_id_ms, AuditQuery, AuditRecord, KeyRecord, NodeStatus, RoleRecord, Store, StoreError,
-    StoreResult,
+    audit_id_ms, AuditQuery, AuditRecord, KeyRecord, NodeStatus, Receipt, RoleRecord, Store,
+    StoreError, StoreResult,
 };
 use crate::permissions::system;
 use crate::view::{Event, View};
@@ -129,6 +130,9 @@ impl Keys {
     pub fn audit(&self, account: &str) -> String {
         format!("{}audit:{account}", self.prefix)
     }
+    pub fn receipt(&self, account: &str, request_id: &str) -> String {
+        format!("{}idem:{account}:{request_id}", self.prefix)
+    }
 }
 
 /// The field of the `revoked` hash for a revoked credential id.
@@ -180,6 +184,29 @@ redis.call('ZADD', KEYS[2], 0, ARGV[1])
 if ARGV[5] ~= '' then redis.call('ZADD', KEYS[3], ARGV[4], ARGV[1]) end
 audit()
 return 'OK'
+"#;
+
+/// INSERT_KEY under a request id: a retry finds the first attempt's receipt and writes nothing
+/// new, except that it rewrites the receipt, so that the `WAIT` after it also covers the first
+/// attempt's write (a retry after UNAVAILABLE is acknowledged only once replicas hold the key).
+const INSERT_KEY_ONCE: &str = r#"
+-- KEYS: key hash, account keys, role keys, account roles, receipt
+-- ARGV: key id, record, refresh hash or '', expiry score, role id or '', 'custom' or '',
+--       receipt, receipt ttl
+local prior = redis.call('GET', KEYS[5])
+if prior then
+  redis.call('SET', KEYS[5], prior, 'KEEPTTL')
+  return {'REPLAY', prior}
+end
+if redis.call('EXISTS', KEYS[1]) == 1 then return {'EXISTS'} end
+if ARGV[6] == 'custom' and redis.call('HEXISTS', KEYS[4], ARGV[5]) == 0 then return {'NOROLE'} end
+redis.call('HSET', KEYS[1], 'rec', ARGV[2])
+if ARGV[3] ~= '' then redis.call('HSET', KEYS[1], 'refresh', ARGV[3]) end
+redis.call('ZADD', KEYS[2], 0, ARGV[1])
+if ARGV[5] ~= '' then redis.call('ZADD', KEYS[3], ARGV[4], ARGV[1]) end
+redis.call('SET', KEYS[5], ARGV[7], 'EX', ARGV[8])
+audit()
+return {'OK'}
 "#;
 
 const REVOKE_KEY: &str = r#"
@@ -339,6 +366,7 @@ pub struct RedisStore {
     /// the stream later is harmless: events are idempotent).
     view: Arc<View>,
     insert_key: Script,
+    insert_key_once: Script,
     revoke_key: Script,
     publish: Script,
     revoke_token_id: Script,
@@ -425,6 +453,7 @@ impl RedisStore {
             config,
             view,
             insert_key: mutation(INSERT_KEY),
+            insert_key_once: mutation(INSERT_KEY_ONCE),
             revoke_key: mutation(REVOKE_KEY),
             publish: mutation(PUBLISH),
             revoke_token_id: mutation(&format!("{SWEEP_TOKEN_IDS}{REVOKE_TOKEN_ID}")),
@@ -570,6 +599,54 @@ impl Store for RedisStore {
         match outcome.as_str() {
             "OK" => Ok(()),
             "NOROLE" => Err(StoreError::NotFound(format!(
+                "role_id: no role {role_id:?} in this account"
+            ))),
+            _ => Err(StoreError::AlreadyExists(format!(
+                "key {} already exists",
+                key.key_id
+            ))),
+        }
+    }
+
+    async fn insert_key_once(
+        &self,
+        key: KeyRecord,
+        audit: Option<&AuditRecord>,
+        request_id: &str,
+        receipt: &Receipt,
+    ) -> StoreResult<Option<Receipt>> {
+        let mut stored = key.clone();
+        stored.revoked_at = None;
+        stored.refresh_hash = None;
+        let role_id = key.role_id.clone().unwrap_or_default();
+        let custom = !role_id.is_empty() && system::permissions(&role_id).is_none();
+        let reply: Vec<String> = self
+            .insert_key_once
+            .key(self.keys.key(&key.account, &key.key_id))
+            .key(self.keys.account_keys(&key.account))
+            .key(self.keys.role_keys(&key.account, &role_id))
+            .key(self.keys.roles(&key.account))
+            .key(self.keys.receipt(&key.account, request_id))
+            .arg(&key.key_id)
+            .arg(to_json(&stored)?)
+            .arg(key.refresh_hash.clone().unwrap_or_default())
+            .arg(expiry_score(key.expires_at))
+            .arg(&role_id)
+            .arg(if custom { "custom" } else { "" })
+            .arg(to_json(receipt)?)
+            .arg(super::IDEMPOTENCY_TTL_SECS)
+            .key(self.keys.audit(&key.account))
+            .arg(audit_json(audit)?)
+            .arg(self.audit_max_len())
+            .invoke_async(&mut self.write())
+            .await
+            .map_err(unavailable)?;
+        match reply.as_slice() {
+            [ok] if ok == "OK" => Ok(None),
+            [replay, prior] if replay == "REPLAY" => serde_json::from_str(prior)
+                .map(Some)
+                .map_err(|e| corrupt("receipt", e)),
+            [norole] if norole == "NOROLE" => Err(StoreError::NotFound(format!(
                 "role_id: no role {role_id:?} in this account"
             ))),
             _ => Err(StoreError::AlreadyExists(format!(

@@ -362,6 +362,7 @@ async fn write_seeds() {
             system::VIEWER,
             "viewer",
             Some(Expiry::At(NOW + 3600)),
+            None,
         )
         .await
         .expect("a viewer key");
