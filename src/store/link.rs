@@ -18,6 +18,7 @@
 //! same round trip, and fails unless `n` replicas acknowledged the write (see the README,
 //! "Durability").
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -126,8 +127,14 @@ impl Resolver {
 struct Inner {
     target: Target,
     config: AsyncConnectionConfig,
-    /// The live connection and its generation (so that one failure drops it only once).
-    current: Mutex<Option<(u64, MultiplexedConnection)>>,
+    /// The live connection, its generation (so that one failure drops it only once) and the
+    /// group epoch it was made in.
+    current: Mutex<Option<Current>>,
+    /// Shared by the links [`Link::separate`] made from one another: when one of them loses its
+    /// connection, the epoch moves on and the others reconnect before their next command
+    /// instead of failing on a connection to a server that is gone (after a failover, the
+    /// first command on each idle connection would otherwise fail).
+    epoch: Arc<AtomicU64>,
     /// Serialises reconnecting.
     connector: tokio::sync::Mutex<Connector>,
 }
@@ -140,6 +147,13 @@ struct Connector {
     failed: Option<(Instant, String)>,
 }
 
+#[derive(Clone)]
+struct Current {
+    generation: u64,
+    epoch: u64,
+    conn: MultiplexedConnection,
+}
+
 /// A connection that reconnects, and follows the primary; clones share it.
 #[derive(Clone)]
 pub struct Link {
@@ -149,6 +163,14 @@ pub struct Link {
 impl Link {
     /// A link to `target` whose commands may take up to `response_timeout`. Connects lazily.
     pub fn new(target: Target, response_timeout: Duration) -> Result<Link, String> {
+        Link::in_group(target, response_timeout, Arc::new(AtomicU64::new(0)))
+    }
+
+    fn in_group(
+        target: Target,
+        response_timeout: Duration,
+        epoch: Arc<AtomicU64>,
+    ) -> Result<Link, String> {
         target.check()?;
         let resolver = match &target {
             Target::Url(url) => Resolver::Url(
@@ -187,6 +209,7 @@ impl Link {
                 target,
                 config,
                 current: Mutex::new(None),
+                epoch,
                 connector: tokio::sync::Mutex::new(Connector {
                     resolver,
                     generation: 0,
@@ -212,20 +235,34 @@ impl Link {
     /// The same target, on a connection of its own (for blocking reads and `WAIT`, which hold
     /// up every other command queued on their connection).
     pub fn separate(&self, response_timeout: Duration) -> Result<Link, String> {
-        Link::new(self.inner.target.clone(), response_timeout)
+        Link::in_group(
+            self.inner.target.clone(),
+            response_timeout,
+            self.inner.epoch.clone(),
+        )
     }
 
-    fn lock_current(&self) -> std::sync::MutexGuard<'_, Option<(u64, MultiplexedConnection)>> {
+    fn lock_current(&self) -> std::sync::MutexGuard<'_, Option<Current>> {
         // Only ever holds an assignment: a poisoned lock still holds a whole value.
         self.inner.current.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// The current connection, unless a link of the group lost its own since it was made.
+    fn live(&self) -> Option<(u64, MultiplexedConnection)> {
+        let epoch = self.inner.epoch.load(Ordering::Acquire);
+        let current = self.lock_current();
+        current
+            .as_ref()
+            .filter(|c| c.epoch >= epoch)
+            .map(|c| (c.generation, c.conn.clone()))
+    }
+
     async fn connection(&self) -> Result<(u64, MultiplexedConnection), RedisError> {
-        if let Some(current) = self.lock_current().clone() {
+        if let Some(current) = self.live() {
             return Ok(current);
         }
         let mut connector = self.inner.connector.lock().await;
-        if let Some(current) = self.lock_current().clone() {
+        if let Some(current) = self.live() {
             return Ok(current);
         }
         if let Some((at, error)) = &connector.failed {
@@ -237,6 +274,7 @@ impl Link {
                 )));
             }
         }
+        let epoch = self.inner.epoch.load(Ordering::Acquire);
         let attempt = async {
             let client = connector.resolver.client().await?;
             client
@@ -255,9 +293,12 @@ impl Link {
             Ok(conn) => {
                 connector.generation += 1;
                 connector.failed = None;
-                let current = (connector.generation, conn);
-                *self.lock_current() = Some(current.clone());
-                Ok(current)
+                *self.lock_current() = Some(Current {
+                    generation: connector.generation,
+                    epoch,
+                    conn: conn.clone(),
+                });
+                Ok((connector.generation, conn))
             }
             Err(e) => {
                 connector.failed = Some((Instant::now(), e.to_string()));
@@ -269,9 +310,10 @@ impl Link {
     /// Drops connection `generation` if it is still the current one.
     fn drop_connection(&self, generation: u64, error: &RedisError) {
         let mut current = self.lock_current();
-        if current.as_ref().is_some_and(|(g, _)| *g == generation) {
+        if current.as_ref().is_some_and(|c| c.generation == generation) {
             tracing::warn!(target_redis = %self.describe(), error = %error, "Redis connection lost; reconnecting on the next command");
             *current = None;
+            self.inner.epoch.fetch_add(1, Ordering::AcqRel);
         }
     }
 

@@ -947,7 +947,7 @@ async fn token_id_revocations_end_in_every_cell_and_leave_redis() {
 
 // --- 6. A cell cut off from the primary knows it ------------------------------------------------
 
-async fn wait_for(what: &str, within: Duration, mut f: impl AsyncFnMut() -> bool) {
+pub(crate) async fn wait_for(what: &str, within: Duration, mut f: impl AsyncFnMut() -> bool) {
     let deadline = Instant::now() + within;
     while !f().await {
         assert!(Instant::now() < deadline, "{what}: not within {within:?}");

@@ -6,6 +6,7 @@ mod binary;
 mod cells;
 mod cli;
 mod common;
+mod failover;
 mod foundation;
 mod fuzz_replay;
 mod guarantees;

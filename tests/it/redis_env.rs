@@ -214,6 +214,11 @@ impl RedisServer {
 
     /// Kills the server with SIGKILL (no shutdown work at all) and waits for it to exit. The
     /// directory is kept. Does nothing if the server is not running.
+    /// Sends SIGKILL through a shared reference (the process is reaped later, or on drop).
+    pub fn kill_now(&self) {
+        self.signal("-KILL");
+    }
+
     pub fn kill(&mut self) {
         let port = self.port;
         let Some(mut child) = self.child_mut().take() else {

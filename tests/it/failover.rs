@@ -1,0 +1,555 @@
+//! Primary failover: no acknowledged write is lost, nodes follow the new primary, and a node
+//! whose stream position a failover made invalid reloads instead of skipping.
+//!
+//! Real processes: a primary, two replicas (one per cell) and three Sentinels on free ports;
+//! nodes find the primary through the Sentinels (`--redis-sentinel`), and acknowledge a mutation
+//! only once a replica holds it (`--min-replica-acks`, automatic: 1).
+
+use std::time::{Duration, Instant};
+
+use authcell::proto::authcell::v1 as pb;
+use authcell::proto::global_admin as ga;
+use tonic::Code;
+
+use crate::cells::{read, until_revoked, Cells, Node, NodeConfig};
+use crate::common::*;
+use crate::guarantees::wait_for;
+use crate::redis_env::{RedisOptions, RedisServer, Topology, SENTINEL_MASTER};
+
+/// Three Sentinels watching `primary`, once they know both replicas and each other.
+fn start_sentinels(primary: u16) -> Vec<RedisServer> {
+    let sentinels: Vec<RedisServer> = (0..3)
+        .map(|_| {
+            RedisServer::start(RedisOptions {
+                sentinel_of: Some(primary),
+                ..RedisOptions::default()
+            })
+        })
+        .collect();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    for sentinel in &sentinels {
+        loop {
+            let reply = sentinel.command(&["SENTINEL", "master", SENTINEL_MASTER]);
+            let fields: Vec<&str> = reply.lines().collect();
+            let field = |name: &str| {
+                fields
+                    .chunks(2)
+                    .find(|kv| kv.first() == Some(&name))
+                    .and_then(|kv| kv.get(1).copied())
+            };
+            if field("num-slaves") == Some("2") && field("num-other-sentinels") == Some("2") {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "Sentinel on port {} did not find both replicas and its peers: {reply}",
+                sentinel.port()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+    sentinels
+}
+
+/// The Sentinels' addresses, as `--redis-sentinel` takes them (leaked: node configurations
+/// borrow them for the test's whole life).
+fn addresses(sentinels: &[RedisServer]) -> &'static [String] {
+    Vec::leak(
+        sentinels
+            .iter()
+            .map(|s| format!("127.0.0.1:{}", s.port()))
+            .collect(),
+    )
+}
+
+/// Two cells whose nodes follow the primary through Sentinel.
+async fn sentinel_cells() -> (Cells, Vec<RedisServer>) {
+    let topology = Topology::start(false);
+    let sentinels = start_sentinels(topology.primary.port());
+    let addrs = addresses(&sentinels);
+    let cells = Cells::start_on(
+        topology,
+        |c| NodeConfig {
+            sentinels: Some(addrs),
+            ..c
+        },
+        |c| NodeConfig {
+            sentinels: Some(addrs),
+            ..c
+        },
+    )
+    .await;
+    (cells, sentinels)
+}
+
+/// The port Sentinel names as the primary now.
+fn named_primary(sentinels: &[RedisServer]) -> u16 {
+    let address = sentinels[0].master_address();
+    address
+        .rsplit(':')
+        .next()
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("Sentinel answered {address:?}"))
+}
+
+/// The server of `cells` on `port`.
+fn server(cells: &Cells, port: u16) -> &RedisServer {
+    let t = &cells.topology;
+    [&t.primary, &t.replica_a, &t.replica_b]
+        .into_iter()
+        .find(|s| s.port() == port)
+        .unwrap_or_else(|| panic!("no server on port {port}"))
+}
+
+/// What riding out one failover showed.
+struct RideOut {
+    /// The promoted server's port.
+    primary: u16,
+    /// From the kill to Sentinel naming the new primary.
+    promoted_after: Duration,
+    /// From Sentinel naming it to the first mutation acknowledged (if `mutate`).
+    resumed_after: Option<Duration>,
+    /// Checks made in both cells meanwhile.
+    checks: u64,
+}
+
+/// After the primary on `old` was killed: checks `live` (must stay allowed: the cells keep
+/// serving) and every credential in `refused` (must never be allowed) in both cells every few
+/// ms, until Sentinel names a new primary and, with `mutate`, a key can be created again.
+async fn ride_out(
+    cells: &Cells,
+    sentinels: &[RedisServer],
+    old: u16,
+    killed_at: Instant,
+    live: &str,
+    refused: &[&str],
+    mutate: bool,
+) -> RideOut {
+    let mut promoted: Option<(u16, Instant)> = None;
+    let mut checks = 0;
+    loop {
+        for (cell, node) in [("a", &cells.a), ("b", &cells.b)] {
+            let verdict = node.authorize(read(live)).await;
+            assert!(
+                verdict.allowed,
+                "cell {cell} stopped serving a live key during the failover: {verdict:?}"
+            );
+            for credential in refused {
+                let verdict = node.authorize(read(credential)).await;
+                assert!(
+                    !verdict.allowed,
+                    "cell {cell} allowed a revoked credential during the failover ({:?} after the kill)",
+                    killed_at.elapsed()
+                );
+            }
+            checks += 1;
+        }
+        if promoted.is_none() {
+            let port = named_primary(sentinels);
+            if port != old && server(cells, port).command(&["ROLE"]).starts_with("master") {
+                promoted = Some((port, Instant::now()));
+            }
+        }
+        if let Some((port, at)) = promoted {
+            if !mutate {
+                return RideOut {
+                    primary: port,
+                    promoted_after: at - killed_at,
+                    resumed_after: None,
+                    checks,
+                };
+            }
+            if cells.a.create_key(&cells.owner, "viewer").await.is_ok() {
+                return RideOut {
+                    primary: port,
+                    promoted_after: at - killed_at,
+                    resumed_after: Some(at.elapsed()),
+                    checks,
+                };
+            }
+        }
+        assert!(
+            killed_at.elapsed() < Duration::from_secs(40),
+            "no new primary, or no mutation acknowledged, 40 s after the kill (promoted: {promoted:?})"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// How long after Sentinel names the new primary mutations may still fail: the nodes notice
+/// the lost connection, ask Sentinel again (at most every 100 ms), and the remaining replica
+/// must reattach to the new primary before `WAIT` can be satisfied (README, "Durability").
+const RESUME_BOUND: Duration = Duration::from_secs(3);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_acknowledged_revocation_survives_a_primary_kill_and_the_cells_keep_serving() {
+    let (cells, sentinels) = sentinel_cells().await;
+    let (key, key_id) = cells
+        .a
+        .create_key(&cells.owner, "operator")
+        .await
+        .expect("key");
+    for node in [&cells.a, &cells.b] {
+        wait_for(
+            "the new key to reach both cells",
+            Duration::from_secs(2),
+            || async { node.authorize(read(&key)).await.allowed },
+        )
+        .await;
+    }
+
+    cells
+        .a
+        .revoke_key(&cells.owner, &key_id)
+        .await
+        .expect("revoke");
+    let old = cells.topology.primary.port();
+    let killed_at = Instant::now();
+    cells.topology.primary.kill_now();
+
+    // Before the promotion: refused in both cells.
+    assert_eq!(
+        cells.a.authorize(read(&key)).await.reason,
+        pb::Reason::Revoked as i32
+    );
+    until_revoked(&cells.b, &key, Duration::from_secs(1)).await;
+
+    // Through the failover: never allowed, and the owner key always served.
+    let ride = ride_out(
+        &cells,
+        &sentinels,
+        old,
+        killed_at,
+        &cells.owner,
+        &[&key],
+        true,
+    )
+    .await;
+    let resumed = ride.resumed_after.expect("mutated");
+    eprintln!(
+        "failover: new primary named {:?} after the kill, mutations acknowledged again {:?} after that; {} checks in each cell meanwhile",
+        ride.promoted_after, resumed, ride.checks
+    );
+    assert!(
+        resumed <= RESUME_BOUND,
+        "mutations resumed {resumed:?} after the promotion (bound {RESUME_BOUND:?})"
+    );
+
+    // The revocation is in the new primary's data, and both cells still refuse the key.
+    let primary = server(&cells, ride.primary);
+    assert_ne!(
+        primary.command(&["HGET", &format!("authcell:key:acme:{key_id}"), "revoked_at"]),
+        "(nil)",
+        "the new primary lost the acknowledged revocation"
+    );
+    for node in [&cells.a, &cells.b] {
+        assert_eq!(
+            node.authorize(read(&key)).await.reason,
+            pb::Reason::Revoked as i32
+        );
+    }
+    // Revocations made after the failover reach the other cell through its replica, which
+    // now follows the new primary.
+    let (later, later_id) = cells
+        .a
+        .create_key(&cells.owner, "viewer")
+        .await
+        .expect("key after failover");
+    cells
+        .a
+        .revoke_key(&cells.owner, &later_id)
+        .await
+        .expect("revoke after failover");
+    until_revoked(&cells.b, &later, Duration::from_secs(2)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_acknowledged_key_and_issued_before_cut_survive_primary_kills() {
+    let (cells, sentinels) = sentinel_cells().await;
+
+    // A key created just before the primary dies is there after the failover: listed,
+    // described, and revocable.
+    let (key, key_id) = cells
+        .a
+        .create_key(&cells.owner, "viewer")
+        .await
+        .expect("key");
+    let old = cells.topology.primary.port();
+    let killed_at = Instant::now();
+    cells.topology.primary.kill_now();
+    let ride = ride_out(&cells, &sentinels, old, killed_at, &cells.owner, &[], true).await;
+    let primary = server(&cells, ride.primary);
+    assert_eq!(
+        primary.command(&["ZSCORE", "authcell:acct:acme:keys", &key_id]),
+        "0",
+        "the new primary does not list the acknowledged key"
+    );
+    let described = cells
+        .a
+        .admin()
+        .await
+        .describe_api_key(with_key(
+            pb::DescribeApiKeyRequest {
+                key_id: key_id.clone(),
+            },
+            &cells.owner,
+        ))
+        .await;
+    assert!(
+        described.is_ok(),
+        "DescribeApiKey after the failover: {described:?}"
+    );
+    cells
+        .b
+        .revoke_key(&cells.owner, &key_id)
+        .await
+        .expect("the key is revocable after the failover");
+    until_revoked(&cells.a, &key, Duration::from_secs(2)).await;
+
+    // An issued-before cut made just before the new primary dies too. It is made through the
+    // node whose cell reads from that primary (so that node has applied it itself); the other
+    // cell reads from the last replica, which is promoted and holds the cut (it was the only
+    // replica that could acknowledge it).
+    let (beta, _) = cells
+        .a
+        .authority
+        .bootstrap("beta", false)
+        .await
+        .expect("account beta");
+    let via: &Node = if cells.topology.replica_a.port() == ride.primary {
+        &cells.a
+    } else {
+        &cells.b
+    };
+    for node in [&cells.a, &cells.b] {
+        wait_for(
+            "beta's key in both cells",
+            Duration::from_secs(2),
+            || async { node.authorize(read(&beta)).await.allowed },
+        )
+        .await;
+    }
+    let cut = via
+        .admin()
+        .await
+        .revoke_issued_before(with_key(pb::RevokeIssuedBeforeRequest::default(), &beta))
+        .await
+        .expect("revoke issued before")
+        .into_inner()
+        .issued_before_epoch_millis;
+    let old = ride.primary;
+    let killed_at = Instant::now();
+    server(&cells, old).kill_now();
+    assert_eq!(
+        via.authorize(read(&beta)).await.reason,
+        pb::Reason::Revoked as i32
+    );
+    let other = if std::ptr::eq(via, &cells.a) {
+        &cells.b
+    } else {
+        &cells.a
+    };
+    until_revoked(other, &beta, Duration::from_secs(1)).await;
+    let ride = ride_out(
+        &cells,
+        &sentinels,
+        old,
+        killed_at,
+        &cells.owner,
+        &[&beta],
+        false,
+    )
+    .await;
+    assert_eq!(
+        server(&cells, ride.primary).command(&["HGET", "authcell:watermarks", "beta"]),
+        cut.to_string(),
+        "the last primary lost the acknowledged issued-before cut"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_mutation_no_replica_acknowledges_is_unavailable_and_its_retry_creates_one_key() {
+    let cells = Cells::start(false).await;
+    let (_, victim_id) = cells
+        .a
+        .create_key(&cells.owner, "viewer")
+        .await
+        .expect("key");
+    let keys_before = cells
+        .topology
+        .primary
+        .command(&["ZCARD", "authcell:acct:acme:keys"]);
+    let create = |description: &str| {
+        let mut request = with_key(
+            ga::GenerateGlobalApiKeyRequest {
+                role_id: "viewer".into(),
+                description: description.into(),
+                expiry: Some(ga::generate_global_api_key_request::Expiry::Never(
+                    ga::generate_global_api_key_request::Never {},
+                )),
+            },
+            &cells.owner,
+        );
+        request
+            .metadata_mut()
+            .insert("idempotency-key", "deploy-42".parse().expect("ascii"));
+        request
+    };
+
+    cells.topology.replica_a.pause();
+    cells.topology.replica_b.pause();
+    let client =
+        || async { ga::global_admin_client::GlobalAdminClient::new(cells.a.channel().await) };
+    let status = client()
+        .await
+        .generate_global_api_key(create("ci deploy key"))
+        .await
+        .expect_err("no replica can acknowledge");
+    assert_eq!(status.code(), Code::Unavailable, "{status:?}");
+    assert!(
+        status.message().contains("replica") && status.message().contains("retrying is safe"),
+        "{status:?}"
+    );
+    let status = cells
+        .a
+        .revoke_key(&cells.owner, &victim_id)
+        .await
+        .expect_err("no replica can acknowledge");
+    assert_eq!(status.code(), Code::Unavailable, "{status:?}");
+    cells.topology.replica_a.resume();
+    cells.topology.replica_b.resume();
+
+    // The retry under the same request id answers with the key the first attempt made.
+    let first = client()
+        .await
+        .generate_global_api_key(create("ci deploy key"))
+        .await
+        .expect("retry")
+        .into_inner();
+    let again = client()
+        .await
+        .generate_global_api_key(create("ci deploy key"))
+        .await
+        .expect("second retry")
+        .into_inner();
+    assert_eq!(first.api_key, again.api_key, "a retry returns the same key");
+    let keys_after = cells
+        .topology
+        .primary
+        .command(&["ZCARD", "authcell:acct:acme:keys"]);
+    assert_eq!(
+        keys_after.parse::<u64>().expect("count"),
+        keys_before.parse::<u64>().expect("count") + 1,
+        "one request id, one key"
+    );
+    assert!(cells.a.authorize(read(&first.api_key)).await.allowed);
+    // The same id for a different request is refused, not replayed.
+    let status = client()
+        .await
+        .generate_global_api_key(create("another key"))
+        .await
+        .expect_err("reused id");
+    assert_eq!(status.code(), Code::FailedPrecondition, "{status:?}");
+    assert!(status.message().contains("idempotency-key"), "{status:?}");
+    // The revocation's retry goes through.
+    cells
+        .a
+        .revoke_key(&cells.owner, &victim_id)
+        .await
+        .expect("revocation retried");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_whose_position_a_failover_lost_reloads_instead_of_skipping() {
+    // Writes acknowledged without replicas here, so that the promoted replica can lack the
+    // tail cell b already read: the case the position check exists for.
+    let cells = Cells::start_on(
+        Topology::start(false),
+        |c| NodeConfig {
+            min_replica_acks: Some(0),
+            ..c
+        },
+        |c| NodeConfig {
+            min_replica_acks: Some(0),
+            ..c
+        },
+    )
+    .await;
+    let (x, x_id) = cells.a.create_key(&cells.owner, "viewer").await.expect("x");
+    let (y, y_id) = cells.a.create_key(&cells.owner, "viewer").await.expect("y");
+    wait_for("y in cell b", Duration::from_secs(2), || async {
+        cells.b.authorize(read(&y)).await.allowed
+    })
+    .await;
+
+    // Replica a is cut off from the primary (made a primary of its own, keeping its data)
+    // and misses the revocation of x; cell b (replica b) applies it.
+    let promoted = &cells.topology.replica_a;
+    assert_eq!(promoted.command(&["REPLICAOF", "NO", "ONE"]), "OK");
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let x_event = cells
+        .a
+        .revoke_key(&cells.owner, &x_id)
+        .await
+        .expect("revoke x");
+    until_revoked(&cells.b, &x, Duration::from_secs(1)).await;
+    assert_eq!(
+        promoted.command(&["HGET", &format!("authcell:key:acme:{x_id}"), "revoked_at"]),
+        "(nil)",
+        "precondition: replica a missed the revocation"
+    );
+
+    // The primary dies; replica b follows replica a, resyncing in full: its stream no longer
+    // holds the event at cell b's position.
+    cells.topology.primary.kill_now();
+    let port = promoted.port().to_string();
+    assert_eq!(
+        cells
+            .topology
+            .replica_b
+            .command(&["REPLICAOF", "127.0.0.1", &port]),
+        "OK"
+    );
+    cells.topology.replica_b.wait_for_link_up();
+
+    // The new primary writes a revocation (and a few other events) with ids below cell b's
+    // position, as a primary whose clock is behind the old one's would: tailing on from that
+    // position would skip them.
+    let x_ms: u64 = x_event
+        .split('-')
+        .next()
+        .and_then(|m| m.parse().ok())
+        .expect("event id");
+    for i in 0..10 {
+        let filler = format!(r#"{{"CredentialRevoked":{{"account":"acme","id":"filler-{i}"}}}}"#);
+        promoted.command(&[
+            "XADD",
+            "authcell:events",
+            &format!("{}-{i}", x_ms - 50),
+            "e",
+            &filler,
+        ]);
+    }
+    let y_event = format!(r#"{{"CredentialRevoked":{{"account":"acme","id":"{y_id}"}}}}"#);
+    promoted.command(&[
+        "HSET",
+        "authcell:revoked",
+        &format!("c\u{0}acme\u{0}{y_id}"),
+        "1",
+    ]);
+    let added = promoted.command(&[
+        "XADD",
+        "authcell:events",
+        &format!("{}-0", x_ms - 20),
+        "e",
+        &y_event,
+    ]);
+    assert!(!added.starts_with("(error)"), "{added}");
+
+    until_revoked(&cells.b, &y, Duration::from_secs(5)).await;
+    assert_eq!(
+        cells.b.authorize(read(&x)).await.reason,
+        pb::Reason::Revoked as i32,
+        "a reload keeps what the node had already applied"
+    );
+}
