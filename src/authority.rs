@@ -415,6 +415,12 @@ impl Authority {
             .get_key(account, &prior.key_id)
             .await?
             .ok_or_else(|| Error::Internal("the key of a replayed request is gone".into()))?;
+        if self.key_status(&record) != KeyStatus::Active {
+            return Err(Error::FailedPrecondition(format!(
+                "{IDEMPOTENCY_KEY}: the key this request created ({}) has been revoked or has expired since",
+                record.key_id
+            )));
+        }
         tracing::info!(account = %account, key_id = %record.key_id, "key creation replayed for a repeated idempotency-key");
         Ok((self.sign(&claims)?, record))
     }

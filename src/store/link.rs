@@ -331,14 +331,18 @@ impl Link {
                     .await
                     .map(Reply::Many),
             };
+            // A server's error reply comes back as a value (the caller turns it into an error
+            // later); READONLY means nothing ran: a pipeline's first command, or the command.
             let error = match result {
-                // A READONLY inside a pipeline comes back as a value: nothing in it ran.
                 Ok(Reply::Many(values)) => match values.first() {
                     Some(Value::ServerError(e)) if e.code() == "READONLY" => {
                         RedisError::from(e.clone())
                     }
                     _ => return Ok(Reply::Many(values)),
                 },
+                Ok(Reply::One(Value::ServerError(e))) if e.code() == "READONLY" => {
+                    RedisError::from(e)
+                }
                 Ok(reply) => return Ok(reply),
                 Err(e) => e,
             };
@@ -430,14 +434,21 @@ impl Acks {
 /// The message of a mutation whose replicas did not acknowledge it in time.
 pub const NOT_REPLICATED: &str = "not acknowledged by enough Redis replicas";
 
-/// A mutation connection: every command is followed, in the same round trip, by
-/// `WAIT replicas timeout`, and fails unless enough replicas acknowledged it.
+/// A mutation connection: every command is followed, in the same round trip, by a fence (an
+/// `INCR` of `fence`) and `WAIT replicas timeout`, and fails unless enough replicas acknowledged
+/// it.
+///
+/// The fence is a write, so the `WAIT` covers everything the primary holds at that moment even
+/// when the command itself wrote nothing (a retry that finds its first attempt's work done, a
+/// refusal that read state another caller wrote but is not yet replicated): Redis 7.2 and later
+/// advance a connection's replication offset only on writes it propagates.
 ///
 /// `WAIT` blocks its connection on the server until it returns, so a `Durable` must run on a
 /// link of its own (see [`Link::separate`]), never on the one that serves reads.
 pub struct Durable {
     pub link: Link,
     pub acks: Acks,
+    pub fence: String,
 }
 
 impl ConnectionLike for Durable {
@@ -448,11 +459,14 @@ impl ConnectionLike for Durable {
             }
             let mut pipe = redis::pipe();
             pipe.add_command(cmd.clone())
+                .cmd("INCR")
+                .arg(&self.fence)
                 .cmd("WAIT")
                 .arg(self.acks.replicas)
                 .arg(u64::try_from(self.acks.timeout.as_millis()).unwrap_or(u64::MAX));
-            let mut values = self.link.req_packed_commands(&pipe, 0, 2).await?;
+            let mut values = self.link.req_packed_commands(&pipe, 0, 3).await?;
             let waited = values.pop();
+            let _fence = values.pop();
             let value = values.pop().unwrap_or(Value::Nil).extract_error()?;
             let acked = match waited {
                 Some(Value::Int(n)) => n,
@@ -475,33 +489,25 @@ impl ConnectionLike for Durable {
         })
     }
 
+    /// Mutations are single commands (one script each); a pipeline has no single reply to
+    /// fence and wait after, so it is refused rather than acknowledged without waiting.
     fn req_packed_commands<'a>(
         &'a mut self,
-        pipeline: &'a Pipeline,
-        offset: usize,
-        count: usize,
+        _pipeline: &'a Pipeline,
+        _offset: usize,
+        _count: usize,
     ) -> RedisFuture<'a, Vec<Value>> {
         Box::pin(async move {
-            let values = self
-                .link
-                .req_packed_commands(pipeline, offset, count)
-                .await?;
-            if self.acks.replicas > 0 {
-                let acked: i64 = redis::cmd("WAIT")
-                    .arg(self.acks.replicas)
-                    .arg(u64::try_from(self.acks.timeout.as_millis()).unwrap_or(u64::MAX))
-                    .query_async(&mut self.link)
-                    .await?;
-                if acked < i64::from(self.acks.replicas) {
-                    crate::metrics::bump(&crate::metrics::COUNTERS.replica_ack_timeouts);
-                    return Err(RedisError::from((
-                        ErrorKind::Io,
-                        NOT_REPLICATED,
-                        format!("{acked} of {} replica(s) acknowledged", self.acks.replicas),
-                    )));
-                }
+            if self.acks.replicas == 0 {
+                return self
+                    .link
+                    .req_packed_commands(_pipeline, _offset, _count)
+                    .await;
             }
-            Ok(values)
+            Err(RedisError::from((
+                ErrorKind::Client,
+                "pipelines are not supported on a mutation connection",
+            )))
         })
     }
 

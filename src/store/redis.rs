@@ -27,6 +27,7 @@
 //! | `events` | stream | field `e`: [`Event`] JSON; capped with `MAXLEN ~` |
 //! | `nodes` | hash | node id -> [`NodeStatus`] JSON (progress reports) |
 //! | `rl:{account}` | string | GCRA theoretical arrival time, ms (rate limiter) |
+//! | `fence` | string | a counter every mutation increments before its `WAIT` (see [`super::link::Durable`]) |
 //! | `idem:{account}:{request id}` | string | [`Receipt`] JSON of a key created under an `idempotency-key`; expires after 24 h |
 //! | `audit:{account}` | stream | field `a`: [`AuditRecord`] JSON; capped with `MAXLEN ~` (ids give the time) |
 //!
@@ -129,6 +130,9 @@ impl Keys {
     }
     pub fn audit(&self, account: &str) -> String {
         format!("{}audit:{account}", self.prefix)
+    }
+    pub fn fence(&self) -> String {
+        format!("{}fence", self.prefix)
     }
     pub fn receipt(&self, account: &str, request_id: &str) -> String {
         format!("{}idem:{account}:{request_id}", self.prefix)
@@ -301,6 +305,8 @@ if ARGV[2] == '' then
   if old then return 'EXISTS' end
 else
   if not old then return 'NOTFOUND' end
+  -- A retry of an update that was applied: done already.
+  if old == ARGV[3] then return 'OK' end
   if old ~= ARGV[2] then return 'CONFLICT' end
 end
 if ARGV[4] ~= ARGV[5] then
@@ -410,6 +416,22 @@ fn to_json<T: serde::Serialize>(value: &T) -> StoreResult<String> {
 
 pub use crate::clock::wall_ms;
 
+/// Runs a mutation script. A node that followed the primary to a new server after `READONLY`
+/// (see [`Link`]) can meet a server without the script in the middle of redis-rs's own
+/// NOSCRIPT fallback; the second attempt loads it there. A NOSCRIPT reply means the script did
+/// not run, so trying again is safe.
+async fn run_script<T: redis::FromRedisValue>(
+    invocation: &redis::ScriptInvocation<'_>,
+    conn: &mut Durable,
+) -> redis::RedisResult<T> {
+    match invocation.invoke_async(conn).await {
+        Err(e) if e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript) => {
+            invocation.invoke_async(conn).await
+        }
+        other => other,
+    }
+}
+
 /// Drops ended token-id revocations from Redis (at most 1000 a call); returns how many. Nodes
 /// call it on their heartbeat; each new token-id revocation also sweeps first.
 pub async fn sweep_token_id_revocations(
@@ -481,6 +503,7 @@ impl RedisStore {
         Durable {
             link: self.writes[i % self.writes.len()].clone(),
             acks: self.config.acks,
+            fence: self.keys.fence(),
         }
     }
 
@@ -578,24 +601,25 @@ impl Store for RedisStore {
         stored.refresh_hash = None;
         let role_id = key.role_id.clone().unwrap_or_default();
         let custom = !role_id.is_empty() && system::permissions(&role_id).is_none();
-        let outcome: String = self
-            .insert_key
-            .key(self.keys.key(&key.account, &key.key_id))
-            .key(self.keys.account_keys(&key.account))
-            .key(self.keys.role_keys(&key.account, &role_id))
-            .key(self.keys.roles(&key.account))
-            .arg(&key.key_id)
-            .arg(to_json(&stored)?)
-            .arg(key.refresh_hash.clone().unwrap_or_default())
-            .arg(expiry_score(key.expires_at))
-            .arg(&role_id)
-            .arg(if custom { "custom" } else { "" })
-            .key(self.keys.audit(&key.account))
-            .arg(audit_json(audit)?)
-            .arg(self.audit_max_len())
-            .invoke_async(&mut self.write())
-            .await
-            .map_err(unavailable)?;
+        let outcome: String = run_script(
+            self.insert_key
+                .key(self.keys.key(&key.account, &key.key_id))
+                .key(self.keys.account_keys(&key.account))
+                .key(self.keys.role_keys(&key.account, &role_id))
+                .key(self.keys.roles(&key.account))
+                .arg(&key.key_id)
+                .arg(to_json(&stored)?)
+                .arg(key.refresh_hash.clone().unwrap_or_default())
+                .arg(expiry_score(key.expires_at))
+                .arg(&role_id)
+                .arg(if custom { "custom" } else { "" })
+                .key(self.keys.audit(&key.account))
+                .arg(audit_json(audit)?)
+                .arg(self.audit_max_len()),
+            &mut self.write(),
+        )
+        .await
+        .map_err(unavailable)?;
         match outcome.as_str() {
             "OK" => Ok(()),
             "NOROLE" => Err(StoreError::NotFound(format!(
@@ -620,27 +644,28 @@ impl Store for RedisStore {
         stored.refresh_hash = None;
         let role_id = key.role_id.clone().unwrap_or_default();
         let custom = !role_id.is_empty() && system::permissions(&role_id).is_none();
-        let reply: Vec<String> = self
-            .insert_key_once
-            .key(self.keys.key(&key.account, &key.key_id))
-            .key(self.keys.account_keys(&key.account))
-            .key(self.keys.role_keys(&key.account, &role_id))
-            .key(self.keys.roles(&key.account))
-            .key(self.keys.receipt(&key.account, request_id))
-            .arg(&key.key_id)
-            .arg(to_json(&stored)?)
-            .arg(key.refresh_hash.clone().unwrap_or_default())
-            .arg(expiry_score(key.expires_at))
-            .arg(&role_id)
-            .arg(if custom { "custom" } else { "" })
-            .arg(to_json(receipt)?)
-            .arg(super::IDEMPOTENCY_TTL_SECS)
-            .key(self.keys.audit(&key.account))
-            .arg(audit_json(audit)?)
-            .arg(self.audit_max_len())
-            .invoke_async(&mut self.write())
-            .await
-            .map_err(unavailable)?;
+        let reply: Vec<String> = run_script(
+            self.insert_key_once
+                .key(self.keys.key(&key.account, &key.key_id))
+                .key(self.keys.account_keys(&key.account))
+                .key(self.keys.role_keys(&key.account, &role_id))
+                .key(self.keys.roles(&key.account))
+                .key(self.keys.receipt(&key.account, request_id))
+                .arg(&key.key_id)
+                .arg(to_json(&stored)?)
+                .arg(key.refresh_hash.clone().unwrap_or_default())
+                .arg(expiry_score(key.expires_at))
+                .arg(&role_id)
+                .arg(if custom { "custom" } else { "" })
+                .arg(to_json(receipt)?)
+                .arg(super::IDEMPOTENCY_TTL_SECS)
+                .key(self.keys.audit(&key.account))
+                .arg(audit_json(audit)?)
+                .arg(self.audit_max_len()),
+            &mut self.write(),
+        )
+        .await
+        .map_err(unavailable)?;
         match reply.as_slice() {
             [ok] if ok == "OK" => Ok(None),
             [replay, prior] if replay == "REPLAY" => serde_json::from_str(prior)
@@ -717,23 +742,24 @@ impl Store for RedisStore {
             by: None,
         };
         let role_id = record.role_id.clone().unwrap_or_default();
-        let reply: Vec<String> = self
-            .revoke_key
-            .key(self.keys.key(account, key_id))
-            .key(self.keys.role_keys(account, &role_id))
-            .key(self.keys.revoked())
-            .key(self.keys.events())
-            .arg(now)
-            .arg(revoked_credential_field(account, key_id))
-            .arg(to_json(&event)?)
-            .arg(self.max_len())
-            .arg(key_id)
-            .key(self.keys.audit(account))
-            .arg(audit_json(audit)?)
-            .arg(self.audit_max_len())
-            .invoke_async(&mut self.write())
-            .await
-            .map_err(unavailable)?;
+        let reply: Vec<String> = run_script(
+            self.revoke_key
+                .key(self.keys.key(account, key_id))
+                .key(self.keys.role_keys(account, &role_id))
+                .key(self.keys.revoked())
+                .key(self.keys.events())
+                .arg(now)
+                .arg(revoked_credential_field(account, key_id))
+                .arg(to_json(&event)?)
+                .arg(self.max_len())
+                .arg(key_id)
+                .key(self.keys.audit(account))
+                .arg(audit_json(audit)?)
+                .arg(self.audit_max_len()),
+            &mut self.write(),
+        )
+        .await
+        .map_err(unavailable)?;
         match reply.as_slice() {
             [ok, id, revoked_at] if ok == "OK" => {
                 self.view.apply(&event);
@@ -770,20 +796,21 @@ impl Store for RedisStore {
                 ))
             }
         };
-        let id: String = self
-            .publish
-            .key(self.keys.revoked())
-            .key(self.keys.events())
-            .arg(field)
-            .arg(now)
-            .arg(to_json(&event)?)
-            .arg(self.max_len())
-            .key(self.keys.audit(event.account()))
-            .arg(audit_json(audit)?)
-            .arg(self.audit_max_len())
-            .invoke_async(&mut self.write())
-            .await
-            .map_err(unavailable)?;
+        let id: String = run_script(
+            self.publish
+                .key(self.keys.revoked())
+                .key(self.keys.events())
+                .arg(field)
+                .arg(now)
+                .arg(to_json(&event)?)
+                .arg(self.max_len())
+                .key(self.keys.audit(event.account()))
+                .arg(audit_json(audit)?)
+                .arg(self.audit_max_len()),
+            &mut self.write(),
+        )
+        .await
+        .map_err(unavailable)?;
         self.view.apply(&event);
         Ok(Some(id))
     }
@@ -806,25 +833,26 @@ impl Store for RedisStore {
                 "only token-id revocations are published by revoke_token_id".into(),
             ));
         };
-        let reply: Vec<String> = self
-            .revoke_token_id
-            .key(self.keys.revoked())
-            .key(self.keys.token_revocations(account))
-            .key(self.keys.all_token_revocations())
-            .key(self.keys.events())
-            .arg(revoked_token_id_field(account, token_id, by.as_deref()))
-            .arg(*until)
-            .arg(now)
-            .arg(max_live)
-            .arg(to_json(&event)?)
-            .arg(self.max_len())
-            .arg(&self.config.prefix)
-            .key(self.keys.audit(account))
-            .arg(audit_json(audit)?)
-            .arg(self.audit_max_len())
-            .invoke_async(&mut self.write())
-            .await
-            .map_err(unavailable)?;
+        let reply: Vec<String> = run_script(
+            self.revoke_token_id
+                .key(self.keys.revoked())
+                .key(self.keys.token_revocations(account))
+                .key(self.keys.all_token_revocations())
+                .key(self.keys.events())
+                .arg(revoked_token_id_field(account, token_id, by.as_deref()))
+                .arg(*until)
+                .arg(now)
+                .arg(max_live)
+                .arg(to_json(&event)?)
+                .arg(self.max_len())
+                .arg(&self.config.prefix)
+                .key(self.keys.audit(account))
+                .arg(audit_json(audit)?)
+                .arg(self.audit_max_len()),
+            &mut self.write(),
+        )
+        .await
+        .map_err(unavailable)?;
         match reply.as_slice() {
             [ok, id] if ok == "OK" => {
                 self.view.apply(&event);
@@ -841,20 +869,21 @@ impl Store for RedisStore {
         _now_ms: u64,
         audit: Option<&AuditRecord>,
     ) -> StoreResult<(u64, Option<String>)> {
-        let reply: Vec<String> = self
-            .issued_before
-            .key(self.keys.watermarks())
-            .key(self.keys.events())
-            .arg(account)
-            .arg(before_ms.map_or_else(String::new, |b| b.to_string()))
-            .arg(self.max_len())
-            .arg(super::memory::CUT_PLACEHOLDER)
-            .key(self.keys.audit(account))
-            .arg(audit_json(audit)?)
-            .arg(self.audit_max_len())
-            .invoke_async(&mut self.write())
-            .await
-            .map_err(unavailable)?;
+        let reply: Vec<String> = run_script(
+            self.issued_before
+                .key(self.keys.watermarks())
+                .key(self.keys.events())
+                .arg(account)
+                .arg(before_ms.map_or_else(String::new, |b| b.to_string()))
+                .arg(self.max_len())
+                .arg(super::memory::CUT_PLACEHOLDER)
+                .key(self.keys.audit(account))
+                .arg(audit_json(audit)?)
+                .arg(self.audit_max_len()),
+            &mut self.write(),
+        )
+        .await
+        .map_err(unavailable)?;
         let (watermark, id) = match reply.as_slice() {
             [watermark, id] => (
                 watermark
@@ -997,32 +1026,33 @@ impl Store for RedisStore {
             .and_then(|k| k.role_id)
             .unwrap_or_default();
         let new_role = new_key.role_id.clone().unwrap_or_default();
-        let outcome: String = self
-            .rotate_refresh
-            .key(self.keys.key(account, old_key_id))
-            .key(self.keys.key(account, &new_key.key_id))
-            .key(self.keys.account_keys(account))
-            .key(self.keys.revoked())
-            .key(self.keys.events())
-            .key(self.keys.role_keys(account, &old_role))
-            .key(self.keys.role_keys(account, &new_role))
-            .arg(refresh_hash)
-            .arg(now)
-            .arg(&new_key.key_id)
-            .arg(to_json(&stored)?)
-            .arg(new_key.refresh_hash.clone().unwrap_or_default())
-            .arg(revoked_credential_field(account, old_key_id))
-            .arg(to_json(&event)?)
-            .arg(self.max_len())
-            .arg(old_key_id)
-            .arg(expiry_score(new_key.expires_at))
-            .arg(&new_role)
-            .key(self.keys.audit(account))
-            .arg(audit_json(audit)?)
-            .arg(self.audit_max_len())
-            .invoke_async(&mut self.write())
-            .await
-            .map_err(unavailable)?;
+        let outcome: String = run_script(
+            self.rotate_refresh
+                .key(self.keys.key(account, old_key_id))
+                .key(self.keys.key(account, &new_key.key_id))
+                .key(self.keys.account_keys(account))
+                .key(self.keys.revoked())
+                .key(self.keys.events())
+                .key(self.keys.role_keys(account, &old_role))
+                .key(self.keys.role_keys(account, &new_role))
+                .arg(refresh_hash)
+                .arg(now)
+                .arg(&new_key.key_id)
+                .arg(to_json(&stored)?)
+                .arg(new_key.refresh_hash.clone().unwrap_or_default())
+                .arg(revoked_credential_field(account, old_key_id))
+                .arg(to_json(&event)?)
+                .arg(self.max_len())
+                .arg(old_key_id)
+                .arg(expiry_score(new_key.expires_at))
+                .arg(&new_role)
+                .key(self.keys.audit(account))
+                .arg(audit_json(audit)?)
+                .arg(self.audit_max_len()),
+            &mut self.write(),
+        )
+        .await
+        .map_err(unavailable)?;
         match outcome.as_str() {
             "OK" => {
                 self.view.apply(&event);
@@ -1055,26 +1085,27 @@ impl Store for RedisStore {
             account: account.to_owned(),
             role_id: role_id.to_owned(),
         };
-        let reply: Vec<redis::Value> = self
-            .delete_role
-            .key(self.keys.roles(account))
-            .key(self.keys.role_names(account))
-            .key(self.keys.all_roles())
-            .key(self.keys.role_keys(account, role_id))
-            .key(self.keys.events())
-            .arg(role_id)
-            .arg(&old_json)
-            .arg(&old.name)
-            .arg(now)
-            .arg(role_field(account, role_id))
-            .arg(to_json(&event)?)
-            .arg(self.max_len())
-            .key(self.keys.audit(account))
-            .arg(audit_json(audit)?)
-            .arg(self.audit_max_len())
-            .invoke_async(&mut self.write())
-            .await
-            .map_err(unavailable)?;
+        let reply: Vec<redis::Value> = run_script(
+            self.delete_role
+                .key(self.keys.roles(account))
+                .key(self.keys.role_names(account))
+                .key(self.keys.all_roles())
+                .key(self.keys.role_keys(account, role_id))
+                .key(self.keys.events())
+                .arg(role_id)
+                .arg(&old_json)
+                .arg(&old.name)
+                .arg(now)
+                .arg(role_field(account, role_id))
+                .arg(to_json(&event)?)
+                .arg(self.max_len())
+                .key(self.keys.audit(account))
+                .arg(audit_json(audit)?)
+                .arg(self.audit_max_len()),
+            &mut self.write(),
+        )
+        .await
+        .map_err(unavailable)?;
         let status: Option<String> = reply
             .first()
             .and_then(|v| redis::from_redis_value(v.clone()).ok());
@@ -1115,26 +1146,27 @@ impl RedisStore {
             permissions: role.permissions.clone(),
         };
         let (old_json, old_name) = old.unwrap_or_default();
-        let outcome: String = self
-            .put_role
-            .key(self.keys.roles(&role.account))
-            .key(self.keys.role_names(&role.account))
-            .key(self.keys.all_roles())
-            .key(self.keys.events())
-            .arg(&role.role_id)
-            .arg(&old_json)
-            .arg(to_json(&role)?)
-            .arg(&old_name)
-            .arg(&role.name)
-            .arg(role_field(&role.account, &role.role_id))
-            .arg(to_json(&event)?)
-            .arg(self.max_len())
-            .key(self.keys.audit(&role.account))
-            .arg(audit_json(audit)?)
-            .arg(self.audit_max_len())
-            .invoke_async(&mut self.write())
-            .await
-            .map_err(unavailable)?;
+        let outcome: String = run_script(
+            self.put_role
+                .key(self.keys.roles(&role.account))
+                .key(self.keys.role_names(&role.account))
+                .key(self.keys.all_roles())
+                .key(self.keys.events())
+                .arg(&role.role_id)
+                .arg(&old_json)
+                .arg(to_json(&role)?)
+                .arg(&old_name)
+                .arg(&role.name)
+                .arg(role_field(&role.account, &role.role_id))
+                .arg(to_json(&event)?)
+                .arg(self.max_len())
+                .key(self.keys.audit(&role.account))
+                .arg(audit_json(audit)?)
+                .arg(self.audit_max_len()),
+            &mut self.write(),
+        )
+        .await
+        .map_err(unavailable)?;
         match outcome.as_str() {
             "OK" => {
                 self.view.apply(&event);

@@ -14,42 +14,9 @@ use tonic::Code;
 use crate::cells::{read, until_revoked, Cells, Node, NodeConfig};
 use crate::common::*;
 use crate::guarantees::wait_for;
-use crate::redis_env::{RedisOptions, RedisServer, Topology, SENTINEL_MASTER};
-
-/// Three Sentinels watching `primary`, once they know both replicas and each other.
-fn start_sentinels(primary: u16) -> Vec<RedisServer> {
-    let sentinels: Vec<RedisServer> = (0..3)
-        .map(|_| {
-            RedisServer::start(RedisOptions {
-                sentinel_of: Some(primary),
-                ..RedisOptions::default()
-            })
-        })
-        .collect();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    for sentinel in &sentinels {
-        loop {
-            let reply = sentinel.command(&["SENTINEL", "master", SENTINEL_MASTER]);
-            let fields: Vec<&str> = reply.lines().collect();
-            let field = |name: &str| {
-                fields
-                    .chunks(2)
-                    .find(|kv| kv.first() == Some(&name))
-                    .and_then(|kv| kv.get(1).copied())
-            };
-            if field("num-slaves") == Some("2") && field("num-other-sentinels") == Some("2") {
-                break;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "Sentinel on port {} did not find both replicas and its peers: {reply}",
-                sentinel.port()
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-    sentinels
-}
+use crate::redis_env::{
+    named_primary, start_sentinels, RedisServer, Topology, SENTINEL_DOWN_AFTER,
+};
 
 /// The Sentinels' addresses, as `--redis-sentinel` takes them (leaked: node configurations
 /// borrow them for the test's whole life).
@@ -65,7 +32,7 @@ fn addresses(sentinels: &[RedisServer]) -> &'static [String] {
 /// Two cells whose nodes follow the primary through Sentinel.
 async fn sentinel_cells() -> (Cells, Vec<RedisServer>) {
     let topology = Topology::start(false);
-    let sentinels = start_sentinels(topology.primary.port());
+    let sentinels = start_sentinels(topology.primary.port(), SENTINEL_DOWN_AFTER);
     let addrs = addresses(&sentinels);
     let cells = Cells::start_on(
         topology,
@@ -80,16 +47,6 @@ async fn sentinel_cells() -> (Cells, Vec<RedisServer>) {
     )
     .await;
     (cells, sentinels)
-}
-
-/// The port Sentinel names as the primary now.
-fn named_primary(sentinels: &[RedisServer]) -> u16 {
-    let address = sentinels[0].master_address();
-    address
-        .rsplit(':')
-        .next()
-        .and_then(|p| p.parse().ok())
-        .unwrap_or_else(|| panic!("Sentinel answered {address:?}"))
 }
 
 /// The server of `cells` on `port`.
@@ -552,4 +509,106 @@ async fn a_node_whose_position_a_failover_lost_reloads_instead_of_skipping() {
         pb::Reason::Revoked as i32,
         "a reload keeps what the node had already applied"
     );
+}
+
+/// A TCP forwarder standing in for a managed Redis's DNS name: new connections go to
+/// whichever port it points at now; connections already made stay where they are.
+struct MovingName {
+    port: u16,
+    target: std::sync::Arc<std::sync::atomic::AtomicU16>,
+}
+
+impl MovingName {
+    async fn start(target: u16) -> MovingName {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        let target = std::sync::Arc::new(std::sync::atomic::AtomicU16::new(target));
+        let to = target.clone();
+        tokio::spawn(async move {
+            while let Ok((mut inbound, _)) = listener.accept().await {
+                let port = to.load(std::sync::atomic::Ordering::SeqCst);
+                tokio::spawn(async move {
+                    if let Ok(mut outbound) =
+                        tokio::net::TcpStream::connect(("127.0.0.1", port)).await
+                    {
+                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                    }
+                });
+            }
+        });
+        MovingName { port, target }
+    }
+
+    fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}/", self.port)
+    }
+
+    fn point_at(&self, port: u16) {
+        self.target.store(port, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_on_a_moving_name_follows_a_demoted_primary_to_the_new_one() {
+    // A managed Redis fails over by promoting a replica, demoting the old primary (which stays
+    // up, answering READONLY to writes) and moving its name. The node's open connections
+    // still reach the old primary.
+    let topology = Topology::start(false);
+    let name = MovingName::start(topology.primary.port()).await;
+    // Leaked: node configurations borrow it for the test's whole life.
+    let url: &'static str = String::leak(name.url());
+    let cells = Cells::start_on(
+        topology,
+        |c| NodeConfig { primary: url, ..c },
+        // Cell b's mutations are single commands (no WAIT pipeline): both paths are covered.
+        |c| NodeConfig {
+            primary: url,
+            min_replica_acks: Some(0),
+            ..c
+        },
+    )
+    .await;
+    let (_, before) = cells
+        .a
+        .create_key(&cells.owner, "viewer")
+        .await
+        .expect("key");
+
+    let t = &cells.topology;
+    let (old, new) = (&t.primary, &t.replica_a);
+    wait_for("replica a caught up", Duration::from_secs(2), || async {
+        new.command(&["HGET", &format!("authcell:key:acme:{before}"), "rec"]) != "(nil)"
+    })
+    .await;
+    assert_eq!(new.command(&["REPLICAOF", "NO", "ONE"]), "OK");
+    let new_port = new.port().to_string();
+    assert_eq!(old.command(&["REPLICAOF", "127.0.0.1", &new_port]), "OK");
+    assert_eq!(
+        t.replica_b.command(&["REPLICAOF", "127.0.0.1", &new_port]),
+        "OK"
+    );
+    name.point_at(new.port());
+    old.wait_for_link_up();
+    t.replica_b.wait_for_link_up();
+
+    // The very next mutations succeed: the old primary's READONLY drops the connection and the
+    // command, which did not run, goes to the new primary.
+    let (key, key_id) = cells
+        .a
+        .create_key(&cells.owner, "viewer")
+        .await
+        .expect("the first key created after the move");
+    cells
+        .b
+        .revoke_key(&cells.owner, &key_id)
+        .await
+        .expect("the first revocation through cell b after the move");
+    assert_ne!(
+        new.command(&["HGET", &format!("authcell:key:acme:{key_id}"), "revoked_at"]),
+        "(nil)",
+        "the revocation is on the new primary"
+    );
+    until_revoked(&cells.a, &key, Duration::from_secs(2)).await;
 }

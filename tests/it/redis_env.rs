@@ -75,12 +75,63 @@ pub struct RedisOptions {
     /// Run as a Sentinel (`redis-server sentinel.conf --sentinel`) monitoring the primary on
     /// this port under [`SENTINEL_MASTER`], with a quorum of 2.
     pub sentinel_of: Option<u16>,
+    /// A Sentinel's `down-after-milliseconds` ([`SENTINEL_DOWN_AFTER`] if `None`).
+    pub sentinel_down_after: Option<Duration>,
+    /// `--replica-priority` (Sentinel promotes the lowest first).
+    pub replica_priority: Option<u32>,
 }
 
 /// The master name the test Sentinels monitor.
 pub const SENTINEL_MASTER: &str = "authcell";
-/// How long Sentinels wait before they call an unanswering primary down.
+/// How long Sentinels wait, by default, before they call an unanswering primary down.
 pub const SENTINEL_DOWN_AFTER: Duration = Duration::from_millis(1000);
+
+/// Three Sentinels watching the primary on `primary` (which has two replicas), once each knows
+/// both replicas and its two peers.
+pub fn start_sentinels(primary: u16, down_after: Duration) -> Vec<RedisServer> {
+    let sentinels: Vec<RedisServer> = (0..3)
+        .map(|_| {
+            RedisServer::start(RedisOptions {
+                sentinel_of: Some(primary),
+                sentinel_down_after: Some(down_after),
+                ..RedisOptions::default()
+            })
+        })
+        .collect();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    for sentinel in &sentinels {
+        loop {
+            let reply = sentinel.command(&["SENTINEL", "master", SENTINEL_MASTER]);
+            let fields: Vec<&str> = reply.lines().collect();
+            let field = |name: &str| {
+                fields
+                    .chunks(2)
+                    .find(|kv| kv.first() == Some(&name))
+                    .and_then(|kv| kv.get(1).copied())
+            };
+            if field("num-slaves") == Some("2") && field("num-other-sentinels") == Some("2") {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "Sentinel on port {} did not find both replicas and its peers: {reply}",
+                sentinel.port()
+            );
+            thread::sleep(POLL);
+        }
+    }
+    sentinels
+}
+
+/// The port the Sentinels name as the primary now.
+pub fn named_primary(sentinels: &[RedisServer]) -> u16 {
+    let address = sentinels[0].master_address();
+    address
+        .rsplit(':')
+        .next()
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("Sentinel answered {address:?}"))
+}
 
 /// One `redis-server` process on 127.0.0.1 with its own directory. See the module docs.
 pub struct RedisServer {
@@ -214,6 +265,13 @@ impl RedisServer {
 
     /// Kills the server with SIGKILL (no shutdown work at all) and waits for it to exit. The
     /// directory is kept. Does nothing if the server is not running.
+    /// Sets `replica-priority` now and for every later start.
+    pub fn set_replica_priority(&mut self, priority: u32) {
+        self.options.replica_priority = Some(priority);
+        let reply = self.command(&["CONFIG", "SET", "replica-priority", &priority.to_string()]);
+        assert_eq!(reply, "OK", "CONFIG SET replica-priority");
+    }
+
     /// Sends SIGKILL through a shared reference (the process is reaped later, or on drop).
     pub fn kill_now(&self) {
         self.signal("-KILL");
@@ -416,6 +474,9 @@ impl RedisServer {
         if self.options.aof {
             args.extend(["--appendonly", "yes", "--appendfsync", "always"].map(String::from));
         }
+        if let Some(priority) = self.options.replica_priority {
+            args.extend(["--replica-priority".into(), priority.to_string()]);
+        }
         if let Some(primary) = self.options.replica_of {
             args.extend([
                 "--replicaof".into(),
@@ -439,7 +500,11 @@ impl RedisServer {
                  sentinel parallel-syncs {SENTINEL_MASTER} 2\n",
                 port = self.port,
                 dir = self.dir.display(),
-                down = SENTINEL_DOWN_AFTER.as_millis(),
+                down = self
+                    .options
+                    .sentinel_down_after
+                    .unwrap_or(SENTINEL_DOWN_AFTER)
+                    .as_millis(),
             );
             fs::write(&conf, text).expect("write sentinel.conf");
         }
@@ -552,7 +617,7 @@ impl Topology {
         let replica_options = RedisOptions {
             replica_of: Some(primary.port()),
             aof,
-            sentinel_of: None,
+            ..RedisOptions::default()
         };
         let replica_a = RedisServer::start(replica_options.clone());
         let replica_b = RedisServer::start(replica_options);

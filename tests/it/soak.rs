@@ -13,10 +13,14 @@
 //! separate account), custom roles created and then narrowed (CreateRole, UpdateRole), and
 //! Authorize checks on both cells, of live, revoked and narrowed credentials.
 //!
-//! Faults, one at a time, cycling: pause a replica (SIGSTOP/SIGCONT), restart a replica, restart
-//! the primary (SIGTERM, then SIGKILL on the next cycle), cut a replica from its primary
-//! (`REPLICAOF 127.0.0.1 1`, then back), pause an authcell node (SIGSTOP/SIGCONT). The cells
-//! alternate between cycles.
+//! Faults, one at a time, cycling: fail the primary over (SIGKILL; three Sentinels promote a
+//! replica; the old primary comes back as a replica and is switched back with `SENTINEL
+//! FAILOVER`), pause a replica (SIGSTOP/SIGCONT), restart a replica, restart the primary
+//! (SIGTERM, then SIGKILL on the next cycle; shorter than the Sentinels' down-after, so no
+//! failover), cut a replica from its primary (`REPLICAOF 127.0.0.1 1`, then back), pause an
+//! authcell node (SIGSTOP/SIGCONT). The cells alternate between cycles. The nodes find the
+//! primary through the Sentinels (`--redis-sentinel`) and wait for one replica's
+//! acknowledgement of every mutation (`--min-replica-acks`, automatic).
 //!
 //! # The oracle
 //!
@@ -60,7 +64,7 @@ use authcell::proto::{auth, global_admin as ga, token};
 use tonic::transport::{Channel, Endpoint};
 use tonic::{Request, Status};
 
-use crate::redis_env::{RedisServer, Topology};
+use crate::redis_env::{named_primary, start_sentinels, RedisServer, Topology, SENTINEL_MASTER};
 
 /// After healing, how long every revoked credential may take to be refused on both cells.
 pub(crate) const FINAL_BOUND: Duration = Duration::from_secs(15);
@@ -100,7 +104,8 @@ const OPERATIONS: [&str; 13] = [
     "UpdateRole",
 ];
 /// Every kind of fault of a cycle (a run of 60 s or more runs each at least once).
-const FAULTS: [&str; 5] = [
+const FAULTS: [&str; 6] = [
+    "primary failover",
     "pause replica",
     "restart replica",
     "restart primary (SIGTERM)",
@@ -932,7 +937,8 @@ struct Setup<'a> {
     bin: &'a Path,
     dir: &'a Path,
     key_file: &'a Path,
-    primary: String,
+    /// How authcell finds the primary: `--redis-sentinel ... --redis-master-name ...`.
+    redis: Vec<String>,
 }
 
 impl Setup<'_> {
@@ -951,8 +957,8 @@ impl Setup<'_> {
     fn bootstrap(&self, account: &str) -> Result<String, String> {
         let out = self
             .command()
-            .args(["bootstrap", "--force", "--account", account, "--redis-url"])
-            .arg(&self.primary)
+            .args(["bootstrap", "--force", "--account", account])
+            .args(&self.redis)
             .arg("--signing-key-file")
             .arg(self.key_file)
             .env("RUST_LOG", "warn")
@@ -982,7 +988,8 @@ impl Setup<'_> {
             let child = self
                 .command()
                 .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
-                .args(["--cell", cell, "--redis-url", &self.primary])
+                .args(["--cell", cell])
+                .args(&self.redis)
                 .args(["--redis-read-url", replica, "--signing-key-file"])
                 .arg(self.key_file)
                 .args(["--stale-policy", "serve", "--vend-rate", "0"])
@@ -1117,7 +1124,7 @@ struct Shared {
     setup_bin: PathBuf,
     key_file: PathBuf,
     dir: PathBuf,
-    primary: String,
+    redis: Vec<String>,
 }
 
 impl Shared {
@@ -1138,7 +1145,7 @@ impl Shared {
             bin: &self.setup_bin,
             dir: &self.dir,
             key_file: &self.key_file,
-            primary: self.primary.clone(),
+            redis: self.redis.clone(),
         }
     }
 }
@@ -1756,6 +1763,7 @@ async fn issued_before(shared: Arc<Shared>, mut rng: Rng) {
 
 #[derive(Clone, Copy, Debug)]
 enum Fault {
+    Failover,
     PauseReplica(usize),
     RestartReplica(usize),
     RestartPrimary { kill: bool },
@@ -1766,6 +1774,7 @@ enum Fault {
 impl Fault {
     fn kind(self) -> &'static str {
         match self {
+            Fault::Failover => "primary failover",
             Fault::PauseReplica(_) => "pause replica",
             Fault::RestartReplica(_) => "restart replica",
             Fault::RestartPrimary { kill: false } => "restart primary (SIGTERM)",
@@ -1781,17 +1790,19 @@ impl Fault {
             | Fault::RestartReplica(c)
             | Fault::CutReplica(c)
             | Fault::PauseNode(c) => format!(" of cell {}", CELLS[c]),
-            Fault::RestartPrimary { .. } => String::new(),
+            Fault::RestartPrimary { .. } | Fault::Failover => String::new(),
         };
         format!("{}{cell}, {:.0} s", self.kind(), hold.as_secs_f64())
     }
 }
 
 /// The faults of cycle `n`: every kind once; the cells alternate between cycles.
-fn cycle(n: usize) -> [(Fault, Duration); 5] {
+fn cycle(n: usize) -> [(Fault, Duration); 6] {
     let (x, y) = (n % 2, 1 - n % 2);
     let s = Duration::from_secs;
     [
+        // Held until the Sentinels promote a replica (about SENTINEL_DOWN + 2 s).
+        (Fault::Failover, s(0)),
         (Fault::PauseReplica(x), s(3)),
         (Fault::RestartReplica(y), s(3)),
         (Fault::RestartPrimary { kill: n % 2 == 1 }, s(3)),
@@ -1833,9 +1844,133 @@ fn wait_link(server: &RedisServer) {
     }
 }
 
+/// The Sentinels' `down-after-milliseconds`: longer than a primary restart (so that only the
+/// failover fault fails over), short enough for a 60 s run.
+const SENTINEL_DOWN: Duration = Duration::from_secs(6);
+
+/// The soak's Redis: the topology and the Sentinels watching it.
+struct Redis {
+    topology: Topology,
+    sentinels: Vec<RedisServer>,
+}
+
+/// Polls until the Sentinels name the server on `port` as the primary and it says so.
+fn wait_named(redis: &Redis, port: u16) {
+    let started = Instant::now();
+    loop {
+        let named = redis
+            .sentinels
+            .iter()
+            .all(|s| named_primary(std::slice::from_ref(s)) == port);
+        if named {
+            let t = &redis.topology;
+            let server = [&t.primary, &t.replica_a, &t.replica_b]
+                .into_iter()
+                .find(|s| s.port() == port)
+                .expect("a server of the topology");
+            if server.command(&["ROLE"]).starts_with("master") {
+                return;
+            }
+        }
+        assert!(
+            started.elapsed() < LINK_BOUND,
+            "the Sentinels did not promote port {port} within {LINK_BOUND:?}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Kills the primary; waits for the Sentinels to promote a replica; starts the old primary
+/// again (the Sentinels make it a replica of the new one) and switches back to it with a
+/// graceful `SENTINEL FAILOVER` (it is given the best replica priority), so that the other
+/// faults find the roles where they expect them.
+fn failover(redis: &mut Redis) {
+    let old = redis.topology.primary.port();
+    redis.topology.primary.kill();
+    let started = Instant::now();
+    let promoted = loop {
+        let port = named_primary(&redis.sentinels);
+        if port != old {
+            break port;
+        }
+        assert!(
+            started.elapsed() < LINK_BOUND,
+            "no replica promoted within {LINK_BOUND:?} of the primary's death"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    wait_named(redis, promoted);
+    redis.topology.primary.start_again();
+    let started = Instant::now();
+    while !redis
+        .topology
+        .primary
+        .command(&["ROLE"])
+        .starts_with("slave")
+    {
+        assert!(
+            started.elapsed() < LINK_BOUND,
+            "the old primary was not made a replica within {LINK_BOUND:?}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    wait_link(&redis.topology.primary);
+    // It runs with --replica-priority 1 (the replicas have the default 100): once a Sentinel
+    // has read that from it, a failover picks it.
+    let started = Instant::now();
+    let port = old.to_string();
+    loop {
+        let replicas = redis.sentinels[0].command(&["SENTINEL", "replicas", SENTINEL_MASTER]);
+        let lines: Vec<&str> = replicas.lines().collect();
+        // Flattened: one entry's fields run from its "name" to the next "name".
+        let ready = lines.split(|l| *l == "name").any(|entry| {
+            let field = |name: &str| {
+                entry
+                    .iter()
+                    .position(|l| *l == name)
+                    .and_then(|i| entry.get(i + 1).copied())
+            };
+            field("port") == Some(port.as_str())
+                && field("slave-priority") == Some("1")
+                && field("master-link-status") == Some("ok")
+                && field("flags") == Some("slave")
+        });
+        if ready {
+            break;
+        }
+        assert!(
+            started.elapsed() < LINK_BOUND,
+            "the Sentinel did not see the old primary as a ready replica within {LINK_BOUND:?}: {replicas}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // A Sentinel refuses a failover while it still considers one in progress: retry.
+    let started = Instant::now();
+    loop {
+        let reply = redis.sentinels[0].command(&["SENTINEL", "FAILOVER", SENTINEL_MASTER]);
+        if reply == "OK" {
+            break;
+        }
+        assert!(
+            started.elapsed() < LINK_BOUND,
+            "SENTINEL FAILOVER kept failing: {reply}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    wait_named(redis, old);
+    wait_link(&redis.topology.replica_a);
+    wait_link(&redis.topology.replica_b);
+}
+
 /// Injects one fault, holds it, and undoes it (blocking).
-fn inject(topology: &mut Topology, pids: [u32; 2], fault: Fault, hold: Duration) {
+fn inject(redis: &mut Redis, pids: [u32; 2], fault: Fault, hold: Duration) {
+    if let Fault::Failover = fault {
+        failover(redis);
+        return;
+    }
+    let topology = &mut redis.topology;
     match fault {
+        Fault::Failover => {}
         Fault::PauseReplica(c) => {
             let server = replica(topology, c);
             server.pause();
@@ -1880,7 +2015,7 @@ fn inject(topology: &mut Topology, pids: [u32; 2], fault: Fault, hold: Duration)
 }
 
 /// Runs the schedule until the deadline, one fault at a time, 2 s apart.
-async fn faults(shared: Arc<Shared>, topology: Arc<Mutex<Topology>>, pids: [u32; 2]) {
+async fn faults(shared: Arc<Shared>, topology: Arc<Mutex<Redis>>, pids: [u32; 2]) {
     let mut n = 0;
     'cycles: loop {
         for (fault, hold) in cycle(n) {
@@ -2078,16 +2213,36 @@ pub(crate) async fn run(duration: Duration) -> Report {
     assert!(pem.status.success(), "authcell keygen failed");
     std::fs::write(&key_file, &pem.stdout).expect("write the signing key");
 
-    let topology = tokio::task::spawn_blocking(|| Topology::start(true))
-        .await
-        .expect("start the Redis topology");
-    let primary = topology.primary.url();
+    let redis = tokio::task::spawn_blocking(|| {
+        let mut topology = Topology::start(true);
+        // So that a switch-back failover picks it (see `failover`).
+        topology.primary.set_replica_priority(1);
+        let sentinels = start_sentinels(topology.primary.port(), SENTINEL_DOWN);
+        Redis {
+            topology,
+            sentinels,
+        }
+    })
+    .await
+    .expect("start the Redis topology");
+    let redis_args = vec![
+        "--redis-sentinel".to_owned(),
+        redis
+            .sentinels
+            .iter()
+            .map(|s| format!("127.0.0.1:{}", s.port()))
+            .collect::<Vec<_>>()
+            .join(","),
+        "--redis-master-name".to_owned(),
+        SENTINEL_MASTER.to_owned(),
+    ];
+    let topology = &redis.topology;
     let (replica_a, replica_b) = (topology.replica_a.url(), topology.replica_b.url());
     let setup = Setup {
         bin: &bin,
         dir: &dir,
         key_file: &key_file,
-        primary: primary.clone(),
+        redis: redis_args.clone(),
     };
     let owner = setup
         .bootstrap(ACCOUNT)
@@ -2111,7 +2266,7 @@ pub(crate) async fn run(duration: Duration) -> Report {
         setup_bin: bin.clone(),
         key_file: key_file.clone(),
         dir: dir.clone(),
-        primary,
+        redis: redis_args,
     });
     {
         let mut state = shared.state();
@@ -2120,7 +2275,7 @@ pub(crate) async fn run(duration: Duration) -> Report {
             state.report.rss_start_kib[i] = rss_kib(n.pid());
         }
     }
-    let topology = Arc::new(Mutex::new(topology));
+    let topology = Arc::new(Mutex::new(redis));
     let mut rng = Rng::new(seed);
     let mut tasks = vec![
         tokio::spawn(maker(shared.clone(), Rng::new(rng.next()))),
@@ -2166,9 +2321,9 @@ pub(crate) async fn run(duration: Duration) -> Report {
     {
         let topology = topology.clone();
         tokio::task::spawn_blocking(move || {
-            let topology = topology.lock().unwrap_or_else(PoisonError::into_inner);
-            wait_link(&topology.replica_a);
-            wait_link(&topology.replica_b);
+            let redis = topology.lock().unwrap_or_else(PoisonError::into_inner);
+            wait_link(&redis.topology.replica_a);
+            wait_link(&redis.topology.replica_b);
         })
         .await
         .expect("the topology did not heal");
