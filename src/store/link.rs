@@ -28,6 +28,9 @@ use redis::{AsyncConnectionConfig, Cmd, ErrorKind, Pipeline, RedisError, RedisFu
 
 /// How long connecting (including asking Sentinel) may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+/// Sentinel lookups tried again after a failure, this far apart, before a connect fails.
+const SENTINEL_RETRIES: u32 = 5;
+const SENTINEL_RETRY_PAUSE: Duration = Duration::from_millis(200);
 /// After a failed connect, commands fail at once for this long instead of each trying again.
 const RECONNECT_BACKOFF: Duration = Duration::from_millis(100);
 
@@ -116,6 +119,10 @@ enum Resolver {
 }
 
 impl Resolver {
+    fn is_sentinel(&self) -> bool {
+        matches!(self, Resolver::Sentinel(_))
+    }
+
     async fn client(&mut self) -> Result<redis::Client, RedisError> {
         match self {
             Resolver::Url(client) => Ok(client.clone()),
@@ -275,11 +282,29 @@ impl Link {
             }
         }
         let epoch = self.inner.epoch.load(Ordering::Acquire);
-        let attempt = async {
-            let client = connector.resolver.client().await?;
-            client
-                .get_multiplexed_async_connection_with_config(&self.inner.config)
-                .await
+        let config = &self.inner.config;
+        let resolver = &mut connector.resolver;
+        let attempt = async move {
+            // Right after a failover the Sentinels may briefly disagree, or name a primary
+            // that is still finishing its promotion: ask again a few times before failing.
+            let mut tries = 0;
+            loop {
+                let connected = match resolver.client().await {
+                    Ok(client) => {
+                        client
+                            .get_multiplexed_async_connection_with_config(config)
+                            .await
+                    }
+                    Err(e) => Err(e),
+                };
+                match connected {
+                    Err(_) if resolver.is_sentinel() && tries < SENTINEL_RETRIES => {
+                        tries += 1;
+                        tokio::time::sleep(SENTINEL_RETRY_PAUSE).await;
+                    }
+                    other => return other,
+                }
+            }
         };
         let result = match tokio::time::timeout(CONNECT_TIMEOUT * 2, attempt).await {
             Ok(result) => result,

@@ -177,30 +177,15 @@ fn mutation(body: &str) -> Script {
     Script::new(&format!("{AUDIT_PRELUDE}{body}"))
 }
 
+/// Stores a new key. Under a request id (a receipt in ARGV[7]) a retry finds the first
+/// attempt's receipt and stores nothing new.
 const INSERT_KEY: &str = r#"
--- KEYS: key hash, account keys, role keys, account roles
--- ARGV: key id, record, refresh hash or '', expiry score, role id or '', 'custom' or ''
-if redis.call('EXISTS', KEYS[1]) == 1 then return 'EXISTS' end
-if ARGV[6] == 'custom' and redis.call('HEXISTS', KEYS[4], ARGV[5]) == 0 then return 'NOROLE' end
-redis.call('HSET', KEYS[1], 'rec', ARGV[2])
-if ARGV[3] ~= '' then redis.call('HSET', KEYS[1], 'refresh', ARGV[3]) end
-redis.call('ZADD', KEYS[2], 0, ARGV[1])
-if ARGV[5] ~= '' then redis.call('ZADD', KEYS[3], ARGV[4], ARGV[1]) end
-audit()
-return 'OK'
-"#;
-
-/// INSERT_KEY under a request id: a retry finds the first attempt's receipt and writes nothing
-/// new, except that it rewrites the receipt, so that the `WAIT` after it also covers the first
-/// attempt's write (a retry after UNAVAILABLE is acknowledged only once replicas hold the key).
-const INSERT_KEY_ONCE: &str = r#"
--- KEYS: key hash, account keys, role keys, account roles, receipt
+-- KEYS: key hash, account keys, role keys, account roles, receipt (unused without one)
 -- ARGV: key id, record, refresh hash or '', expiry score, role id or '', 'custom' or '',
---       receipt, receipt ttl
-local prior = redis.call('GET', KEYS[5])
-if prior then
-  redis.call('SET', KEYS[5], prior, 'KEEPTTL')
-  return {'REPLAY', prior}
+--       receipt or '', receipt ttl
+if ARGV[7] ~= '' then
+  local prior = redis.call('GET', KEYS[5])
+  if prior then return {'REPLAY', prior} end
 end
 if redis.call('EXISTS', KEYS[1]) == 1 then return {'EXISTS'} end
 if ARGV[6] == 'custom' and redis.call('HEXISTS', KEYS[4], ARGV[5]) == 0 then return {'NOROLE'} end
@@ -208,7 +193,7 @@ redis.call('HSET', KEYS[1], 'rec', ARGV[2])
 if ARGV[3] ~= '' then redis.call('HSET', KEYS[1], 'refresh', ARGV[3]) end
 redis.call('ZADD', KEYS[2], 0, ARGV[1])
 if ARGV[5] ~= '' then redis.call('ZADD', KEYS[3], ARGV[4], ARGV[1]) end
-redis.call('SET', KEYS[5], ARGV[7], 'EX', ARGV[8])
+if ARGV[7] ~= '' then redis.call('SET', KEYS[5], ARGV[7], 'EX', ARGV[8]) end
 audit()
 return {'OK'}
 "#;
@@ -372,7 +357,6 @@ pub struct RedisStore {
     /// the stream later is harmless: events are idempotent).
     view: Arc<View>,
     insert_key: Script,
-    insert_key_once: Script,
     revoke_key: Script,
     publish: Script,
     revoke_token_id: Script,
@@ -475,7 +459,6 @@ impl RedisStore {
             config,
             view,
             insert_key: mutation(INSERT_KEY),
-            insert_key_once: mutation(INSERT_KEY_ONCE),
             revoke_key: mutation(REVOKE_KEY),
             publish: mutation(PUBLISH),
             revoke_token_id: mutation(&format!("{SWEEP_TOKEN_IDS}{REVOKE_TOKEN_ID}")),
@@ -596,40 +579,7 @@ impl Store for RedisStore {
     }
 
     async fn insert_key(&self, key: KeyRecord, audit: Option<&AuditRecord>) -> StoreResult<()> {
-        let mut stored = key.clone();
-        stored.revoked_at = None;
-        stored.refresh_hash = None;
-        let role_id = key.role_id.clone().unwrap_or_default();
-        let custom = !role_id.is_empty() && system::permissions(&role_id).is_none();
-        let outcome: String = run_script(
-            self.insert_key
-                .key(self.keys.key(&key.account, &key.key_id))
-                .key(self.keys.account_keys(&key.account))
-                .key(self.keys.role_keys(&key.account, &role_id))
-                .key(self.keys.roles(&key.account))
-                .arg(&key.key_id)
-                .arg(to_json(&stored)?)
-                .arg(key.refresh_hash.clone().unwrap_or_default())
-                .arg(expiry_score(key.expires_at))
-                .arg(&role_id)
-                .arg(if custom { "custom" } else { "" })
-                .key(self.keys.audit(&key.account))
-                .arg(audit_json(audit)?)
-                .arg(self.audit_max_len()),
-            &mut self.write(),
-        )
-        .await
-        .map_err(unavailable)?;
-        match outcome.as_str() {
-            "OK" => Ok(()),
-            "NOROLE" => Err(StoreError::NotFound(format!(
-                "role_id: no role {role_id:?} in this account"
-            ))),
-            _ => Err(StoreError::AlreadyExists(format!(
-                "key {} already exists",
-                key.key_id
-            ))),
-        }
+        self.insert(key, audit, None).await.map(|_| ())
     }
 
     async fn insert_key_once(
@@ -639,46 +589,7 @@ impl Store for RedisStore {
         request_id: &str,
         receipt: &Receipt,
     ) -> StoreResult<Option<Receipt>> {
-        let mut stored = key.clone();
-        stored.revoked_at = None;
-        stored.refresh_hash = None;
-        let role_id = key.role_id.clone().unwrap_or_default();
-        let custom = !role_id.is_empty() && system::permissions(&role_id).is_none();
-        let reply: Vec<String> = run_script(
-            self.insert_key_once
-                .key(self.keys.key(&key.account, &key.key_id))
-                .key(self.keys.account_keys(&key.account))
-                .key(self.keys.role_keys(&key.account, &role_id))
-                .key(self.keys.roles(&key.account))
-                .key(self.keys.receipt(&key.account, request_id))
-                .arg(&key.key_id)
-                .arg(to_json(&stored)?)
-                .arg(key.refresh_hash.clone().unwrap_or_default())
-                .arg(expiry_score(key.expires_at))
-                .arg(&role_id)
-                .arg(if custom { "custom" } else { "" })
-                .arg(to_json(receipt)?)
-                .arg(super::IDEMPOTENCY_TTL_SECS)
-                .key(self.keys.audit(&key.account))
-                .arg(audit_json(audit)?)
-                .arg(self.audit_max_len()),
-            &mut self.write(),
-        )
-        .await
-        .map_err(unavailable)?;
-        match reply.as_slice() {
-            [ok] if ok == "OK" => Ok(None),
-            [replay, prior] if replay == "REPLAY" => serde_json::from_str(prior)
-                .map(Some)
-                .map_err(|e| corrupt("receipt", e)),
-            [norole] if norole == "NOROLE" => Err(StoreError::NotFound(format!(
-                "role_id: no role {role_id:?} in this account"
-            ))),
-            _ => Err(StoreError::AlreadyExists(format!(
-                "key {} already exists",
-                key.key_id
-            ))),
-        }
+        self.insert(key, audit, Some((request_id, receipt))).await
     }
 
     async fn get_key(&self, account: &str, key_id: &str) -> StoreResult<Option<KeyRecord>> {
@@ -1134,6 +1045,60 @@ impl Store for RedisStore {
 }
 
 impl RedisStore {
+    /// Stores a new key, once per request id when there is one. A retry finds the receipt and
+    /// stores nothing (the `WAIT` after it is fenced, so it still covers the first attempt).
+    async fn insert(
+        &self,
+        key: KeyRecord,
+        audit: Option<&AuditRecord>,
+        once: Option<(&str, &Receipt)>,
+    ) -> StoreResult<Option<Receipt>> {
+        let mut stored = key.clone();
+        stored.revoked_at = None;
+        stored.refresh_hash = None;
+        let role_id = key.role_id.clone().unwrap_or_default();
+        let custom = !role_id.is_empty() && system::permissions(&role_id).is_none();
+        let (request_id, receipt) = match once {
+            Some((id, receipt)) => (id, to_json(receipt)?),
+            None => ("", String::new()),
+        };
+        let reply: Vec<String> = run_script(
+            self.insert_key
+                .key(self.keys.key(&key.account, &key.key_id))
+                .key(self.keys.account_keys(&key.account))
+                .key(self.keys.role_keys(&key.account, &role_id))
+                .key(self.keys.roles(&key.account))
+                .key(self.keys.receipt(&key.account, request_id))
+                .arg(&key.key_id)
+                .arg(to_json(&stored)?)
+                .arg(key.refresh_hash.clone().unwrap_or_default())
+                .arg(expiry_score(key.expires_at))
+                .arg(&role_id)
+                .arg(if custom { "custom" } else { "" })
+                .arg(receipt)
+                .arg(super::IDEMPOTENCY_TTL_SECS)
+                .key(self.keys.audit(&key.account))
+                .arg(audit_json(audit)?)
+                .arg(self.audit_max_len()),
+            &mut self.write(),
+        )
+        .await
+        .map_err(unavailable)?;
+        match reply.as_slice() {
+            [ok] if ok == "OK" => Ok(None),
+            [replay, prior] if replay == "REPLAY" => serde_json::from_str(prior)
+                .map(Some)
+                .map_err(|e| corrupt("receipt", e)),
+            [norole] if norole == "NOROLE" => Err(StoreError::NotFound(format!(
+                "role_id: no role {role_id:?} in this account"
+            ))),
+            _ => Err(StoreError::AlreadyExists(format!(
+                "key {} already exists",
+                key.key_id
+            ))),
+        }
+    }
+
     async fn put_role(
         &self,
         old: Option<(String, String)>,

@@ -1915,6 +1915,33 @@ fn failover(redis: &mut Redis) {
         std::thread::sleep(Duration::from_millis(50));
     };
     wait_named(redis, promoted);
+    // Only once every other replica follows the new primary may the old one come back: it
+    // restarts as a primary with its own (older) data until the Sentinels demote it, and a
+    // replica still pointed at its address would copy that stale data meanwhile.
+    let promoted_port = promoted.to_string();
+    let started = Instant::now();
+    loop {
+        let t = &redis.topology;
+        let following = [&t.replica_a, &t.replica_b]
+            .into_iter()
+            .filter(|s| s.port() != promoted)
+            .all(|s| {
+                let info = s.command(&["INFO", "replication"]);
+                info.lines()
+                    .any(|l| l.trim_end() == format!("master_port:{promoted_port}"))
+                    && info
+                        .lines()
+                        .any(|l| l.trim_end() == "master_link_status:up")
+            });
+        if following {
+            break;
+        }
+        assert!(
+            started.elapsed() < LINK_BOUND,
+            "the other replica did not follow the new primary within {LINK_BOUND:?}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
     redis.topology.primary.start_again();
     let started = Instant::now();
     while !redis

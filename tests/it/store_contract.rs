@@ -106,6 +106,7 @@ contract!(
     a_key_revoked_by_refresh_no_longer_blocks_role_deletion,
     a_key_inserted_by_refresh_blocks_role_deletion,
     concurrent_refreshes_with_one_token_succeed_once,
+    a_request_id_stores_one_key_and_replays_its_receipt,
 );
 
 // --- Builders and assertions ----------------------------------------------------------------
@@ -238,6 +239,54 @@ async fn insert(store: &dyn Store, key: &KeyRecord) {
 }
 
 // --- Accounts and keys ------------------------------------------------------------------------
+
+async fn a_request_id_stores_one_key_and_replays_its_receipt(store: &dyn Store, _: &View) {
+    use authcell::store::Receipt;
+    let receipt = |key: &KeyRecord| Receipt {
+        digest: "d1".into(),
+        key_id: key.key_id.clone(),
+        claims: "{}".into(),
+    };
+    let first = role_key("acme", "viewer");
+    let stored = store
+        .insert_key_once(first.clone(), None, "req-1", &receipt(&first))
+        .await
+        .expect("first attempt");
+    assert_eq!(stored, None, "a new request id stores the key");
+    // A retry makes a new key id (as a retried call would); it is not stored.
+    let retry = role_key("acme", "viewer");
+    let replayed = store
+        .insert_key_once(retry.clone(), None, "req-1", &receipt(&retry))
+        .await
+        .expect("retry");
+    assert_eq!(
+        replayed,
+        Some(receipt(&first)),
+        "the first attempt's receipt"
+    );
+    assert!(get_key(store, "acme", &retry.key_id).await.is_none());
+    assert_eq!(
+        store.list_keys("acme", None, 10).await.expect("list").len(),
+        1
+    );
+    // The same id in another account, and another id in this one, are new requests.
+    let other = role_key("beta", "viewer");
+    let stored = store
+        .insert_key_once(other.clone(), None, "req-1", &receipt(&other))
+        .await
+        .expect("other account");
+    assert_eq!(stored, None);
+    let second = role_key("acme", "viewer");
+    let stored = store
+        .insert_key_once(second.clone(), None, "req-2", &receipt(&second))
+        .await
+        .expect("another id");
+    assert_eq!(stored, None);
+    assert_eq!(
+        store.list_keys("acme", None, 10).await.expect("list").len(),
+        2
+    );
+}
 
 async fn ensure_account_is_true_only_the_first_time(store: &dyn Store, _: &View) {
     assert!(store.ensure_account(ACCOUNT, NOW).await.expect("first"));
