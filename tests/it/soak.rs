@@ -13,12 +13,13 @@
 //! separate account), custom roles created and then narrowed (CreateRole, UpdateRole), and
 //! Authorize checks on both cells, of live, revoked and narrowed credentials.
 //!
-//! Faults, one at a time, cycling: fail the primary over (SIGKILL; three Sentinels promote a
-//! replica; the old primary comes back as a replica and is switched back with `SENTINEL
-//! FAILOVER`), pause a replica (SIGSTOP/SIGCONT), restart a replica, restart the primary
-//! (SIGTERM, then SIGKILL on the next cycle; shorter than the Sentinels' down-after, so no
-//! failover), cut a replica from its primary (`REPLICAOF 127.0.0.1 1`, then back), pause an
-//! authcell node (SIGSTOP/SIGCONT). The cells alternate between cycles. The nodes find the
+//! Faults, one at a time, cycling: pause a replica (SIGSTOP/SIGCONT), restart a replica,
+//! restart the primary (SIGTERM, then SIGKILL on the next cycle; shorter than the Sentinels'
+//! down-after, so no failover), cut a replica from its primary (`REPLICAOF 127.0.0.1 1`, then
+//! back), pause an authcell node (SIGSTOP/SIGCONT), and last fail the primary over (SIGKILL;
+//! three Sentinels promote a replica; the old primary comes back as a replica once the other
+//! replica follows the new primary, and is switched back with `SENTINEL FAILOVER` after writes
+//! were paused until it caught up). The cells alternate between cycles. The nodes find the
 //! primary through the Sentinels (`--redis-sentinel`) and wait for one replica's
 //! acknowledgement of every mutation (`--min-replica-acks`, automatic).
 //!
@@ -1809,8 +1810,6 @@ fn cycle(n: usize) -> [(Fault, Duration); 6] {
     let (x, y) = (n % 2, 1 - n % 2);
     let s = Duration::from_secs;
     [
-        // Held until the Sentinels promote a replica (about SENTINEL_DOWN + 2 s).
-        (Fault::Failover, s(0)),
         (Fault::PauseReplica(x), s(3)),
         (Fault::RestartReplica(y), s(3)),
         (Fault::RestartPrimary { kill: n % 2 == 1 }, s(3)),
@@ -1820,6 +1819,10 @@ fn cycle(n: usize) -> [(Fault, Duration); 6] {
             Fault::PauseNode(y),
             if matches!(n % 4, 1 | 2) { s(7) } else { s(3) },
         ),
+        // Last: it takes 30-40 s (SENTINEL_DOWN, the promotion, the old primary's return and
+        // the switch-back), so a 60 s run starts it after every other kind, and finishes it
+        // after the traffic deadline.
+        (Fault::Failover, s(0)),
     ]
 }
 
