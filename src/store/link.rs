@@ -14,9 +14,14 @@
 //! command may or may not have run: that is the store's UNAVAILABLE, and mutations are safe to
 //! retry).
 //!
-//! [`Durable`] wraps a link for mutations: after every command it sends `WAIT n timeout` in the
-//! same round trip, and fails unless `n` replicas acknowledged the write (see the README,
-//! "Durability").
+//! Links made from one another with [`Link::separate`] share an epoch: when one loses its
+//! connection, the others reconnect before their next command rather than each failing once on
+//! a server that is gone. Right after a failover the Sentinels may briefly disagree, so a
+//! Sentinel lookup is tried a few times (bounded by the connect timeout) before it fails.
+//!
+//! [`Durable`] wraps a link for mutations: after every command it sends a fence write and
+//! `WAIT n timeout` in the same round trip, and fails unless `n` replicas acknowledged the
+//! write (README: "No acknowledged write is lost on failover").
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
