@@ -14,7 +14,9 @@
 //! mint ([`authority`]: who may do what, delegation subset test) -> sign ([`keyring`],
 //! [`credential`]) -> store ([`store`]: system of record) -> event ([`view::Event`], applied to
 //! the live view). On a Redis-backed node, [`sync`] keeps the view in step with its cell's
-//! replica and says how fresh it is, from heartbeats stamped on the primary.
+//! replica and says how fresh it is, from heartbeats stamped on the primary. Its connections
+//! ([`store::link`]) follow the primary through a failover (Sentinel or a name that moves),
+//! and acknowledge a mutation only once `--min-replica-acks` replicas hold it.
 //!
 //! Around them: [`proto`] (generated protobuf types), [`convert`] (protobuf <-> domain, the one
 //! place requests are validated), [`server`] (gRPC handlers, status mapping, the `run` entry

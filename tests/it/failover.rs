@@ -34,14 +34,17 @@ async fn sentinel_cells() -> (Cells, Vec<RedisServer>) {
     let topology = Topology::start(false);
     let sentinels = start_sentinels(topology.primary.port(), SENTINEL_DOWN_AFTER);
     let addrs = addresses(&sentinels);
+    // The shared vending limiter on (generous enough never to refuse these tests).
     let cells = Cells::start_on(
         topology,
         |c| NodeConfig {
             sentinels: Some(addrs),
+            vend_rate: 1000,
             ..c
         },
         |c| NodeConfig {
             sentinels: Some(addrs),
+            vend_rate: 1000,
             ..c
         },
     )
@@ -212,12 +215,33 @@ async fn an_acknowledged_revocation_survives_a_primary_kill_and_the_cells_keep_s
         .create_key(&cells.owner, "viewer")
         .await
         .expect("key after failover");
-    cells
+    let revocation = cells
         .a
         .revoke_key(&cells.owner, &later_id)
         .await
         .expect("revoke after failover");
     until_revoked(&cells.b, &later, Duration::from_secs(2)).await;
+    // Heartbeats and position reports reach the new primary: both cells confirm.
+    let confirmation = cells
+        .a
+        .admin()
+        .await
+        .confirm_revocation(with_key(
+            pb::ConfirmRevocationRequest {
+                revocation_id: revocation,
+                timeout_ms: 5000,
+            },
+            &cells.owner,
+        ))
+        .await
+        .expect("confirm after failover")
+        .into_inner();
+    assert!(confirmation.confirmed, "{confirmation:?}");
+    assert_eq!(confirmation.confirmed_cells, vec!["a", "b"]);
+    // The shared vending limiter runs on the new primary again (not only its per-node
+    // fallback): the account's bucket is there after a mint.
+    cells.b.mint(&cells.owner, "after-failover").await;
+    assert_eq!(primary.command(&["EXISTS", "authcell:rl:acme"]), "1");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
