@@ -372,6 +372,14 @@ impl RedisServer {
         }
     }
 
+    /// [`RedisServer::command`] for polling: `None` when the server cannot be reached or drops
+    /// the connection (a Sentinel reconfiguring it kills its clients).
+    pub fn try_command(&self, args: &[&str]) -> Option<String> {
+        request(self.port, args, IO_TIMEOUT)
+            .ok()
+            .map(|r| r.render())
+    }
+
     /// Polls `command(args)` until it returns `expected`; panics, with the last reply, after
     /// `timeout`. For what a replica eventually sees.
     pub fn wait_for_reply(&self, args: &[&str], expected: &str, timeout: Duration) {
