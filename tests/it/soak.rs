@@ -1869,6 +1869,26 @@ struct Redis {
 
 /// Polls until the Sentinels name the server on `port` as the primary and it says so.
 fn wait_named(redis: &Redis, port: u16) {
+    if named_within(redis, port, LINK_BOUND) {
+        return;
+    }
+    let t = &redis.topology;
+    let roles: Vec<String> = [&t.primary, &t.replica_a, &t.replica_b]
+        .into_iter()
+        .map(|s| {
+            let role = s.try_command(&["ROLE"]).unwrap_or_default();
+            format!("{}: {}", s.port(), role.replace('\n', " "))
+        })
+        .collect();
+    panic!(
+        "the Sentinels did not promote port {port} within {LINK_BOUND:?}; roles: {roles:?}\n{}",
+        redis.sentinels[0].log_tail()
+    );
+}
+
+/// Whether the Sentinels name the server on `port` as the primary, and it says so, within
+/// `within`.
+fn named_within(redis: &Redis, port: u16, within: Duration) -> bool {
     let started = Instant::now();
     loop {
         let named = redis
@@ -1885,22 +1905,11 @@ fn wait_named(redis: &Redis, port: u16) {
                 .try_command(&["ROLE"])
                 .is_some_and(|r| r.starts_with("master"))
             {
-                return;
+                return true;
             }
         }
-        if started.elapsed() >= LINK_BOUND {
-            let t = &redis.topology;
-            let roles: Vec<String> = [&t.primary, &t.replica_a, &t.replica_b]
-                .into_iter()
-                .map(|s| {
-                    let role = s.try_command(&["ROLE"]).unwrap_or_default();
-                    format!("{}: {}", s.port(), role.replace('\n', " "))
-                })
-                .collect();
-            panic!(
-                "the Sentinels did not promote port {port} within {LINK_BOUND:?}; roles: {roles:?}\n{}",
-                redis.sentinels[0].log_tail()
-            );
+        if started.elapsed() >= within {
+            return false;
         }
         std::thread::sleep(Duration::from_millis(50));
     }
@@ -2009,8 +2018,6 @@ fn failover(redis: &mut Redis) {
             .find(|s| s.port() == promoted)
             .expect("the promoted server")
     };
-    let reply = current.command(&["CLIENT", "PAUSE", "10000", "WRITE"]);
-    assert_eq!(reply, "OK", "CLIENT PAUSE WRITE");
     let offset = |server: &RedisServer, field: &str| -> Option<u64> {
         server
             .try_command(&["INFO", "replication"])?
@@ -2018,30 +2025,41 @@ fn failover(redis: &mut Redis) {
             .find_map(|l| l.trim_end().strip_prefix(field)?.strip_prefix(':'))
             .and_then(|v| v.parse().ok())
     };
-    let started = Instant::now();
-    loop {
-        let want = offset(current, "master_repl_offset");
-        if want.is_some() && offset(&redis.topology.primary, "slave_repl_offset") == want {
+    // A Sentinel sometimes aborts a requested failover (`-failover-abort-slave-timeout`): the
+    // whole switch-back is tried again, writes paused anew each time.
+    for _ in 0..3 {
+        let reply = current.command(&["CLIENT", "PAUSE", "15000", "WRITE"]);
+        assert_eq!(reply, "OK", "CLIENT PAUSE WRITE");
+        let started = Instant::now();
+        loop {
+            let want = offset(current, "master_repl_offset");
+            if want.is_some() && offset(&redis.topology.primary, "slave_repl_offset") == want {
+                break;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(8),
+                "the old primary did not catch up with the paused primary"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        // A Sentinel refuses a failover while it still considers one in progress: retry.
+        let started = Instant::now();
+        loop {
+            let reply = redis.sentinels[0].command(&["SENTINEL", "FAILOVER", SENTINEL_MASTER]);
+            if reply == "OK" {
+                break;
+            }
+            assert!(
+                started.elapsed() < LINK_BOUND,
+                "SENTINEL FAILOVER kept failing: {reply}"
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        if named_within(redis, old, Duration::from_secs(14)) {
             break;
         }
-        assert!(
-            started.elapsed() < Duration::from_secs(8),
-            "the old primary did not catch up with the paused primary"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    // A Sentinel refuses a failover while it still considers one in progress: retry.
-    let started = Instant::now();
-    loop {
-        let reply = redis.sentinels[0].command(&["SENTINEL", "FAILOVER", SENTINEL_MASTER]);
-        if reply == "OK" {
-            break;
-        }
-        assert!(
-            started.elapsed() < LINK_BOUND,
-            "SENTINEL FAILOVER kept failing: {reply}"
-        );
-        std::thread::sleep(Duration::from_millis(200));
+        let _ = current.try_command(&["CLIENT", "UNPAUSE"]);
+        std::thread::sleep(Duration::from_secs(1));
     }
     wait_named(redis, old);
     // Now a replica: the held writes are released (to be refused READONLY).
