@@ -11,69 +11,17 @@
 
 #[path = "../tests/it/redis_env.rs"]
 mod redis_env;
+#[path = "support/redis_node.rs"]
+mod redis_node;
+
+use redis_node::{ms, percentile, with_key};
 
 use std::time::{Duration, Instant};
 
-use authcell::keyring::{generate_pem, KeyRing};
-use authcell::node::{self, NodeOptions, RedisSettings};
+use authcell::keyring::generate_pem;
+use authcell::node::RedisSettings;
 use authcell::proto::global_admin as ga;
-use authcell::server;
-use tokio::net::TcpListener;
 use tonic::transport::Channel;
-use tonic::Request;
-
-fn with_key<T>(message: T, key: &str) -> Request<T> {
-    let mut request = Request::new(message);
-    if let Ok(value) = key.parse() {
-        request.metadata_mut().insert("authorization", value);
-    }
-    request
-}
-
-async fn start_node(
-    pem: &str,
-    primary: &str,
-    acks: u32,
-) -> (Channel, std::sync::Arc<authcell::authority::Authority>) {
-    let ring = KeyRing::from_pem("bench", pem).expect("signing key");
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    let options = NodeOptions {
-        cell: format!("acks{acks}"),
-        endpoint: addr.to_string(),
-        ..Default::default()
-    };
-    let settings = RedisSettings {
-        min_replica_acks: Some(acks),
-        ..RedisSettings::fixed(primary)
-    };
-    let node = node::with_redis(ring, &options, &settings)
-        .await
-        .expect("node");
-    let authority = node.authority.clone();
-    tokio::spawn(async move {
-        let _ = server::run(listener, node.authority, std::future::pending()).await;
-        node.sync.stop().await;
-    });
-    while !authority.verifier().is_serving() {
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    let channel = Channel::from_shared(format!("http://{addr}"))
-        .expect("url")
-        .connect()
-        .await
-        .expect("connect");
-    (channel, authority)
-}
-
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    let index = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[index.min(sorted.len() - 1)]
-}
-
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1000.0
-}
 
 /// One create and one revoke through `channel`; their durations.
 async fn mutate(channel: &Channel, owner: &str) -> (Duration, Duration) {
@@ -114,9 +62,13 @@ async fn main() {
     let topology = redis_env::Topology::start(false);
     let pem = generate_pem().expect("pem").to_string();
     let primary = topology.primary.url();
-    let (plain, authority) = start_node(&pem, &primary, 0).await;
-    let (one, _) = start_node(&pem, &primary, 1).await;
-    let (all, _) = start_node(&pem, &primary, 2).await;
+    let acks = |n: u32| RedisSettings {
+        min_replica_acks: Some(n),
+        ..RedisSettings::fixed(&primary)
+    };
+    let (plain, authority) = redis_node::start(&pem, "acks0", &acks(0)).await;
+    let (one, _) = redis_node::start(&pem, "acks1", &acks(1)).await;
+    let (all, _) = redis_node::start(&pem, "acks2", &acks(2)).await;
     let (owner, _) = authority
         .bootstrap("bench", false)
         .await

@@ -11,82 +11,18 @@
 
 #[path = "../tests/it/redis_env.rs"]
 mod redis_env;
+#[path = "support/redis_node.rs"]
+mod redis_node;
 
-use std::sync::Arc;
+use redis_node::{ms, percentile, with_key};
+
 use std::time::{Duration, Instant};
 
-use authcell::keyring::{generate_pem, KeyRing};
-use authcell::node::{self, NodeOptions, RedisSettings};
+use authcell::keyring::generate_pem;
+use authcell::node::RedisSettings;
 use authcell::proto::authcell::v1 as pb;
 use authcell::proto::global_admin as ga;
-use authcell::server;
-use authcell::verifier::StalePolicy;
 use redis::AsyncCommands;
-use tokio::net::TcpListener;
-use tonic::transport::Channel;
-use tonic::Request;
-
-fn with_key<T>(message: T, key: &str) -> Request<T> {
-    let mut request = Request::new(message);
-    if let Ok(value) = key.parse() {
-        request.metadata_mut().insert("authorization", value);
-    }
-    request
-}
-
-async fn start_node(
-    pem: &str,
-    cell: &str,
-    primary: &str,
-    replica: &str,
-) -> (Channel, Arc<authcell::authority::Authority>) {
-    let ring = KeyRing::from_pem("bench", pem).expect("signing key");
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    let options = NodeOptions {
-        cell: cell.into(),
-        endpoint: addr.to_string(),
-        vend_rate_per_second: 0,
-        vend_burst: 0,
-        ..Default::default()
-    };
-    let settings = RedisSettings {
-        primary: authcell::store::link::Target::Url(primary.into()),
-        read_url: Some(replica.into()),
-        prefix: "authcell:".into(),
-        stream_max_len: 100_000,
-        max_staleness: Duration::from_secs(30),
-        stale_policy: StalePolicy::Serve,
-        min_replica_acks: None,
-        replica_ack_timeout: authcell::node::DEFAULT_REPLICA_ACK_TIMEOUT,
-    };
-    let node = node::with_redis(ring, &options, &settings)
-        .await
-        .expect("node");
-    let authority = node.authority.clone();
-    tokio::spawn(async move {
-        let _ = server::run(listener, node.authority, std::future::pending()).await;
-        node.sync.stop().await;
-    });
-    while !authority.verifier().is_serving() {
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    let channel = Channel::from_shared(format!("http://{addr}"))
-        .expect("url")
-        .connect()
-        .await
-        .expect("connect");
-    (channel, authority)
-}
-
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    let index = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[index.min(sorted.len() - 1)]
-}
-
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1000.0
-}
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
@@ -100,8 +36,12 @@ async fn main() {
     let topology = redis_env::Topology::start(false);
     let pem = generate_pem().expect("pem").to_string();
     let primary = topology.primary.url();
-    let (a, authority_a) = start_node(&pem, "a", &primary, &topology.replica_a.url()).await;
-    let (b, _) = start_node(&pem, "b", &primary, &topology.replica_b.url()).await;
+    let cell = |replica: String| RedisSettings {
+        read_url: Some(replica),
+        ..RedisSettings::fixed(&primary)
+    };
+    let (a, authority_a) = redis_node::start(&pem, "a", &cell(topology.replica_a.url())).await;
+    let (b, _) = redis_node::start(&pem, "b", &cell(topology.replica_b.url())).await;
     let (owner, _) = authority_a
         .bootstrap("bench", false)
         .await
