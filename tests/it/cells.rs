@@ -189,6 +189,26 @@ impl Node {
             .to_owned())
     }
 
+    /// ConfirmRevocation of `revocation_id`, waiting up to 5 s.
+    pub async fn confirm(
+        &self,
+        caller: &str,
+        revocation_id: String,
+    ) -> pb::ConfirmRevocationResponse {
+        self.admin()
+            .await
+            .confirm_revocation(with_key(
+                pb::ConfirmRevocationRequest {
+                    revocation_id,
+                    timeout_ms: 5000,
+                },
+                caller,
+            ))
+            .await
+            .expect("confirm")
+            .into_inner()
+    }
+
     pub async fn admin(&self) -> pb::admin_client::AdminClient<Channel> {
         pb::admin_client::AdminClient::new(self.channel().await)
     }
@@ -739,20 +759,7 @@ async fn confirmed_revocation_waits_for_every_cell_and_names_the_one_missing() {
         .revoke_key(&cells.owner, &key_id)
         .await
         .expect("revoke");
-    let confirmation = cells
-        .a
-        .admin()
-        .await
-        .confirm_revocation(with_key(
-            pb::ConfirmRevocationRequest {
-                revocation_id: revocation,
-                timeout_ms: 5000,
-            },
-            &cells.owner,
-        ))
-        .await
-        .expect("confirm")
-        .into_inner();
+    let confirmation = cells.a.confirm(&cells.owner, revocation).await;
     assert!(confirmation.confirmed, "{confirmation:?}");
     assert_eq!(confirmation.confirmed_cells, vec!["a", "b"]);
     // Confirmed means b refuses it now, with no waiting.

@@ -222,20 +222,7 @@ async fn an_acknowledged_revocation_survives_a_primary_kill_and_the_cells_keep_s
         .expect("revoke after failover");
     until_revoked(&cells.b, &later, Duration::from_secs(2)).await;
     // Heartbeats and position reports reach the new primary: both cells confirm.
-    let confirmation = cells
-        .a
-        .admin()
-        .await
-        .confirm_revocation(with_key(
-            pb::ConfirmRevocationRequest {
-                revocation_id: revocation,
-                timeout_ms: 5000,
-            },
-            &cells.owner,
-        ))
-        .await
-        .expect("confirm after failover")
-        .into_inner();
+    let confirmation = cells.a.confirm(&cells.owner, revocation).await;
     assert!(confirmation.confirmed, "{confirmation:?}");
     assert_eq!(confirmation.confirmed_cells, vec!["a", "b"]);
     // The shared vending limiter runs on the new primary again (not only its per-node
