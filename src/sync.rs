@@ -444,18 +444,7 @@ fn event_field(fields: &[String]) -> String {
 
 /// Adds a beat (see the module docs), records this node's position (with the primary's time),
 /// and measures this node's offset to the primary's clock: one script, one round trip.
-const REPORT: &str = r#"
--- KEYS: beats, nodes. ARGV: node id, cell, position, max staleness ms, deny when stale (0/1)
-local t = redis.call('TIME')
-local ms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-redis.call('XADD', KEYS[1], 'MAXLEN', '1', '*', 'n', ARGV[1])
-local status = '{"node_id":' .. cjson.encode(ARGV[1]) .. ',"cell":' .. cjson.encode(ARGV[2])
-  .. ',"position":' .. cjson.encode(ARGV[3]) .. ',"seen_at_ms":' .. string.format('%.0f', ms)
-  .. ',"max_staleness_ms":' .. string.format('%.0f', tonumber(ARGV[4]))
-  .. ',"deny_when_stale":' .. (ARGV[5] == '1' and 'true' or 'false') .. '}'
-redis.call('HSET', KEYS[2], ARGV[1], status)
-return {t[1], t[2]}
-"#;
+const REPORT: &str = include_str!("store/redis/scripts/report.lua");
 
 /// Reports once (see the `REPORT` script). Also used at start, before the node serves, so that its
 /// first credential is already stamped on the primary's clock.

@@ -1,7 +1,9 @@
 //! The Redis store: the system of record in production.
 //!
 //! Writes go to the primary; every mutation is one Lua script, so it is atomic and appends its
-//! [`Event`] to the event stream in the same step. Reads of records go to the primary too (they
+//! [`Event`] to the event stream in the same step. The scripts are files of their own, in
+//! `src/store/redis/scripts/` (with those of [`crate::sync`] and [`crate::ratelimit`]), built in
+//! with `include_str!`; each opens with the KEYS and ARGV it takes. Reads of records go to the primary too (they
 //! are management calls, where read-your-writes matters more than a round trip); the hot path
 //! never reads Redis: it reads the live view, which [`crate::sync`] feeds from this cell's
 //! replica.
@@ -163,14 +165,7 @@ pub fn role_field(account: &str, role_id: &str) -> String {
 /// Prepended to every mutation script: appends the audit record, when there is one, to the
 /// account's audit stream. The last KEY of every script is that stream; its last two ARGV are
 /// the record ('' for none) and the stream's cap.
-const AUDIT_PRELUDE: &str = r#"
-local function audit()
-  local record = ARGV[#ARGV - 1]
-  if record ~= '' then
-    redis.call('XADD', KEYS[#KEYS], 'MAXLEN', '~', ARGV[#ARGV], '*', 'a', record)
-  end
-end
-"#;
+const AUDIT_PRELUDE: &str = include_str!("redis/scripts/audit_prelude.lua");
 
 /// A mutation script: the audit prelude, then the body.
 fn mutation(body: &str) -> Script {
@@ -179,168 +174,27 @@ fn mutation(body: &str) -> Script {
 
 /// Stores a new key. Under a request id (a receipt in ARGV[7]) a retry finds the first
 /// attempt's receipt and stores nothing new.
-const INSERT_KEY: &str = r#"
--- KEYS: key hash, account keys, role keys, account roles, receipt (unused without one)
--- ARGV: key id, record, refresh hash or '', expiry score, role id or '', 'custom' or '',
---       receipt or '', receipt ttl
-if ARGV[7] ~= '' then
-  local prior = redis.call('GET', KEYS[5])
-  if prior then return {'REPLAY', prior} end
-end
-if redis.call('EXISTS', KEYS[1]) == 1 then return {'EXISTS'} end
-if ARGV[6] == 'custom' and redis.call('HEXISTS', KEYS[4], ARGV[5]) == 0 then return {'NOROLE'} end
-redis.call('HSET', KEYS[1], 'rec', ARGV[2])
-if ARGV[3] ~= '' then redis.call('HSET', KEYS[1], 'refresh', ARGV[3]) end
-redis.call('ZADD', KEYS[2], 0, ARGV[1])
-if ARGV[5] ~= '' then redis.call('ZADD', KEYS[3], ARGV[4], ARGV[1]) end
-if ARGV[7] ~= '' then redis.call('SET', KEYS[5], ARGV[7], 'EX', ARGV[8]) end
-audit()
-return {'OK'}
-"#;
+const INSERT_KEY: &str = include_str!("redis/scripts/insert_key.lua");
 
-const REVOKE_KEY: &str = r#"
--- KEYS: key hash, role keys, revoked, events
--- ARGV: now, revoked field, event, max len, key id
-if redis.call('HEXISTS', KEYS[1], 'rec') == 0 then return {'NOTFOUND'} end
-redis.call('HSETNX', KEYS[1], 'revoked_at', ARGV[1])
-redis.call('ZREM', KEYS[2], ARGV[5])
-redis.call('HSET', KEYS[3], ARGV[2], ARGV[1])
-local id = redis.call('XADD', KEYS[4], 'MAXLEN', '~', ARGV[4], '*', 'e', ARGV[3])
-audit()
-return {'OK', id, redis.call('HGET', KEYS[1], 'revoked_at')}
-"#;
+const REVOKE_KEY: &str = include_str!("redis/scripts/revoke_key.lua");
 
-const PUBLISH: &str = r#"
--- KEYS: revoked hash, events
--- ARGV: field, value, event, max len
-redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
-local id = redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[4], '*', 'e', ARGV[3])
-audit()
-return id
-"#;
+const PUBLISH: &str = include_str!("redis/scripts/publish.lua");
 
 /// Removes ended token-id revocations (at most ARGV[2] of them) from the `revoked` hash and
 /// both sorted sets. Shared by the revocation script and the periodic sweep.
-const SWEEP_TOKEN_IDS: &str = r#"
-local function sweep(revoked, all, prefix, now, limit)
-  local ended = redis.call('ZRANGEBYSCORE', all, '-inf', now, 'LIMIT', 0, limit)
-  for _, field in ipairs(ended) do
-    redis.call('HDEL', revoked, field)
-    redis.call('ZREM', all, field)
-    local account = string.match(field, '^t%z([^%z]*)%z')
-    if account then redis.call('ZREM', prefix .. 'acct:' .. account .. ':tokrevs', field) end
-  end
-  return #ended
-end
-"#;
+const SWEEP_TOKEN_IDS: &str = include_str!("redis/scripts/sweep_token_ids.lua");
 
-const REVOKE_TOKEN_ID: &str = r#"
--- KEYS: revoked hash, account's token revocations, all token revocations, events
--- ARGV: field, until, now, max live, event, max len, prefix
-sweep(KEYS[1], KEYS[3], ARGV[7], ARGV[3], 1000)
-local current = redis.call('ZSCORE', KEYS[2], ARGV[1])
-if current and tonumber(current) <= tonumber(ARGV[3]) then current = nil end
-local live = redis.call('ZCOUNT', KEYS[2], '(' .. ARGV[3], '+inf')
-if (not current) and live >= tonumber(ARGV[4]) then return {'QUOTA'} end
-local untl = tonumber(ARGV[2])
-if current and tonumber(current) > untl then untl = tonumber(current) end
-local score = string.format('%.0f', untl)
-redis.call('ZADD', KEYS[2], score, ARGV[1])
-redis.call('ZADD', KEYS[3], score, ARGV[1])
-redis.call('HSET', KEYS[1], ARGV[1], score)
-local id = redis.call('XADD', KEYS[4], 'MAXLEN', '~', ARGV[6], '*', 'e', ARGV[5])
-audit()
-return {'OK', id}
-"#;
+const REVOKE_TOKEN_ID: &str = include_str!("redis/scripts/revoke_token_id.lua");
 
 /// The cut is taken from the primary's clock, the one clock every node's issue stamps follow
 /// (see [`crate::clock`]).
-const ISSUED_BEFORE: &str = r#"
--- KEYS: watermarks, events
--- ARGV: account, before ms or '' (now), max len, cut placeholder
-local current = tonumber(redis.call('HGET', KEYS[1], ARGV[1]) or '0')
-local cut
-if ARGV[2] == '' then
-  local t = redis.call('TIME')
-  cut = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) + 1
-  if cut <= current then cut = current + 1 end
-else
-  cut = tonumber(ARGV[2])
-  if cut < current then cut = current end
-end
-local text = string.format('%.0f', cut)
-redis.call('HSET', KEYS[1], ARGV[1], text)
-local event = '{"IssuedBefore":{"account":' .. cjson.encode(ARGV[1]) .. ',"before_ms":' .. text .. '}}'
-local id = redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[3], '*', 'e', event)
-local record = ARGV[#ARGV - 1]
-if record ~= '' then
-  local placeholder = string.gsub(ARGV[4], '%p', '%%%0')
-  ARGV[#ARGV - 1] = string.gsub(record, placeholder, text)
-end
-audit()
-return {text, id}
-"#;
+const ISSUED_BEFORE: &str = include_str!("redis/scripts/issued_before.lua");
 
-const PUT_ROLE: &str = r#"
--- KEYS: account roles, role names, all roles, events
--- ARGV: role id, expected old record or '' (create), new record, old name or '', new name,
---       all-roles field, event, max len
-local old = redis.call('HGET', KEYS[1], ARGV[1])
-if ARGV[2] == '' then
-  if old then return 'EXISTS' end
-else
-  if not old then return 'NOTFOUND' end
-  -- A retry of an update that was applied: done already.
-  if old == ARGV[3] then return 'OK' end
-  if old ~= ARGV[2] then return 'CONFLICT' end
-end
-if ARGV[4] ~= ARGV[5] then
-  if redis.call('HEXISTS', KEYS[2], ARGV[5]) == 1 then return 'NAMETAKEN' end
-  if ARGV[4] ~= '' then redis.call('HDEL', KEYS[2], ARGV[4]) end
-  redis.call('HSET', KEYS[2], ARGV[5], ARGV[1])
-end
-redis.call('HSET', KEYS[1], ARGV[1], ARGV[3])
-redis.call('HSET', KEYS[3], ARGV[6], ARGV[3])
-redis.call('XADD', KEYS[4], 'MAXLEN', '~', ARGV[8], '*', 'e', ARGV[7])
-audit()
-return 'OK'
-"#;
+const PUT_ROLE: &str = include_str!("redis/scripts/put_role.lua");
 
-const DELETE_ROLE: &str = r#"
--- KEYS: account roles, role names, all roles, role keys, events
--- ARGV: role id, expected record, name, now, all-roles field, event, max len
-local old = redis.call('HGET', KEYS[1], ARGV[1])
-if not old then return {'NOTFOUND'} end
-if old ~= ARGV[2] then return {'CONFLICT'} end
-local live = redis.call('ZCOUNT', KEYS[4], '(' .. ARGV[4], '+inf')
-if live > 0 then return {'INUSE', live} end
-redis.call('HDEL', KEYS[1], ARGV[1])
-redis.call('HDEL', KEYS[2], ARGV[3])
-redis.call('HDEL', KEYS[3], ARGV[5])
-redis.call('DEL', KEYS[4])
-redis.call('XADD', KEYS[5], 'MAXLEN', '~', ARGV[7], '*', 'e', ARGV[6])
-audit()
-return {'OK'}
-"#;
+const DELETE_ROLE: &str = include_str!("redis/scripts/delete_role.lua");
 
-const ROTATE_REFRESH: &str = r#"
--- KEYS: old key hash, new key hash, account keys, revoked, events, old role keys, new role keys
--- ARGV: refresh hash, now, new id, new record, new refresh hash, revoked field, event, max len,
---       old id, new expiry score, new role id or ''
-if redis.call('HEXISTS', KEYS[1], 'rec') == 0 then return 'NOTFOUND' end
-if redis.call('EXISTS', KEYS[2]) == 1 then return 'EXISTS' end
-if redis.call('HEXISTS', KEYS[1], 'revoked_at') == 1 then return 'USED' end
-if redis.call('HGET', KEYS[1], 'refresh') ~= ARGV[1] then return 'MISMATCH' end
-redis.call('HSET', KEYS[1], 'revoked_at', ARGV[2])
-redis.call('ZREM', KEYS[6], ARGV[9])
-redis.call('HSET', KEYS[2], 'rec', ARGV[4], 'refresh', ARGV[5])
-redis.call('ZADD', KEYS[3], 0, ARGV[3])
-if ARGV[11] ~= '' then redis.call('ZADD', KEYS[7], ARGV[10], ARGV[3]) end
-redis.call('HSET', KEYS[4], ARGV[6], ARGV[2])
-redis.call('XADD', KEYS[5], 'MAXLEN', '~', ARGV[8], '*', 'e', ARGV[7])
-audit()
-return 'OK'
-"#;
+const ROTATE_REFRESH: &str = include_str!("redis/scripts/rotate_refresh.lua");
 
 /// Redis-backed [`Store`].
 pub struct RedisStore {
