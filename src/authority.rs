@@ -896,13 +896,11 @@ impl Authority {
                 None,
             ));
         }
-        let latest_ms = latest
-            .as_deref()
-            .map_or(0, crate::store::redis::stream_id_ms);
+        let latest_ms = latest.as_deref().map_or(0, crate::store::StreamId::ms_of);
         let nodes = nodes
             .into_iter()
             .map(|n| CellNode {
-                lag_ms: latest_ms.saturating_sub(crate::store::redis::stream_id_ms(&n.position)),
+                lag_ms: latest_ms.saturating_sub(crate::store::StreamId::ms_of(&n.position)),
                 last_seen_ms_ago: now_ms.saturating_sub(n.seen_at_ms),
                 live: is_live(&n, now_ms),
                 node_id: n.node_id,
@@ -1147,12 +1145,12 @@ enum Standing {
 fn node_standing(node: &crate::store::NodeStatus, target: &str, now_ms: u64) -> Standing {
     let silent_for = now_ms.saturating_sub(node.seen_at_ms);
     if silent_for <= LIVENESS_MS {
-        if crate::store::redis::stream_id_cmp(&node.position, target).is_ge() {
+        if crate::store::StreamId::cmp_text(&node.position, target).is_ge() {
             Standing::Applied
         } else {
             Standing::Behind
         }
-    } else if crate::store::redis::stream_id_cmp(&node.position, target).is_ge() {
+    } else if crate::store::StreamId::cmp_text(&node.position, target).is_ge() {
         // Silent, but it had applied the revocation before it went quiet.
         Standing::Applied
     } else if silent_for > GONE_AFTER_MS

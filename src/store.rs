@@ -8,6 +8,7 @@
 pub mod link;
 pub mod memory;
 pub mod redis;
+pub mod stream_id;
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
@@ -120,13 +121,7 @@ pub struct AuditQuery {
     pub limit: usize,
 }
 
-/// Parses the millisecond part of a `<millis>-<seq>` id.
-pub fn audit_id_ms(id: &str) -> u64 {
-    id.split('-')
-        .next()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0)
-}
+pub use stream_id::StreamId;
 
 /// Store failures, each with the meaning the API reports.
 #[derive(Debug, thiserror::Error)]

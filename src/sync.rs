@@ -512,7 +512,7 @@ async fn tail(
                     seen = loaded.info.entries_added;
                     at_position = None;
                     if let Some(id) = loaded.beat {
-                        view.mark_fresh(crate::store::redis::stream_id_ms(&id));
+                        view.mark_fresh(crate::store::StreamId::ms_of(&id));
                         beat = id;
                     }
                     need_load = false;
@@ -585,7 +585,7 @@ async fn tail(
         }
         if let Some(id) = new_beat {
             if complete {
-                view.mark_fresh(crate::store::redis::stream_id_ms(&id));
+                view.mark_fresh(crate::store::StreamId::ms_of(&id));
                 beat = id;
             }
         }

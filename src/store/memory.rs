@@ -62,7 +62,7 @@ impl Data {
 
     fn record(&mut self, audit: Option<&AuditRecord>) {
         let Some(audit) = audit else { return };
-        let ms = crate::store::redis::wall_ms();
+        let ms = crate::clock::wall_ms();
         let (last_ms, last_seq) = self.last_audit;
         let (ms, seq) = if ms > last_ms {
             (ms, 0)
@@ -302,7 +302,7 @@ impl Store for MemoryStore {
         Ok(events
             .iter()
             .rev()
-            .filter(|e| before.is_none_or(|b| crate::store::redis::stream_id_cmp(&e.id, b).is_lt()))
+            .filter(|e| before.is_none_or(|b| crate::store::StreamId::cmp_text(&e.id, b).is_lt()))
             .filter(|e| query.until_ms.is_none_or(|u| e.at_ms < u))
             .take_while(|e| query.since_ms.is_none_or(|s| e.at_ms >= s))
             .take(query.limit)

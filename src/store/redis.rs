@@ -43,8 +43,8 @@ use redis::{AsyncCommands, Script};
 use super::link::{Acks, Durable, Link, Target};
 
 use super::{
-    audit_id_ms, AuditQuery, AuditRecord, KeyRecord, NodeStatus, Receipt, RoleRecord, Store,
-    StoreError, StoreResult,
+    AuditQuery, AuditRecord, KeyRecord, NodeStatus, Receipt, RoleRecord, Store, StoreError,
+    StoreResult,
 };
 use crate::permissions::system;
 use crate::view::{Event, View};
@@ -251,8 +251,6 @@ fn corrupt(what: &str, e: impl std::fmt::Display) -> StoreError {
 fn to_json<T: serde::Serialize>(value: &T) -> StoreResult<String> {
     serde_json::to_string(value).map_err(|e| corrupt("record", e))
 }
-
-pub use crate::clock::wall_ms;
 
 /// Runs a mutation script. A node that followed the primary to a new server after `READONLY`
 /// (see [`Link`]) can meet a server without the script in the middle of redis-rs's own
@@ -715,7 +713,7 @@ impl Store for RedisStore {
             };
             let mut record: AuditRecord =
                 serde_json::from_str(json).map_err(|e| corrupt("audit event", e))?;
-            record.at_ms = audit_id_ms(&id);
+            record.at_ms = super::StreamId::ms_of(&id);
             record.id = id;
             out.push(record);
         }
@@ -1027,23 +1025,4 @@ pub async fn newest_id(conn: &mut Link, stream: &str) -> StoreResult<Option<Stri
         .await
         .map_err(unavailable)?;
     Ok(entries.into_iter().next().map(|(id, _)| id))
-}
-
-/// Compares stream ids (`ms-seq`) numerically.
-pub fn stream_id_cmp(a: &str, b: &str) -> std::cmp::Ordering {
-    fn parts(id: &str) -> (u64, u64) {
-        let mut it = id.splitn(2, '-');
-        let ms = it.next().and_then(|v| v.parse().ok()).unwrap_or(0);
-        let seq = it.next().and_then(|v| v.parse().ok()).unwrap_or(0);
-        (ms, seq)
-    }
-    parts(a).cmp(&parts(b))
-}
-
-/// The milliseconds part of a stream id.
-pub fn stream_id_ms(id: &str) -> u64 {
-    id.split('-')
-        .next()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0)
 }

@@ -165,7 +165,7 @@ async fn lifecycle_is_audited(channel: Channel, owner: &str, owner_id: &str) {
     );
     let ids: Vec<&str> = events.iter().map(|e| e.id.as_str()).collect();
     let mut sorted = ids.clone();
-    sorted.sort_by(|a, b| authcell::store::redis::stream_id_cmp(b, a));
+    sorted.sort_by(|a, b| authcell::store::StreamId::cmp_text(b, a));
     assert_eq!(ids, sorted, "ordered newest first");
     let revoked = &events[6];
     assert_eq!(revoked.target, key_id);

@@ -1485,7 +1485,7 @@ async fn event_ids_follow_revocations(store: &dyn Store, has_stream: bool) {
     assert_eq!(store.latest_event_id().await.expect("latest"), second);
     if let (Some(first), Some(second)) = (&first, &second) {
         assert!(
-            authcell::store::redis::stream_id_cmp(first, second).is_lt(),
+            authcell::store::StreamId::cmp_text(first, second).is_lt(),
             "{first} < {second}"
         );
     }
