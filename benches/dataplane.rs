@@ -142,7 +142,9 @@ fn figure_metrics_layer(report: &mut Report, scale: &Scale) {
         ..Default::default()
     };
     let authority = authcell::node::embedded(ring, Arc::new(SystemClock), &options);
-    let metrics = Arc::new(authcell::metrics::Metrics::new(authority));
+    let metrics = Arc::new(authcell::metrics::Metrics::new(
+        authority.verifier().clone(),
+    ));
     let mut bare = Immediate;
     let mut counted = authcell::metrics::MetricsLayer(metrics).layer(Immediate);
     let batch = scale.cached_batch;

@@ -210,7 +210,9 @@ async fn start_metrics(
     listen: Option<std::net::SocketAddr>,
     authority: &Arc<authcell::authority::Authority>,
 ) -> Result<Arc<authcell::metrics::Metrics>, String> {
-    let metrics = Arc::new(authcell::metrics::Metrics::new(authority.clone()));
+    let metrics = Arc::new(authcell::metrics::Metrics::new(
+        authority.verifier().clone(),
+    ));
     if let Some(addr) = listen {
         let listener = TcpListener::bind(addr)
             .await

@@ -29,7 +29,7 @@ use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
 
-use crate::authority::Authority;
+use crate::verifier::Verifier;
 
 /// Process-wide event counters, bumped where the events happen.
 #[derive(Debug, Default)]
@@ -152,7 +152,7 @@ pub struct Metrics {
 
 /// Reads the node's state at scrape time.
 struct NodeCollector {
-    authority: Arc<Authority>,
+    verifier: Verifier,
 }
 
 impl std::fmt::Debug for NodeCollector {
@@ -183,7 +183,7 @@ fn gauge(
 
 impl Collector for NodeCollector {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
-        let verifier = self.authority.verifier();
+        let verifier = &self.verifier;
         let stats = verifier.stats().snapshot();
         {
             let mut decisions = encoder.encode_descriptor(
@@ -290,7 +290,7 @@ impl Collector for NodeCollector {
 }
 
 impl Metrics {
-    pub fn new(authority: Arc<Authority>) -> Self {
+    pub fn new(verifier: Verifier) -> Self {
         let mut registry = Registry::default();
         let handled = Family::<RpcLabels, Counter>::default();
         registry.register(
@@ -307,7 +307,7 @@ impl Metrics {
             "Time to answer an RPC (until the response headers), by method.",
             latency.clone(),
         );
-        registry.register_collector(Box::new(NodeCollector { authority }));
+        registry.register_collector(Box::new(NodeCollector { verifier }));
         Metrics {
             registry,
             handled,

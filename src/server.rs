@@ -45,7 +45,7 @@ pub async fn run(
     authority: Arc<Authority>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), tonic::transport::Error> {
-    let metrics = Arc::new(Metrics::new(authority.clone()));
+    let metrics = Arc::new(Metrics::new(authority.verifier().clone()));
     run_with(listener, authority, metrics, shutdown).await
 }
 

@@ -1038,7 +1038,7 @@ async fn a_cell_cut_off_from_the_primary_turns_stale_and_catches_up() {
     // Serve policy keeps answering from what it knows, and says it is stale.
     assert_eq!(serve.reason(&key, READ, "c").await, ALLOWED);
     assert!(b_serve.authority.verifier().is_stale());
-    let metrics = authcell::metrics::Metrics::new(b_serve.authority.clone()).render();
+    let metrics = authcell::metrics::Metrics::new(b_serve.authority.verifier().clone()).render();
     assert!(
         metrics.contains("authcell_revocation_view_stale 1"),
         "{metrics}"

@@ -51,7 +51,7 @@ async fn requests_decisions_and_issuance_are_counted() {
         &options,
     );
     let (owner, _) = authority.bootstrap("acme", false).await.expect("bootstrap");
-    let metrics = Arc::new(Metrics::new(authority.clone()));
+    let metrics = Arc::new(Metrics::new(authority.verifier().clone()));
     let served = authority.clone();
     let m = metrics.clone();
     tokio::spawn(async move {

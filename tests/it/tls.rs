@@ -112,7 +112,7 @@ async fn start_with(dir: Dir, files: TlsFiles, handshake_timeout: Duration) -> T
         .expect("tls")
         .with_handshake_timeout(handshake_timeout);
     tls::spawn_reloader(files, server_tls.clone(), Duration::from_millis(20));
-    let metrics = Arc::new(Metrics::new(authority.clone()));
+    let metrics = Arc::new(Metrics::new(authority.verifier().clone()));
     tokio::spawn(async move {
         let _ = server::run_tls(
             listener,
@@ -316,7 +316,7 @@ async fn the_tls_port_closes_when_the_server_stops() {
     let served = tokio::spawn(server::run_tls(
         listener,
         authority.clone(),
-        Arc::new(Metrics::new(authority)),
+        Arc::new(Metrics::new(authority.verifier().clone())),
         async {
             let _ = stopped.await;
         },
