@@ -313,5 +313,5 @@ pub(crate) fn caller<T>(
 ) -> Result<Caller, tonic::Status> {
     authority
         .caller(metadata_credential(request), peer_ip(request))
-        .map_err(|e| to_status(&e))
+        .map_err(tonic::Status::from)
 }

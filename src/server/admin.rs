@@ -74,8 +74,7 @@ impl pb::admin_server::Admin for AdminService {
         let (key, status) = self
             .authority
             .describe_key(&caller, &request.get_ref().key_id)
-            .await
-            .map_err(|e| to_status(&e))?;
+            .await?;
         Ok(Response::new(pb::DescribeApiKeyResponse {
             key: Some(key_info(key, status)),
         }))
@@ -90,8 +89,7 @@ impl pb::admin_server::Admin for AdminService {
         let page = self
             .authority
             .list_keys(&caller, req.limit, &req.next_token, req.include_inactive)
-            .await
-            .map_err(|e| to_status(&e))?;
+            .await?;
         Ok(Response::new(pb::ListApiKeysResponse {
             keys: page.keys.into_iter().map(|(k, s)| key_info(k, s)).collect(),
             next_token: page.next_token.unwrap_or_default(),
@@ -109,8 +107,7 @@ impl pb::admin_server::Admin for AdminService {
         let created = self
             .authority
             .create_role(&caller, &req.name, &req.description, permissions)
-            .await
-            .map_err(|e| to_status(&e))?;
+            .await?;
         tracing::info!(method = "authcell.v1.Admin/CreateRole", account = %caller.account(), role_id = %created.role_id, created_by = %caller.key_id(), "role created");
         Ok(Response::new(pb::CreateRoleResponse {
             role: Some(role(created)),
@@ -140,8 +137,7 @@ impl pb::admin_server::Admin for AdminService {
                     permissions,
                 },
             )
-            .await
-            .map_err(|e| to_status(&e))?;
+            .await?;
         tracing::info!(method = "authcell.v1.Admin/UpdateRole", account = %caller.account(), role_id = %updated.role_id, changed_by = %caller.key_id(), "role updated");
         Ok(Response::new(pb::UpdateRoleResponse {
             role: Some(role(updated)),
@@ -154,10 +150,7 @@ impl pb::admin_server::Admin for AdminService {
     ) -> Result<Response<pb::DeleteRoleResponse>, Status> {
         let caller = caller(&self.authority, &request)?;
         let role_id = &request.get_ref().role_id;
-        self.authority
-            .delete_role(&caller, role_id)
-            .await
-            .map_err(|e| to_status(&e))?;
+        self.authority.delete_role(&caller, role_id).await?;
         tracing::info!(method = "authcell.v1.Admin/DeleteRole", account = %caller.account(), role_id = %role_id, deleted_by = %caller.key_id(), "role deleted");
         Ok(Response::new(pb::DeleteRoleResponse {}))
     }
@@ -167,11 +160,7 @@ impl pb::admin_server::Admin for AdminService {
         request: Request<pb::ListRolesRequest>,
     ) -> Result<Response<pb::ListRolesResponse>, Status> {
         let caller = caller(&self.authority, &request)?;
-        let roles = self
-            .authority
-            .list_roles(&caller)
-            .await
-            .map_err(|e| to_status(&e))?;
+        let roles = self.authority.list_roles(&caller).await?;
         Ok(Response::new(pb::ListRolesResponse {
             roles: roles.into_iter().map(role).collect(),
         }))
@@ -191,8 +180,7 @@ impl pb::admin_server::Admin for AdminService {
         let revocation_id = self
             .authority
             .revoke_token(&caller, token.clone(), req.expires_at_epoch_seconds)
-            .await
-            .map_err(|e| to_status(&e))?;
+            .await?;
         tracing::info!(method = "authcell.v1.Admin/RevokeToken", account = %caller.account(), token = ?token, revoked_by = %caller.key_id(), "token revoked");
         Ok(Response::new(pb::RevokeTokenResponse {
             revocation_id: revocation_id.unwrap_or_default(),
@@ -216,8 +204,7 @@ impl pb::admin_server::Admin for AdminService {
         let (before_ms, revocation_id) = self
             .authority
             .revoke_issued_before(&caller, before_ms)
-            .await
-            .map_err(|e| to_status(&e))?;
+            .await?;
         tracing::info!(method = "authcell.v1.Admin/RevokeIssuedBefore", account = %caller.account(), issued_before_ms = before_ms, revoked_by = %caller.key_id(), "credentials issued before a time revoked");
         Ok(Response::new(pb::RevokeIssuedBeforeResponse {
             issued_before_epoch_seconds: before_ms / 1000,
@@ -235,8 +222,7 @@ impl pb::admin_server::Admin for AdminService {
         let outcome = self
             .authority
             .confirm_revocation(&caller, &req.revocation_id, req.timeout_ms)
-            .await
-            .map_err(|e| to_status(&e))?;
+            .await?;
         Ok(Response::new(pb::ConfirmRevocationResponse {
             confirmed: outcome.confirmed,
             confirmed_cells: outcome.confirmed_cells,
@@ -251,11 +237,7 @@ impl pb::admin_server::Admin for AdminService {
         request: Request<pb::ListCellsRequest>,
     ) -> Result<Response<pb::ListCellsResponse>, Status> {
         let caller = caller(&self.authority, &request)?;
-        let (nodes, latest) = self
-            .authority
-            .cells(&caller)
-            .await
-            .map_err(|e| to_status(&e))?;
+        let (nodes, latest) = self.authority.cells(&caller).await?;
         Ok(Response::new(pb::ListCellsResponse {
             nodes: nodes
                 .into_iter()
@@ -287,8 +269,7 @@ impl pb::admin_server::Admin for AdminService {
                 req.limit,
                 &req.next_token,
             )
-            .await
-            .map_err(|e| to_status(&e))?;
+            .await?;
         Ok(Response::new(pb::ListAuditEventsResponse {
             events: events
                 .into_iter()

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use tokio_stream::Stream;
 use tonic::{Request, Response, Status};
 
-use super::{body_or_metadata_credential, peer_ip, to_status};
+use super::{body_or_metadata_credential, peer_ip};
 use crate::authority::Authority;
 use crate::convert::statements_from_proto;
 use crate::proto::auth as pb;
@@ -59,8 +59,7 @@ impl pb::auth_server::Auth for AuthService {
                 &req.token_id,
                 &req.description,
             )
-            .await
-            .map_err(|e| to_status(&e))?;
+            .await?;
         Ok(Response::new(pb::GenerateApiTokenResponse {
             api_key: minted.key.token,
             refresh_token: minted.refresh_token,
@@ -78,8 +77,7 @@ impl pb::auth_server::Auth for AuthService {
         let minted = self
             .authority
             .refresh_api_token(&req.api_key, &req.refresh_token, peer)
-            .await
-            .map_err(|e| to_status(&e))?;
+            .await?;
         Ok(Response::new(pb::RefreshApiTokenResponse {
             api_key: minted.key.token,
             refresh_token: minted.refresh_token,

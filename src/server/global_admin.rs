@@ -6,7 +6,7 @@ use std::sync::Arc;
 use tokio_stream::Stream;
 use tonic::{Request, Response, Status};
 
-use super::{caller, to_status};
+use super::caller;
 use crate::authority::{Authority, Expiry};
 use crate::convert::permission_set_to_proto;
 use crate::proto::global_admin as ga;
@@ -42,11 +42,7 @@ impl ga::global_admin_server::GlobalAdmin for GlobalAdminService {
         request: Request<ga::ListRolesForAccountRequest>,
     ) -> Result<Response<ga::ListRolesForAccountResponse>, Status> {
         let caller = caller(&self.authority, &request)?;
-        let roles = self
-            .authority
-            .list_roles(&caller)
-            .await
-            .map_err(|e| to_status(&e))?;
+        let roles = self.authority.list_roles(&caller).await?;
         Ok(Response::new(ga::ListRolesForAccountResponse {
             roles: roles
                 .into_iter()
@@ -92,8 +88,7 @@ impl ga::global_admin_server::GlobalAdmin for GlobalAdminService {
                 expiry,
                 request_id.as_deref(),
             )
-            .await
-            .map_err(|e| to_status(&e))?;
+            .await?;
         tracing::info!(
             method = "global_admin.GlobalAdmin/GenerateGlobalApiKey",
             account = %record.account,
@@ -115,11 +110,7 @@ impl ga::global_admin_server::GlobalAdmin for GlobalAdminService {
         request: Request<ga::ListGlobalApiKeysRequest>,
     ) -> Result<Response<Self::ListGlobalApiKeysStream>, Status> {
         let caller = caller(&self.authority, &request)?;
-        let keys = self
-            .authority
-            .live_keys(&caller)
-            .await
-            .map_err(|e| to_status(&e))?;
+        let keys = self.authority.live_keys(&caller).await?;
         let stream = tokio_stream::iter(keys.into_iter().map(|k| Ok(key_info(&k))));
         Ok(Response::new(Box::pin(stream)))
     }
@@ -130,11 +121,7 @@ impl ga::global_admin_server::GlobalAdmin for GlobalAdminService {
     ) -> Result<Response<ga::RevokeGlobalApiKeyResponse>, Status> {
         let caller = caller(&self.authority, &request)?;
         let key_id = request.into_inner().key_id;
-        let (record, revocation_id) = self
-            .authority
-            .revoke_key(&caller, &key_id)
-            .await
-            .map_err(|e| to_status(&e))?;
+        let (record, revocation_id) = self.authority.revoke_key(&caller, &key_id).await?;
         tracing::info!(
             method = "global_admin.GlobalAdmin/RevokeGlobalApiKey",
             account = %record.account,

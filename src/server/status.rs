@@ -4,6 +4,13 @@ use tonic::{Code, Status};
 
 use crate::authority::Error;
 
+/// Handlers return authority errors with `?`.
+impl From<Error> for Status {
+    fn from(error: Error) -> Status {
+        to_status(&error)
+    }
+}
+
 /// Converts an authority error to the status the API promises. Internal errors are logged with
 /// their detail and reported with a generic message.
 pub fn to_status(error: &Error) -> Status {

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use tonic::{Request, Response, Status};
 
-use super::{body_or_metadata_credential, peer_ip, to_status};
+use super::{body_or_metadata_credential, peer_ip};
 use crate::authority::Authority;
 use crate::convert::statements_from_proto;
 use crate::proto::token as pb;
@@ -37,8 +37,7 @@ impl pb::token_server::Token for TokenService {
                 statements_from_proto("permissions", req.permissions.as_ref()),
                 &req.token_id,
             )
-            .await
-            .map_err(|e| to_status(&e))?;
+            .await?;
         Ok(Response::new(pb::GenerateDisposableTokenResponse {
             api_key: minted.token,
             endpoint: minted.endpoint,
