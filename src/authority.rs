@@ -1245,6 +1245,10 @@ fn validate_text(field: &str, value: &str, max: usize) -> Result<String, Invalid
     Ok(value.to_owned())
 }
 
+/// The response metadata carrying RevokeGlobalApiKey's revocation id (the upstream response
+/// has no field for it).
+pub const REVOCATION_ID_METADATA: &str = "authcell-revocation-id";
+
 /// The request metadata that makes a key creation safe to retry.
 pub const IDEMPOTENCY_KEY: &str = "idempotency-key";
 

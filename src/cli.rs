@@ -33,6 +33,9 @@ use tonic::metadata::{Ascii, MetadataValue};
 use tonic::transport::{Channel, Endpoint};
 use tonic::{Code, Request, Status};
 
+use crate::authority::{MAX_PAGE, REVOCATION_ID_METADATA};
+// System role ids; a role named otherwise, and not a UUID, is looked up by name.
+use crate::permissions::system::ALL as SYSTEM_ROLES;
 use crate::proto::authcell::v1 as pb;
 use crate::proto::global_admin as ga;
 use crate::proto::permission_messages as pm;
@@ -57,12 +60,6 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long one call may take: longer than the longest wait the server does on purpose
 /// (ConfirmRevocation, up to 60 s), so only a server that stopped answering hits it.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(75);
-/// Largest page the list RPCs serve.
-const MAX_PAGE: u32 = 100;
-/// The metadata key carrying RevokeGlobalApiKey's revocation id.
-const REVOCATION_ID_METADATA: &str = "authcell-revocation-id";
-/// System role ids; anything else that is not a UUID is looked up as a role name.
-const SYSTEM_ROLES: [&str; 3] = ["owner", "operator", "viewer"];
 
 // ---------------------------------------------------------------------------------------------
 // Command line (clap)

@@ -134,7 +134,7 @@ impl ga::global_admin_server::GlobalAdmin for GlobalAdminService {
         if let Some(value) = revocation_id.and_then(|id| id.parse().ok()) {
             response
                 .metadata_mut()
-                .insert("authcell-revocation-id", value);
+                .insert(crate::authority::REVOCATION_ID_METADATA, value);
         }
         Ok(response)
     }
