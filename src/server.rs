@@ -218,13 +218,15 @@ pub async fn run_tls(
     served
 }
 
-const SERVICES: [&str; 6] = [
-    "authcell.v1.Verifier",
-    "authcell.v1.Admin",
-    "authcell.v1.Keys",
-    "token.Token",
-    "auth.Auth",
-    "global_admin.GlobalAdmin",
+/// Every gRPC service `run` serves besides health and reflection, by its full name (from the
+/// generated code, so the list cannot drift from the protos).
+pub const SERVICES: [&str; 6] = [
+    crate::proto::authcell::v1::verifier_server::SERVICE_NAME,
+    crate::proto::authcell::v1::admin_server::SERVICE_NAME,
+    crate::proto::authcell::v1::keys_server::SERVICE_NAME,
+    crate::proto::token::token_server::SERVICE_NAME,
+    crate::proto::auth::auth_server::SERVICE_NAME,
+    crate::proto::global_admin::global_admin_server::SERVICE_NAME,
 ];
 
 async fn set_all(reporter: &tonic_health::server::HealthReporter, status: ServingStatus) {

@@ -1995,13 +1995,7 @@ async fn management_call_with_a_bad_credential_says_why_without_echoing_it() {
 // 11. Health and reflection
 // ---------------------------------------------------------------------------------------------
 
-const SERVICES: [&str; 5] = [
-    "token.Token",
-    "auth.Auth",
-    "global_admin.GlobalAdmin",
-    "authcell.v1.Admin",
-    "authcell.v1.Verifier",
-];
+use authcell::server::SERVICES;
 
 #[tokio::test]
 async fn health_reports_the_server_and_every_service_serving() {
