@@ -51,16 +51,7 @@ async fn lifecycle_is_audited(channel: Channel, owner: &str, owner_id: &str) {
     let mut admin = pb::admin_client::AdminClient::new(channel.clone());
     let mut global = ga::global_admin_client::GlobalAdminClient::new(channel.clone());
     let created = global
-        .generate_global_api_key(with_key(
-            ga::GenerateGlobalApiKeyRequest {
-                role_id: "viewer".into(),
-                description: "audited".into(),
-                expiry: Some(ga::generate_global_api_key_request::Expiry::Never(
-                    ga::generate_global_api_key_request::Never {},
-                )),
-            },
-            owner,
-        ))
+        .generate_global_api_key(with_key(key_request("viewer", "audited", None), owner))
         .await
         .expect("create")
         .into_inner();

@@ -156,16 +156,7 @@ impl Node {
         role_id: &str,
     ) -> Result<(String, String), tonic::Status> {
         let response = ga::global_admin_client::GlobalAdminClient::new(self.channel().await)
-            .generate_global_api_key(with_key(
-                ga::GenerateGlobalApiKeyRequest {
-                    role_id: role_id.into(),
-                    description: "cell test".into(),
-                    expiry: Some(ga::generate_global_api_key_request::Expiry::Never(
-                        ga::generate_global_api_key_request::Never {},
-                    )),
-                },
-                caller,
-            ))
+            .generate_global_api_key(with_key(key_request(role_id, "cell test", None), caller))
             .await?
             .into_inner();
         Ok((response.api_key, response.key_info.expect("info").key_id))

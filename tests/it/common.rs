@@ -122,13 +122,7 @@ impl TestServer {
             .global_admin()
             .await
             .generate_global_api_key(with_key(
-                ga::GenerateGlobalApiKeyRequest {
-                    role_id: role_id.into(),
-                    description: format!("test {role_id} key"),
-                    expiry: Some(ga::generate_global_api_key_request::Expiry::Never(
-                        ga::generate_global_api_key_request::Never {},
-                    )),
-                },
+                key_request(role_id, format!("test {role_id} key"), None),
                 caller,
             ))
             .await
@@ -358,5 +352,25 @@ pub fn explicit(
         kind: Some(pm::permissions::Kind::Explicit(pm::ExplicitPermissions {
             permissions,
         })),
+    }
+}
+
+/// A GenerateGlobalApiKey request: a key bound to `role_id`, expiring at `expires_at` (epoch
+/// seconds) or never.
+pub fn key_request(
+    role_id: &str,
+    description: impl Into<String>,
+    expires_at: Option<u64>,
+) -> ga::GenerateGlobalApiKeyRequest {
+    use ga::generate_global_api_key_request::{Expires, Expiry, Never};
+    ga::GenerateGlobalApiKeyRequest {
+        role_id: role_id.into(),
+        description: description.into(),
+        expiry: Some(match expires_at {
+            None => Expiry::Never(Never {}),
+            Some(at) => Expiry::Expires(Expires {
+                expiration_epoch_seconds: at,
+            }),
+        }),
     }
 }

@@ -348,16 +348,7 @@ async fn a_mutation_no_replica_acknowledges_is_unavailable_and_its_retry_creates
         .primary
         .command(&["ZCARD", "authcell:acct:acme:keys"]);
     let create = |description: &str| {
-        let mut request = with_key(
-            ga::GenerateGlobalApiKeyRequest {
-                role_id: "viewer".into(),
-                description: description.into(),
-                expiry: Some(ga::generate_global_api_key_request::Expiry::Never(
-                    ga::generate_global_api_key_request::Never {},
-                )),
-            },
-            &cells.owner,
-        );
+        let mut request = with_key(key_request("viewer", description, None), &cells.owner);
         request
             .metadata_mut()
             .insert("idempotency-key", "deploy-42".parse().expect("ascii"));

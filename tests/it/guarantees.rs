@@ -104,19 +104,9 @@ impl Api {
         role_id: &str,
         expires_at: Option<u64>,
     ) -> Result<(String, String), tonic::Status> {
-        use ga::generate_global_api_key_request::{Expires, Expiry, Never};
         let response = ga::global_admin_client::GlobalAdminClient::new(self.channel.clone())
             .generate_global_api_key(with_key(
-                ga::GenerateGlobalApiKeyRequest {
-                    role_id: role_id.into(),
-                    description: "guarantee test".into(),
-                    expiry: Some(match expires_at {
-                        None => Expiry::Never(Never {}),
-                        Some(at) => Expiry::Expires(Expires {
-                            expiration_epoch_seconds: at,
-                        }),
-                    }),
-                },
+                key_request(role_id, "guarantee test", expires_at),
                 caller,
             ))
             .await?

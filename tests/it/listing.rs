@@ -16,6 +16,7 @@ use tonic::transport::Channel;
 use uuid::Uuid;
 
 use crate::cells::{Node, NodeConfig};
+use crate::common::key_request;
 use crate::common::with_key;
 use crate::redis_env::{RedisOptions, RedisServer};
 
@@ -253,13 +254,7 @@ async fn write_while_listing(
     while !stop.load(Ordering::Relaxed) {
         let created = admin
             .generate_global_api_key(with_key(
-                ga::GenerateGlobalApiKeyRequest {
-                    role_id: "viewer".into(),
-                    description: "made during the listing".into(),
-                    expiry: Some(ga::generate_global_api_key_request::Expiry::Never(
-                        ga::generate_global_api_key_request::Never {},
-                    )),
-                },
+                key_request("viewer", "made during the listing", None),
                 &owner,
             ))
             .await

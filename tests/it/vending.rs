@@ -190,17 +190,7 @@ async fn a_token_never_outlives_its_parent_and_expires() {
         .global_admin()
         .await
         .generate_global_api_key(with_key(
-            authcell::proto::global_admin::GenerateGlobalApiKeyRequest {
-                role_id: "operator".into(),
-                description: "short-lived".into(),
-                expiry: Some(
-                    authcell::proto::global_admin::generate_global_api_key_request::Expiry::Expires(
-                        authcell::proto::global_admin::generate_global_api_key_request::Expires {
-                            expiration_epoch_seconds: now + 100,
-                        },
-                    ),
-                ),
-            },
+            key_request("operator", "short-lived", Some(now + 100)),
             &server.owner_key,
         ))
         .await
