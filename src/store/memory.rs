@@ -90,6 +90,50 @@ pub struct MemoryStore {
 }
 
 impl MemoryStore {
+    /// Creates (`create`) or replaces a role, keeping names unique in the account, as the
+    /// Redis store's PUT_ROLE script does.
+    fn put_role(
+        &self,
+        role: RoleRecord,
+        audit: Option<&AuditRecord>,
+        create: bool,
+    ) -> StoreResult<()> {
+        let mut data = self.lock();
+        let roles = data.roles.entry(role.account.clone()).or_default();
+        match (create, roles.contains_key(&role.role_id)) {
+            (true, true) => {
+                return Err(StoreError::AlreadyExists(format!(
+                    "role {} already exists",
+                    role.role_id
+                )))
+            }
+            (false, false) => {
+                return Err(StoreError::NotFound(format!(
+                    "role_id: no role {} in this account",
+                    role.role_id
+                )))
+            }
+            _ => {}
+        }
+        if roles
+            .values()
+            .any(|r| r.name == role.name && r.role_id != role.role_id)
+        {
+            return Err(StoreError::AlreadyExists(format!(
+                "name: this account already has a role named {:?}",
+                role.name
+            )));
+        }
+        self.view.apply(&Event::RoleSet {
+            account: role.account.clone(),
+            role_id: role.role_id.clone(),
+            permissions: role.permissions.clone(),
+        });
+        roles.insert(role.role_id.clone(), role);
+        data.record(audit);
+        Ok(())
+    }
+
     pub fn new(view: Arc<View>) -> Self {
         MemoryStore {
             data: Mutex::new(Data::default()),
@@ -376,50 +420,11 @@ impl Store for MemoryStore {
     }
 
     async fn create_role(&self, role: RoleRecord, audit: Option<&AuditRecord>) -> StoreResult<()> {
-        let mut data = self.lock();
-        let roles = data.roles.entry(role.account.clone()).or_default();
-        if roles.values().any(|r| r.name == role.name) {
-            return Err(StoreError::AlreadyExists(format!(
-                "name: this account already has a role named {:?}",
-                role.name
-            )));
-        }
-        self.view.apply(&Event::RoleSet {
-            account: role.account.clone(),
-            role_id: role.role_id.clone(),
-            permissions: role.permissions.clone(),
-        });
-        roles.insert(role.role_id.clone(), role);
-        data.record(audit);
-        Ok(())
+        self.put_role(role, audit, true)
     }
 
     async fn update_role(&self, role: RoleRecord, audit: Option<&AuditRecord>) -> StoreResult<()> {
-        let mut data = self.lock();
-        let roles = data.roles.entry(role.account.clone()).or_default();
-        if !roles.contains_key(&role.role_id) {
-            return Err(StoreError::NotFound(format!(
-                "role_id: no role {} in this account",
-                role.role_id
-            )));
-        }
-        if roles
-            .values()
-            .any(|r| r.name == role.name && r.role_id != role.role_id)
-        {
-            return Err(StoreError::AlreadyExists(format!(
-                "name: this account already has a role named {:?}",
-                role.name
-            )));
-        }
-        self.view.apply(&Event::RoleSet {
-            account: role.account.clone(),
-            role_id: role.role_id.clone(),
-            permissions: role.permissions.clone(),
-        });
-        roles.insert(role.role_id.clone(), role);
-        data.record(audit);
-        Ok(())
+        self.put_role(role, audit, false)
     }
 
     async fn delete_role(

@@ -107,6 +107,7 @@ contract!(
     a_key_inserted_by_refresh_blocks_role_deletion,
     concurrent_refreshes_with_one_token_succeed_once,
     a_request_id_stores_one_key_and_replays_its_receipt,
+    creating_a_role_id_twice_is_already_exists,
 );
 
 // --- Builders and assertions ----------------------------------------------------------------
@@ -821,6 +822,19 @@ async fn roles_are_created_read_listed_and_followed_by_the_view(store: &dyn Stor
     );
     assert_eq!(store.list_roles(OTHER).await.expect("list"), []);
     assert_eq!(view.role(OTHER, &readers.role_id), None);
+}
+
+async fn creating_a_role_id_twice_is_already_exists(store: &dyn Store, _: &View) {
+    let first = role(ACCOUNT, "readers");
+    store
+        .create_role(first.clone(), None)
+        .await
+        .expect("create");
+    let mut again = first.clone();
+    again.name = "writers".into();
+    let e = err(store.create_role(again, None).await);
+    assert!(is_already_exists(&e), "{e:?}");
+    assert_eq!(store.list_roles(ACCOUNT).await.expect("list"), vec![first]);
 }
 
 async fn role_names_are_unique_per_account(store: &dyn Store, view: &View) {
