@@ -143,7 +143,7 @@ pub struct ServeArgs {
     #[arg(long, env = "AUTHCELL_VEND_RATE", default_value_t = 5)]
     pub vend_rate: u32,
 
-    /// Burst allowance of the vending rate limit.
+    /// Burst allowance of the vending rate limit (0: one second's worth, --vend-rate).
     #[arg(long, env = "AUTHCELL_VEND_BURST", default_value_t = 10)]
     pub vend_burst: u32,
 
@@ -153,7 +153,7 @@ pub struct ServeArgs {
     #[arg(long, env = "AUTHCELL_REVOKE_RATE", default_value_t = 10)]
     pub revoke_rate: u32,
 
-    /// Burst allowance of the revocation rate limit.
+    /// Burst allowance of the revocation rate limit (0: one second's worth, --revoke-rate).
     #[arg(long, env = "AUTHCELL_REVOKE_BURST", default_value_t = 50)]
     pub revoke_burst: u32,
 

@@ -125,28 +125,38 @@ pub fn shared(
     per_second: u32,
     burst: u32,
 ) -> Box<dyn RateLimiter> {
-    match (NonZeroU32::new(per_second), NonZeroU32::new(burst.max(1))) {
-        (Some(rate), Some(burst)) => {
-            Box::new(RedisRateLimiter::new(conn, keys, bucket, rate, burst))
-        }
-        _ => Box::new(Unlimited),
+    match quota(per_second, burst) {
+        Some((rate, burst)) => Box::new(RedisRateLimiter::new(conn, keys, bucket, rate, burst)),
+        None => Box::new(Unlimited),
     }
 }
 
 /// Builds the limiter for a configured rate: 0 means unlimited.
 pub fn from_config(per_second: u32, burst: u32) -> Box<dyn RateLimiter> {
-    match NonZeroU32::new(per_second) {
+    match quota(per_second, burst) {
         None => Box::new(Unlimited),
-        Some(rate) => {
-            let burst = NonZeroU32::new(burst).unwrap_or(rate);
-            Box::new(LocalRateLimiter::new(rate, burst))
-        }
+        Some((rate, burst)) => Box::new(LocalRateLimiter::new(rate, burst)),
     }
+}
+
+/// The one reading of `--*-rate` and `--*-burst`, for the embedded and the shared limiter
+/// alike: rate 0 is unlimited (`None`); burst 0 allows one second's worth.
+fn quota(per_second: u32, burst: u32) -> Option<(NonZeroU32, NonZeroU32)> {
+    let rate = NonZeroU32::new(per_second)?;
+    Some((rate, NonZeroU32::new(burst).unwrap_or(rate)))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn both_limiters_read_rate_and_burst_alike() {
+        let n = |v| NonZeroU32::new(v);
+        assert_eq!(quota(0, 10), None, "rate 0 is unlimited");
+        assert_eq!(quota(5, 0), n(5).zip(n(5)), "burst 0: one second's worth");
+        assert_eq!(quota(5, 10), n(5).zip(n(10)));
+    }
 
     #[tokio::test]
     async fn burst_then_refusal_with_a_wait_per_account() {
