@@ -1002,7 +1002,7 @@ async fn start_server() -> (
         .expect("bootstrap");
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let handle = tokio::spawn(async move {
-        server::run(listener, authority, async {
+        server::run(listener, authority, server::Serving::default(), async {
             let _ = stopped.await;
         })
         .await

@@ -134,13 +134,15 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
         tracing::info!(listen = %local, endpoint = %endpoint, cell = %args.common.cell, "serving with Redis");
         let metrics = start_metrics(args.metrics_listen, &node.authority).await?;
         let tls = start_tls(tls_files, tls, &args);
-        let served = server::run_tls(
+        let served = server::run(
             listener,
             node.authority,
-            metrics,
+            server::Serving {
+                metrics: Some(metrics),
+                drain: drain(&args),
+                tls,
+            },
             shutdown_signal(),
-            drain(&args),
-            tls,
         )
         .await;
         node.sync.stop().await;
@@ -172,13 +174,15 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
     tracing::info!(listen = %local, endpoint = %endpoint, cell = %args.common.cell, "serving");
     let metrics = start_metrics(args.metrics_listen, &authority).await?;
     let tls = start_tls(tls_files, tls, &args);
-    server::run_tls(
+    server::run(
         listener,
         authority,
-        metrics,
+        server::Serving {
+            metrics: Some(metrics),
+            drain: drain(&args),
+            tls,
+        },
         shutdown_signal(),
-        drain(&args),
-        tls,
     )
     .await
     .map_err(|e| format!("server: {e}"))

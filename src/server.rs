@@ -38,17 +38,6 @@ pub const MAX_BATCH_BYTES: usize = 8 * 1024 * 1024;
 /// Largest header block accepted (the credential travels in `authorization`).
 pub const MAX_HEADER_LIST_BYTES: u32 = 32 * 1024;
 
-/// Serves every authcell service on `listener` until `shutdown` resolves; in-flight calls
-/// finish before it returns.
-pub async fn run(
-    listener: TcpListener,
-    authority: Arc<Authority>,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> Result<(), tonic::transport::Error> {
-    let metrics = Arc::new(Metrics::new(authority.verifier().clone()));
-    run_with(listener, authority, metrics, shutdown).await
-}
-
 /// How a server stops.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Drain {
@@ -60,37 +49,32 @@ pub struct Drain {
     pub timeout: Duration,
 }
 
-/// As [`run`], counting every RPC into `metrics` (which the metrics endpoint exposes).
-pub async fn run_with(
-    listener: TcpListener,
-    authority: Arc<Authority>,
-    metrics: Arc<Metrics>,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> Result<(), tonic::transport::Error> {
-    run_draining(listener, authority, metrics, shutdown, Drain::default()).await
+/// How [`run`] serves. The default: metrics of its own, no drain delay, plaintext.
+#[derive(Default)]
+pub struct Serving {
+    /// Where every RPC is counted (the metrics endpoint exposes it); `None`: a registry of its
+    /// own.
+    pub metrics: Option<Arc<Metrics>>,
+    pub drain: Drain,
+    /// TLS (mTLS on the Verifier service when it is mutual); `None`: plaintext.
+    pub tls: Option<ServerTls>,
 }
 
-/// As [`run_with`], draining on shutdown as `drain` says.
-pub async fn run_draining(
+/// Serves every authcell service on `listener` until `shutdown` resolves; in-flight calls
+/// finish before it returns (within `serving.drain`). The one entry point: the binary and the
+/// tests start servers the same way.
+pub async fn run(
     listener: TcpListener,
     authority: Arc<Authority>,
-    metrics: Arc<Metrics>,
+    serving: Serving,
     shutdown: impl Future<Output = ()> + Send + 'static,
-    drain: Drain,
 ) -> Result<(), tonic::transport::Error> {
-    run_tls(listener, authority, metrics, shutdown, drain, None).await
-}
-
-/// As [`run_draining`], over TLS when `tls` is given (mTLS on the Verifier service when it is
-/// mutual).
-pub async fn run_tls(
-    listener: TcpListener,
-    authority: Arc<Authority>,
-    metrics: Arc<Metrics>,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-    drain: Drain,
-    tls: Option<ServerTls>,
-) -> Result<(), tonic::transport::Error> {
+    let Serving {
+        metrics,
+        drain,
+        tls,
+    } = serving;
+    let metrics = metrics.unwrap_or_else(|| Arc::new(Metrics::new(authority.verifier().clone())));
     let client_cert_required = tls.as_ref().is_some_and(|t| t.mutual);
     let (health_reporter, health_service) = tonic_health::server::health_reporter();
     health_reporter

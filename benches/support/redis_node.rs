@@ -37,7 +37,13 @@ pub async fn start(pem: &str, cell: &str, settings: &RedisSettings) -> (Channel,
         .expect("node");
     let authority = node.authority.clone();
     tokio::spawn(async move {
-        let _ = server::run(listener, node.authority, std::future::pending()).await;
+        let _ = server::run(
+            listener,
+            node.authority,
+            server::Serving::default(),
+            std::future::pending(),
+        )
+        .await;
         node.sync.stop().await;
     });
     while !authority.verifier().is_serving() {

@@ -109,7 +109,7 @@ impl Node {
         let (tx, rx) = oneshot::channel::<()>();
         let served = authority.clone();
         let handle = tokio::spawn(async move {
-            server::run(listener, served, async {
+            server::run(listener, served, server::Serving::default(), async {
                 let _ = rx.await;
             })
             .await

@@ -67,7 +67,7 @@ impl TestServer {
         let (tx, rx) = oneshot::channel::<()>();
         let a = authority.clone();
         let handle = tokio::spawn(async move {
-            server::run(listener, a, async {
+            server::run(listener, a, server::Serving::default(), async {
                 let _ = rx.await;
             })
             .await

@@ -55,7 +55,16 @@ async fn requests_decisions_and_issuance_are_counted() {
     let served = authority.clone();
     let m = metrics.clone();
     tokio::spawn(async move {
-        let _ = server::run_with(listener, served, m, std::future::pending()).await;
+        let _ = server::run(
+            listener,
+            served,
+            server::Serving {
+                metrics: Some(m),
+                ..Default::default()
+            },
+            std::future::pending(),
+        )
+        .await;
     });
     let metrics_listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let metrics_addr = metrics_listener.local_addr().expect("addr");

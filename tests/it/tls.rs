@@ -9,7 +9,7 @@ use authcell::keyring::KeyRing;
 use authcell::metrics::Metrics;
 use authcell::node::{self, NodeOptions};
 use authcell::proto::authcell::v1 as pb;
-use authcell::server::{self, Drain};
+use authcell::server;
 use authcell::tls::{self, ServerTls, TlsFiles};
 use rcgen::{
     BasicConstraints, CertificateParams, CertifiedIssuer, DnType, ExtendedKeyUsagePurpose, IsCa,
@@ -114,13 +114,15 @@ async fn start_with(dir: Dir, files: TlsFiles, handshake_timeout: Duration) -> T
     tls::spawn_reloader(files, server_tls.clone(), Duration::from_millis(20));
     let metrics = Arc::new(Metrics::new(authority.verifier().clone()));
     tokio::spawn(async move {
-        let _ = server::run_tls(
+        let _ = server::run(
             listener,
             authority,
-            metrics,
+            server::Serving {
+                metrics: Some(metrics),
+                tls: Some(server_tls),
+                ..Default::default()
+            },
             std::future::pending(),
-            Drain::default(),
-            Some(server_tls),
         )
         .await;
     });
@@ -313,15 +315,16 @@ async fn the_tls_port_closes_when_the_server_stops() {
         },
     );
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let served = tokio::spawn(server::run_tls(
+    let served = tokio::spawn(server::run(
         listener,
         authority.clone(),
-        Arc::new(Metrics::new(authority.verifier().clone())),
+        server::Serving {
+            tls: Some(ServerTls::load(&files).expect("tls")),
+            ..Default::default()
+        },
         async {
             let _ = stopped.await;
         },
-        Drain::default(),
-        Some(ServerTls::load(&files).expect("tls")),
     ));
     connect(port, &server_ca.pem(), None)
         .await
