@@ -506,19 +506,20 @@ impl Store for RedisStore {
         };
         let role_id = record.role_id.clone().unwrap_or_default();
         let reply: Vec<String> = run_script(
-            self.revoke_key
-                .key(self.keys.key(account, key_id))
-                .key(self.keys.role_keys(account, &role_id))
-                .key(self.keys.revoked())
-                .key(self.keys.events())
-                .arg(now)
-                .arg(revoked_credential_field(account, key_id))
-                .arg(to_json(&event)?)
-                .arg(self.max_len())
-                .arg(key_id)
-                .key(self.keys.audit(account))
-                .arg(audit_json(audit)?)
-                .arg(self.audit_max_len()),
+            self.with_audit(
+                self.revoke_key
+                    .key(self.keys.key(account, key_id))
+                    .key(self.keys.role_keys(account, &role_id))
+                    .key(self.keys.revoked())
+                    .key(self.keys.events())
+                    .arg(now)
+                    .arg(revoked_credential_field(account, key_id))
+                    .arg(to_json(&event)?)
+                    .arg(self.max_len())
+                    .arg(key_id),
+                account,
+                audit,
+            )?,
             &mut self.write(),
         )
         .await
@@ -560,16 +561,17 @@ impl Store for RedisStore {
             }
         };
         let id: String = run_script(
-            self.publish
-                .key(self.keys.revoked())
-                .key(self.keys.events())
-                .arg(field)
-                .arg(now)
-                .arg(to_json(&event)?)
-                .arg(self.max_len())
-                .key(self.keys.audit(event.account()))
-                .arg(audit_json(audit)?)
-                .arg(self.audit_max_len()),
+            self.with_audit(
+                self.publish
+                    .key(self.keys.revoked())
+                    .key(self.keys.events())
+                    .arg(field)
+                    .arg(now)
+                    .arg(to_json(&event)?)
+                    .arg(self.max_len()),
+                event.account(),
+                audit,
+            )?,
             &mut self.write(),
         )
         .await
@@ -597,21 +599,22 @@ impl Store for RedisStore {
             ));
         };
         let reply: Vec<String> = run_script(
-            self.revoke_token_id
-                .key(self.keys.revoked())
-                .key(self.keys.token_revocations(account))
-                .key(self.keys.all_token_revocations())
-                .key(self.keys.events())
-                .arg(revoked_token_id_field(account, token_id, by.as_deref()))
-                .arg(*until)
-                .arg(now)
-                .arg(max_live)
-                .arg(to_json(&event)?)
-                .arg(self.max_len())
-                .arg(&self.config.prefix)
-                .key(self.keys.audit(account))
-                .arg(audit_json(audit)?)
-                .arg(self.audit_max_len()),
+            self.with_audit(
+                self.revoke_token_id
+                    .key(self.keys.revoked())
+                    .key(self.keys.token_revocations(account))
+                    .key(self.keys.all_token_revocations())
+                    .key(self.keys.events())
+                    .arg(revoked_token_id_field(account, token_id, by.as_deref()))
+                    .arg(*until)
+                    .arg(now)
+                    .arg(max_live)
+                    .arg(to_json(&event)?)
+                    .arg(self.max_len())
+                    .arg(&self.config.prefix),
+                account,
+                audit,
+            )?,
             &mut self.write(),
         )
         .await
@@ -633,16 +636,17 @@ impl Store for RedisStore {
         audit: Option<&AuditRecord>,
     ) -> StoreResult<(u64, Option<String>)> {
         let reply: Vec<String> = run_script(
-            self.issued_before
-                .key(self.keys.watermarks())
-                .key(self.keys.events())
-                .arg(account)
-                .arg(before_ms.map_or_else(String::new, |b| b.to_string()))
-                .arg(self.max_len())
-                .arg(super::memory::CUT_PLACEHOLDER)
-                .key(self.keys.audit(account))
-                .arg(audit_json(audit)?)
-                .arg(self.audit_max_len()),
+            self.with_audit(
+                self.issued_before
+                    .key(self.keys.watermarks())
+                    .key(self.keys.events())
+                    .arg(account)
+                    .arg(before_ms.map_or_else(String::new, |b| b.to_string()))
+                    .arg(self.max_len())
+                    .arg(super::memory::CUT_PLACEHOLDER),
+                account,
+                audit,
+            )?,
             &mut self.write(),
         )
         .await
@@ -790,28 +794,29 @@ impl Store for RedisStore {
             .unwrap_or_default();
         let new_role = new_key.role_id.clone().unwrap_or_default();
         let outcome: String = run_script(
-            self.rotate_refresh
-                .key(self.keys.key(account, old_key_id))
-                .key(self.keys.key(account, &new_key.key_id))
-                .key(self.keys.account_keys(account))
-                .key(self.keys.revoked())
-                .key(self.keys.events())
-                .key(self.keys.role_keys(account, &old_role))
-                .key(self.keys.role_keys(account, &new_role))
-                .arg(refresh_hash)
-                .arg(now)
-                .arg(&new_key.key_id)
-                .arg(to_json(&stored)?)
-                .arg(new_key.refresh_hash.clone().unwrap_or_default())
-                .arg(revoked_credential_field(account, old_key_id))
-                .arg(to_json(&event)?)
-                .arg(self.max_len())
-                .arg(old_key_id)
-                .arg(expiry_score(new_key.expires_at))
-                .arg(&new_role)
-                .key(self.keys.audit(account))
-                .arg(audit_json(audit)?)
-                .arg(self.audit_max_len()),
+            self.with_audit(
+                self.rotate_refresh
+                    .key(self.keys.key(account, old_key_id))
+                    .key(self.keys.key(account, &new_key.key_id))
+                    .key(self.keys.account_keys(account))
+                    .key(self.keys.revoked())
+                    .key(self.keys.events())
+                    .key(self.keys.role_keys(account, &old_role))
+                    .key(self.keys.role_keys(account, &new_role))
+                    .arg(refresh_hash)
+                    .arg(now)
+                    .arg(&new_key.key_id)
+                    .arg(to_json(&stored)?)
+                    .arg(new_key.refresh_hash.clone().unwrap_or_default())
+                    .arg(revoked_credential_field(account, old_key_id))
+                    .arg(to_json(&event)?)
+                    .arg(self.max_len())
+                    .arg(old_key_id)
+                    .arg(expiry_score(new_key.expires_at))
+                    .arg(&new_role),
+                account,
+                audit,
+            )?,
             &mut self.write(),
         )
         .await
@@ -849,22 +854,23 @@ impl Store for RedisStore {
             role_id: role_id.to_owned(),
         };
         let reply: Vec<redis::Value> = run_script(
-            self.delete_role
-                .key(self.keys.roles(account))
-                .key(self.keys.role_names(account))
-                .key(self.keys.all_roles())
-                .key(self.keys.role_keys(account, role_id))
-                .key(self.keys.events())
-                .arg(role_id)
-                .arg(&old_json)
-                .arg(&old.name)
-                .arg(now)
-                .arg(role_field(account, role_id))
-                .arg(to_json(&event)?)
-                .arg(self.max_len())
-                .key(self.keys.audit(account))
-                .arg(audit_json(audit)?)
-                .arg(self.audit_max_len()),
+            self.with_audit(
+                self.delete_role
+                    .key(self.keys.roles(account))
+                    .key(self.keys.role_names(account))
+                    .key(self.keys.all_roles())
+                    .key(self.keys.role_keys(account, role_id))
+                    .key(self.keys.events())
+                    .arg(role_id)
+                    .arg(&old_json)
+                    .arg(&old.name)
+                    .arg(now)
+                    .arg(role_field(account, role_id))
+                    .arg(to_json(&event)?)
+                    .arg(self.max_len()),
+                account,
+                audit,
+            )?,
             &mut self.write(),
         )
         .await
@@ -897,6 +903,20 @@ impl Store for RedisStore {
 }
 
 impl RedisStore {
+    /// Appends what the audit prelude of every mutation script takes: the account's audit
+    /// stream (the last KEY), the record or '' and the stream's cap (the last two ARGV).
+    fn with_audit<'a, 'b>(
+        &self,
+        invocation: &'b mut redis::ScriptInvocation<'a>,
+        account: &str,
+        audit: Option<&AuditRecord>,
+    ) -> StoreResult<&'b mut redis::ScriptInvocation<'a>> {
+        Ok(invocation
+            .key(self.keys.audit(account))
+            .arg(audit_json(audit)?)
+            .arg(self.audit_max_len()))
+    }
+
     /// Stores a new key, once per request id when there is one. A retry finds the receipt and
     /// stores nothing (the `WAIT` after it is fenced, so it still covers the first attempt).
     async fn insert(
@@ -915,23 +935,24 @@ impl RedisStore {
             None => ("", String::new()),
         };
         let reply: Vec<String> = run_script(
-            self.insert_key
-                .key(self.keys.key(&key.account, &key.key_id))
-                .key(self.keys.account_keys(&key.account))
-                .key(self.keys.role_keys(&key.account, &role_id))
-                .key(self.keys.roles(&key.account))
-                .key(self.keys.receipt(&key.account, request_id))
-                .arg(&key.key_id)
-                .arg(to_json(&stored)?)
-                .arg(key.refresh_hash.clone().unwrap_or_default())
-                .arg(expiry_score(key.expires_at))
-                .arg(&role_id)
-                .arg(if custom { "custom" } else { "" })
-                .arg(receipt)
-                .arg(super::IDEMPOTENCY_TTL_SECS)
-                .key(self.keys.audit(&key.account))
-                .arg(audit_json(audit)?)
-                .arg(self.audit_max_len()),
+            self.with_audit(
+                self.insert_key
+                    .key(self.keys.key(&key.account, &key.key_id))
+                    .key(self.keys.account_keys(&key.account))
+                    .key(self.keys.role_keys(&key.account, &role_id))
+                    .key(self.keys.roles(&key.account))
+                    .key(self.keys.receipt(&key.account, request_id))
+                    .arg(&key.key_id)
+                    .arg(to_json(&stored)?)
+                    .arg(key.refresh_hash.clone().unwrap_or_default())
+                    .arg(expiry_score(key.expires_at))
+                    .arg(&role_id)
+                    .arg(if custom { "custom" } else { "" })
+                    .arg(receipt)
+                    .arg(super::IDEMPOTENCY_TTL_SECS),
+                &key.account,
+                audit,
+            )?,
             &mut self.write(),
         )
         .await
@@ -964,22 +985,23 @@ impl RedisStore {
         };
         let (old_json, old_name) = old.unwrap_or_default();
         let outcome: String = run_script(
-            self.put_role
-                .key(self.keys.roles(&role.account))
-                .key(self.keys.role_names(&role.account))
-                .key(self.keys.all_roles())
-                .key(self.keys.events())
-                .arg(&role.role_id)
-                .arg(&old_json)
-                .arg(to_json(&role)?)
-                .arg(&old_name)
-                .arg(&role.name)
-                .arg(role_field(&role.account, &role.role_id))
-                .arg(to_json(&event)?)
-                .arg(self.max_len())
-                .key(self.keys.audit(&role.account))
-                .arg(audit_json(audit)?)
-                .arg(self.audit_max_len()),
+            self.with_audit(
+                self.put_role
+                    .key(self.keys.roles(&role.account))
+                    .key(self.keys.role_names(&role.account))
+                    .key(self.keys.all_roles())
+                    .key(self.keys.events())
+                    .arg(&role.role_id)
+                    .arg(&old_json)
+                    .arg(to_json(&role)?)
+                    .arg(&old_name)
+                    .arg(&role.name)
+                    .arg(role_field(&role.account, &role.role_id))
+                    .arg(to_json(&event)?)
+                    .arg(self.max_len()),
+                &role.account,
+                audit,
+            )?,
             &mut self.write(),
         )
         .await
