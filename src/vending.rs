@@ -78,8 +78,7 @@ pub enum KeyLifetime {
 const REFRESH_PREFIX: &str = "acr1_";
 
 fn refresh_hash(refresh_token: &str) -> String {
-    let digest = Sha256::digest(refresh_token.as_bytes());
-    digest.iter().map(|b| format!("{b:02x}")).collect()
+    crate::authority::hex(&Sha256::digest(refresh_token.as_bytes()))
 }
 
 fn new_refresh_token() -> String {

@@ -523,16 +523,13 @@ impl ConnectionLike for Durable {
     /// fence and wait after, so it is refused rather than acknowledged without waiting.
     fn req_packed_commands<'a>(
         &'a mut self,
-        _pipeline: &'a Pipeline,
-        _offset: usize,
-        _count: usize,
+        pipeline: &'a Pipeline,
+        offset: usize,
+        count: usize,
     ) -> RedisFuture<'a, Vec<Value>> {
         Box::pin(async move {
             if self.acks.replicas == 0 {
-                return self
-                    .link
-                    .req_packed_commands(_pipeline, _offset, _count)
-                    .await;
+                return self.link.req_packed_commands(pipeline, offset, count).await;
             }
             Err(RedisError::from((
                 ErrorKind::Client,

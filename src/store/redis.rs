@@ -291,18 +291,18 @@ pub async fn sweep_token_id_revocations(
 
 impl RedisStore {
     pub fn new(conn: Link, config: RedisConfig, view: Arc<View>) -> Self {
-        let writes = if config.acks.replicas == 0 {
-            vec![conn.clone()]
+        // Without WAIT, mutations share the read connection. (A separate link cannot fail to
+        // build here: its target already made `conn`.)
+        let mut writes: Vec<Link> = if config.acks.replicas == 0 {
+            Vec::new()
         } else {
             (0..WRITE_LINKS)
                 .filter_map(|_| conn.separate(config.acks.timeout + RESPONSE_TIMEOUT).ok())
                 .collect()
         };
-        let writes = if writes.is_empty() {
-            vec![conn.clone()]
-        } else {
-            writes
-        };
+        if writes.is_empty() {
+            writes.push(conn.clone());
+        }
         RedisStore {
             conn,
             writes,
