@@ -14,9 +14,7 @@ use tonic::Code;
 use crate::cells::{read, until_revoked, Cells, Node, NodeConfig};
 use crate::common::*;
 use crate::guarantees::wait_for;
-use crate::redis_env::{
-    named_primary, start_sentinels, RedisServer, Topology, SENTINEL_DOWN_AFTER,
-};
+use crate::redis_env::{start_sentinels, RedisServer, Topology, SENTINEL_DOWN_AFTER};
 
 /// The Sentinels' addresses, as `--redis-sentinel` takes them (leaked: node configurations
 /// borrow them for the test's whole life).
@@ -50,15 +48,6 @@ async fn sentinel_cells() -> (Cells, Vec<RedisServer>) {
     )
     .await;
     (cells, sentinels)
-}
-
-/// The server of `cells` on `port`.
-fn server(cells: &Cells, port: u16) -> &RedisServer {
-    let t = &cells.topology;
-    [&t.primary, &t.replica_a, &t.replica_b]
-        .into_iter()
-        .find(|s| s.port() == port)
-        .unwrap_or_else(|| panic!("no server on port {port}"))
 }
 
 /// What riding out one failover showed.
@@ -105,8 +94,14 @@ async fn ride_out(
             checks += 1;
         }
         if promoted.is_none() {
-            let port = named_primary(sentinels);
-            if port != old && server(cells, port).command(&["ROLE"]).starts_with("master") {
+            let port = sentinels[0].master_port();
+            if port != old
+                && cells
+                    .topology
+                    .server(port)
+                    .command(&["ROLE"])
+                    .starts_with("master")
+            {
                 promoted = Some((port, Instant::now()));
             }
         }
@@ -196,7 +191,7 @@ async fn an_acknowledged_revocation_survives_a_primary_kill_and_the_cells_keep_s
     );
 
     // The revocation is in the new primary's data, and both cells still refuse the key.
-    let primary = server(&cells, ride.primary);
+    let primary = cells.topology.server(ride.primary);
     assert_ne!(
         primary.command(&["HGET", &format!("authcell:key:acme:{key_id}"), "revoked_at"]),
         "(nil)",
@@ -246,7 +241,7 @@ async fn an_acknowledged_key_and_issued_before_cut_survive_primary_kills() {
     let killed_at = Instant::now();
     cells.topology.primary.kill_now();
     let ride = ride_out(&cells, &sentinels, old, killed_at, &cells.owner, &[], true).await;
-    let primary = server(&cells, ride.primary);
+    let primary = cells.topology.server(ride.primary);
     assert_eq!(
         primary.command(&["ZSCORE", "authcell:acct:acme:keys", &key_id]),
         "0",
@@ -307,7 +302,7 @@ async fn an_acknowledged_key_and_issued_before_cut_survive_primary_kills() {
         .issued_before_epoch_millis;
     let old = ride.primary;
     let killed_at = Instant::now();
-    server(&cells, old).kill_now();
+    cells.topology.server(old).kill_now();
     assert_eq!(
         via.authorize(read(&beta)).await.reason,
         pb::Reason::Revoked as i32
@@ -329,7 +324,10 @@ async fn an_acknowledged_key_and_issued_before_cut_survive_primary_kills() {
     )
     .await;
     assert_eq!(
-        server(&cells, ride.primary).command(&["HGET", "authcell:watermarks", "beta"]),
+        cells
+            .topology
+            .server(ride.primary)
+            .command(&["HGET", "authcell:watermarks", "beta"]),
         cut.to_string(),
         "the last primary lost the acknowledged issued-before cut"
     );

@@ -123,16 +123,6 @@ pub fn start_sentinels(primary: u16, down_after: Duration) -> Vec<RedisServer> {
     sentinels
 }
 
-/// The port the Sentinels name as the primary now.
-pub fn named_primary(sentinels: &[RedisServer]) -> u16 {
-    let address = sentinels[0].master_address();
-    address
-        .rsplit(':')
-        .next()
-        .and_then(|p| p.parse().ok())
-        .unwrap_or_else(|| panic!("Sentinel answered {address:?}"))
-}
-
 /// One `redis-server` process on 127.0.0.1 with its own directory. See the module docs.
 pub struct RedisServer {
     port: u16,
@@ -529,10 +519,14 @@ impl RedisServer {
         .into()
     }
 
-    /// The address this Sentinel reports for the master now (`host:port`).
-    pub fn master_address(&self) -> String {
-        self.command(&["SENTINEL", "get-master-addr-by-name", SENTINEL_MASTER])
-            .replace('\n', ":")
+    /// The port of the primary this Sentinel names now.
+    pub fn master_port(&self) -> u16 {
+        let reply = self.command(&["SENTINEL", "get-master-addr-by-name", SENTINEL_MASTER]);
+        reply
+            .lines()
+            .nth(1)
+            .and_then(|p| p.parse().ok())
+            .unwrap_or_else(|| panic!("Sentinel answered {reply:?}"))
     }
 
     /// Spawns `redis-server` on `self.port` and waits until it answers `PING`, or until it
@@ -634,6 +628,14 @@ impl Topology {
             replica_a,
             replica_b,
         }
+    }
+
+    /// The server of the topology on `port` (which one is the primary changes on failover).
+    pub fn server(&self, port: u16) -> &RedisServer {
+        [&self.primary, &self.replica_a, &self.replica_b]
+            .into_iter()
+            .find(|s| s.port() == port)
+            .unwrap_or_else(|| panic!("no server of the topology on port {port}"))
     }
 
     /// Waits until both replicas' links to the primary are up (after the primary restarted).

@@ -65,7 +65,7 @@ use authcell::proto::{auth, global_admin as ga, token};
 use tonic::transport::{Channel, Endpoint};
 use tonic::{Request, Status};
 
-use crate::redis_env::{named_primary, start_sentinels, RedisServer, Topology, SENTINEL_MASTER};
+use crate::redis_env::{start_sentinels, RedisServer, Topology, SENTINEL_MASTER};
 
 /// After healing, how long every revoked credential may take to be refused on both cells.
 pub(crate) const FINAL_BOUND: Duration = Duration::from_secs(15);
@@ -1891,22 +1891,15 @@ fn wait_named(redis: &Redis, port: u16) {
 fn named_within(redis: &Redis, port: u16, within: Duration) -> bool {
     let started = Instant::now();
     loop {
-        let named = redis
-            .sentinels
-            .iter()
-            .all(|s| named_primary(std::slice::from_ref(s)) == port);
-        if named {
-            let t = &redis.topology;
-            let server = [&t.primary, &t.replica_a, &t.replica_b]
-                .into_iter()
-                .find(|s| s.port() == port)
-                .expect("a server of the topology");
-            if server
+        let named = redis.sentinels.iter().all(|s| s.master_port() == port);
+        if named
+            && redis
+                .topology
+                .server(port)
                 .try_command(&["ROLE"])
                 .is_some_and(|r| r.starts_with("master"))
-            {
-                return true;
-            }
+        {
+            return true;
         }
         if started.elapsed() >= within {
             return false;
@@ -1924,7 +1917,7 @@ fn failover(redis: &mut Redis) {
     redis.topology.primary.kill();
     let started = Instant::now();
     let promoted = loop {
-        let port = named_primary(&redis.sentinels);
+        let port = redis.sentinels[0].master_port();
         if port != old {
             break port;
         }
@@ -2011,13 +2004,7 @@ fn failover(redis: &mut Redis) {
     // the current primary, wait until the old primary has caught up, then fail over. The
     // writes held meanwhile run after the switch, answered READONLY by the demoted server, and
     // the nodes resend them to the new primary.
-    let current = {
-        let t = &redis.topology;
-        [&t.replica_a, &t.replica_b]
-            .into_iter()
-            .find(|s| s.port() == promoted)
-            .expect("the promoted server")
-    };
+    let current = redis.topology.server(promoted);
     let offset = |server: &RedisServer, field: &str| -> Option<u64> {
         server
             .try_command(&["INFO", "replication"])?
@@ -2063,12 +2050,7 @@ fn failover(redis: &mut Redis) {
     }
     wait_named(redis, old);
     // Now a replica: the held writes are released (to be refused READONLY).
-    let t = &redis.topology;
-    let demoted = [&t.replica_a, &t.replica_b]
-        .into_iter()
-        .find(|s| s.port() == promoted)
-        .expect("the demoted server");
-    let _ = demoted.command(&["CLIENT", "UNPAUSE"]);
+    let _ = current.command(&["CLIENT", "UNPAUSE"]);
     wait_link(&redis.topology.replica_a);
     wait_link(&redis.topology.replica_b);
 }
