@@ -133,7 +133,8 @@ async fn ride_out(
 
 /// How long after Sentinel names the new primary mutations may still fail: the nodes notice
 /// the lost connection, ask Sentinel again (at most every 100 ms), and the remaining replica
-/// must reattach to the new primary before `WAIT` can be satisfied (README, "Durability").
+/// must reattach to the new primary before `WAIT` can be satisfied (docs/operating.md, "During a
+/// failover").
 const RESUME_BOUND: Duration = Duration::from_secs(3);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
