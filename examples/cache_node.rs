@@ -24,7 +24,7 @@ use clap::Parser;
 
 use authcell::clock::SystemClock;
 use authcell::node;
-use authcell::permissions::{Action, Resource};
+use authcell::policy::{Action, Resource};
 use authcell::verifier::Verifier;
 
 #[derive(Parser)]

@@ -8,13 +8,13 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 use crate::clock::Clock;
-use crate::convert::Invalid;
 use crate::credential::{self, Claims, CredentialError};
-use crate::permissions::{system, Action, Denial, PermissionSet, Resource};
+use crate::policy::proto::Invalid;
+use crate::policy::{system, Action, Denial, PermissionSet, Resource};
 use crate::ratelimit::RateLimiter;
 use crate::store::{AuditQuery, AuditRecord, KeyRecord, RoleRecord, Store, StoreError};
+use crate::verifier::view::Event;
 use crate::verifier::{Principal, Verifier};
-use crate::view::Event;
 
 /// Errors of the authority, each with the meaning the API reports (mapped to gRPC status codes
 /// in one place, `server::status`).

@@ -35,7 +35,7 @@ use tonic::{Code, Request, Status};
 
 use crate::authority::{MAX_PAGE, REVOCATION_ID_METADATA};
 // System role ids; a role named otherwise, and not a UUID, is looked up by name.
-use crate::permissions::system::ALL as SYSTEM_ROLES;
+use crate::policy::system::ALL as SYSTEM_ROLES;
 use crate::proto::authcell::v1 as pb;
 use crate::proto::global_admin as ga;
 use crate::proto::permission_messages as pm;

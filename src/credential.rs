@@ -30,8 +30,8 @@ use jsonwebtoken::{Algorithm, Header};
 use serde::{Deserialize, Serialize};
 
 use crate::keyring::KeyRing;
-use crate::permissions::{BytesSel, Condition, Grant, NameSel, Ops, PermissionSet, Rule, TextSel};
-use crate::view::CredentialId;
+use crate::policy::{BytesSel, Condition, Grant, NameSel, Ops, PermissionSet, Rule, TextSel};
+use crate::verifier::view::CredentialId;
 
 /// Largest credential accepted, in bytes; larger ones are refused before any parsing.
 pub const MAX_CREDENTIAL_LEN: usize = 8 * 1024;

@@ -22,16 +22,16 @@ use crate::authority::{Authority, Listing};
 use crate::clock::ManualClock;
 use crate::keyring::KeyRing;
 use crate::node::{self, NodeOptions};
-use crate::permissions::{
+use crate::policy::{
     self, system, Action, BytesSel, Condition, NameSel, Ops, PermissionSet, Resource, Rule, TextSel,
 };
 use crate::proto::authcell::v1 as pb;
 use crate::proto::permission_messages as pm;
 use crate::proto::permission_rules as pr;
 use crate::server::verifier::VerifierService;
+use crate::verifier::view::Event;
 use crate::verifier::{Decision, Verifier};
-use crate::view::Event;
-use crate::{cli, convert, credential};
+use crate::{cli, credential};
 
 /// The fixture's time, epoch seconds: its clock never moves, so a seed token stays valid.
 pub const NOW: u64 = 1_750_000_000;
@@ -184,7 +184,7 @@ fn probes() -> [(Action, Resource<'static>, Option<IpAddr>); 6] {
 /// Evaluates every probe against a set; the verdicts themselves are not checked here.
 fn evaluate_probes(set: &PermissionSet) {
     for (action, resource, peer) in probes() {
-        let _ = permissions::evaluate(set, action, &resource, peer);
+        let _ = policy::evaluate(set, action, &resource, peer);
     }
 }
 
@@ -266,13 +266,13 @@ pub fn role_permissions(data: &[u8]) {
         return;
     };
     let to_domain = |set: &pr::PermissionSet, allow_super_user| {
-        convert::permission_set_from_proto("permissions", Some(set), allow_super_user)
+        policy::proto::permission_set_from_proto("permissions", Some(set), allow_super_user)
     };
     for allow_super_user in [false, true] {
         let Ok(domain) = to_domain(&set, allow_super_user) else {
             continue;
         };
-        let listed = convert::permission_set_to_proto(&domain);
+        let listed = policy::proto::permission_set_to_proto(&domain);
         assert_eq!(
             to_domain(&listed, allow_super_user).as_ref(),
             Ok(&domain),
@@ -298,7 +298,7 @@ pub fn token_permissions(data: &[u8]) {
     let Ok(message) = pm::Permissions::decode(data) else {
         return;
     };
-    let Ok(rules) = convert::statements_from_proto("permissions", Some(&message)) else {
+    let Ok(rules) = policy::proto::statements_from_proto("permissions", Some(&message)) else {
         return;
     };
     for rule in &rules {
@@ -311,9 +311,9 @@ pub fn token_permissions(data: &[u8]) {
     }
     let child = PermissionSet::rules(rules);
     for parent in system::ALL.iter().filter_map(|id| system::permissions(id)) {
-        let _ = permissions::check_delegation(&parent, &child);
+        let _ = policy::check_delegation(&parent, &child);
     }
-    let _ = permissions::check_delegation(&fixture_role(), &child);
+    let _ = policy::check_delegation(&fixture_role(), &child);
     evaluate_probes(&child);
 }
 
@@ -326,7 +326,7 @@ pub fn cli_permissions(data: &[u8]) {
     };
     let path = Path::new("fuzz.json");
     if let Ok(set) = cli::parse_permissions(path, text) {
-        if convert::permission_set_from_proto("permissions", Some(&set), true).is_ok() {
+        if policy::proto::permission_set_from_proto("permissions", Some(&set), true).is_ok() {
             let printed = serde_json::to_string(&cli::PermissionsDoc::from_proto(&set))
                 .expect("a permissions document serializes");
             assert_eq!(
@@ -348,7 +348,7 @@ pub fn cli_permissions(data: &[u8]) {
                     permissions,
                 })),
             };
-            let _ = convert::statements_from_proto("permissions", Some(&message));
+            let _ = policy::proto::statements_from_proto("permissions", Some(&message));
         }
     }
 }

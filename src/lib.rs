@@ -5,20 +5,20 @@
 //! Checking a credential (the data-plane hot path):
 //!
 //! credential ([`credential`]: JWS format, signature, structure) -> verify ([`verifier`]: time,
-//! revocation in the live [`view`], role lookup, and for a derived credential its root role's
-//! current permissions) -> evaluate ([`permissions`]: pure policy function) -> decide
+//! revocation in the live [`verifier::view`], role lookup, and for a derived credential its root role's
+//! current permissions) -> evaluate ([`policy`]: pure policy function) -> decide
 //! ([`verifier::Decision`]).
 //!
 //! Issuing and revoking (the management path):
 //!
 //! mint ([`authority`]: who may do what, delegation subset test) -> sign ([`keyring`],
-//! [`credential`]) -> store ([`store`]: system of record) -> event ([`view::Event`], applied to
+//! [`credential`]) -> store ([`store`]: system of record) -> event ([`verifier::view::Event`], applied to
 //! the live view). On a Redis-backed node, [`sync`] keeps the view in step with its cell's
 //! replica and says how fresh it is, from heartbeats stamped on the primary. Its connections
 //! ([`store::link`]) follow the primary through a failover (Sentinel or a name that moves),
 //! and acknowledge a mutation only once `--min-replica-acks` replicas hold it.
 //!
-//! Around them: [`proto`] (generated protobuf types), [`convert`] (protobuf <-> domain, the one
+//! Around them: [`proto`] (generated protobuf types), [`policy::proto`] (protobuf <-> domain, the one
 //! place requests are validated), [`server`] (gRPC handlers, status mapping, the `run` entry
 //! point), [`config`] (flags and environment), [`node`] (wiring one node together), [`clock`]
 //! (time as a parameter, and the primary's clock every node stamps credentials with), [`cli`] (the operator command line: a gRPC client of the server).
@@ -33,7 +33,6 @@ pub mod authority;
 pub mod cli;
 pub mod clock;
 pub mod config;
-pub mod convert;
 pub mod credential;
 pub mod endpoint;
 /// The fuzz targets' bodies (`fuzz/`), also replayed on stable by the test suite.
@@ -41,7 +40,7 @@ pub mod fuzzing;
 pub mod keyring;
 pub mod metrics;
 pub mod node;
-pub mod permissions;
+pub mod policy;
 pub mod proto;
 pub mod ratelimit;
 pub mod server;
@@ -50,4 +49,3 @@ pub mod sync;
 pub mod tls;
 pub mod vending;
 pub mod verifier;
-pub mod view;

@@ -13,9 +13,9 @@ use crate::store::link::{Acks, Link, Target};
 use crate::store::memory::MemoryStore;
 use crate::store::redis::{self as redis_store, Keys, RedisConfig, RedisStore};
 use crate::sync::{self, NodeIdentity, SyncHandle};
+use crate::verifier::view::View;
 use crate::verifier::StalePolicy;
 use crate::verifier::{KeyRingHandle, Verifier};
-use crate::view::View;
 
 /// The key files the flags describe.
 pub fn key_files(common: &CommonArgs) -> KeyFiles {

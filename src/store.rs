@@ -13,8 +13,8 @@ pub mod stream_id;
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
-use crate::permissions::PermissionSet;
-use crate::view::Event;
+use crate::policy::PermissionSet;
+use crate::verifier::view::Event;
 
 /// Metadata of an API key. The key itself is never stored.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -49,7 +49,7 @@ use tokio::task::JoinHandle;
 use crate::clock::{wall_ms, PrimaryClock};
 use crate::store::redis::{unavailable, Keys};
 use crate::store::{RoleRecord, StoreError, StoreResult};
-use crate::view::{Event, View};
+use crate::verifier::view::{Event, View};
 
 /// How often a node reports its position when no event arrives.
 pub const HEARTBEAT: Duration = Duration::from_millis(500);

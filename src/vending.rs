@@ -26,9 +26,9 @@ use sha2::{Digest, Sha256};
 use crate::authority::{
     validate_optional_description, validate_token_id, Authority, Error, Result,
 };
-use crate::convert::Invalid;
 use crate::credential::{self, Claims, CredentialError};
-use crate::permissions::{self, Exceeds, Grant, PermissionSet, Rule};
+use crate::policy::proto::Invalid;
+use crate::policy::{self, Exceeds, Grant, PermissionSet, Rule};
 use crate::store::KeyRecord;
 use crate::verifier::Principal;
 
@@ -259,8 +259,8 @@ impl Authority {
         let parent = self.vending_caller(credential, peer)?;
         parent
             .evaluate(
-                permissions::Action::AuthWrite,
-                &permissions::Resource::default(),
+                policy::Action::AuthWrite,
+                &policy::Resource::default(),
                 peer,
             )
             .map_err(|_| {

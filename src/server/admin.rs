@@ -6,7 +6,7 @@ use tonic::{Request, Response, Status};
 
 use super::{caller, to_status};
 use crate::authority::{Authority, KeyStatus, RoleUpdate, RoleView, TokenRef};
-use crate::convert::{permission_set_from_proto, permission_set_to_proto, Invalid};
+use crate::policy::proto::{permission_set_from_proto, permission_set_to_proto, Invalid};
 use crate::proto::authcell::v1 as pb;
 use crate::store::KeyRecord;
 

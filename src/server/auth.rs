@@ -8,7 +8,7 @@ use tonic::{Request, Response, Status};
 
 use super::{body_or_metadata_credential, peer_ip};
 use crate::authority::Authority;
-use crate::convert::statements_from_proto;
+use crate::policy::proto::statements_from_proto;
 use crate::proto::auth as pb;
 use crate::vending::KeyLifetime;
 

@@ -8,7 +8,7 @@ use tonic::{Request, Response, Status};
 
 use super::caller;
 use crate::authority::{Authority, Expiry};
-use crate::convert::permission_set_to_proto;
+use crate::policy::proto::permission_set_to_proto;
 use crate::proto::global_admin as ga;
 use crate::store::KeyRecord;
 

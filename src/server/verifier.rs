@@ -6,8 +6,8 @@ use std::sync::Arc;
 use tonic::{Request, Response, Status};
 
 use crate::authority::Authority;
-use crate::convert::Invalid;
-use crate::permissions::{Action, Resource};
+use crate::policy::proto::Invalid;
+use crate::policy::{Action, Resource};
 use crate::proto::authcell::v1 as pb;
 use crate::verifier::Reason;
 

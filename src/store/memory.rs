@@ -10,7 +10,7 @@ use async_trait::async_trait;
 use super::{
     AuditQuery, AuditRecord, KeyRecord, Receipt, RoleRecord, Store, StoreError, StoreResult,
 };
-use crate::view::{Event, View};
+use crate::verifier::view::{Event, View};
 
 #[derive(Default)]
 struct Data {
@@ -34,7 +34,7 @@ impl Data {
     fn insert_key(&mut self, key: KeyRecord, audit: Option<&AuditRecord>) -> StoreResult<()> {
         // A key may not be bound to a custom role deleted meanwhile.
         if let Some(role_id) = key.role_id.as_deref() {
-            let custom = crate::permissions::system::permissions(role_id).is_none();
+            let custom = crate::policy::system::permissions(role_id).is_none();
             let exists = self
                 .roles
                 .get(&key.account)

@@ -46,8 +46,8 @@ use super::{
     AuditQuery, AuditRecord, KeyRecord, NodeStatus, Receipt, RoleRecord, Store, StoreError,
     StoreResult,
 };
-use crate::permissions::system;
-use crate::view::{Event, View};
+use crate::policy::system;
+use crate::verifier::view::{Event, View};
 use std::sync::Arc;
 
 /// How Redis is reached and how big the event stream may grow.

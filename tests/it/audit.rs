@@ -69,10 +69,10 @@ async fn lifecycle_is_audited(channel: Channel, owner: &str, owner_id: &str) {
         .create_role(with_key(
             pb::CreateRoleRequest {
                 name: "audited-role".into(),
-                permissions: Some(authcell::convert::permission_set_to_proto(
-                    &authcell::permissions::PermissionSet::rules(vec![
-                        authcell::permissions::Rule::Auth(authcell::permissions::Ops::READ),
-                    ]),
+                permissions: Some(authcell::policy::proto::permission_set_to_proto(
+                    &authcell::policy::PermissionSet::rules(vec![authcell::policy::Rule::Auth(
+                        authcell::policy::Ops::READ,
+                    )]),
                 )),
                 description: String::new(),
             },

@@ -910,13 +910,13 @@ async fn stale_views_are_denied_under_the_deny_policy_and_a_fresh_node_serves_no
     }
 
     // A node that cannot load its view at all serves no check.
-    let view = Arc::new(authcell::view::View::tracked());
+    let view = Arc::new(authcell::verifier::view::View::tracked());
     let ring = KeyRing::from_pem("t", &pem).expect("ring");
     let verifier = authcell::verifier::Verifier::new(ring, view, Arc::new(SystemClock));
     assert!(!verifier.is_serving());
     let decision = verifier.check(
         &owner,
-        authcell::permissions::Action::CacheRead,
+        authcell::policy::Action::CacheRead,
         &Default::default(),
         None,
     );

@@ -9,11 +9,10 @@ use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
 use authcell::authority::Expiry;
-use authcell::convert;
 use authcell::credential::{self, Claims};
 use authcell::fuzzing::{self, ACCOUNT, NOW, REVOKED_KEY_ID, REVOKED_TOKEN_ID, ROLE_ID};
-use authcell::permissions::{
-    system, Action, BytesSel, NameSel, Ops, PermissionSet, Resource, Rule, TextSel,
+use authcell::policy::{
+    self, system, Action, BytesSel, NameSel, Ops, PermissionSet, Resource, Rule, TextSel,
 };
 use authcell::proto::authcell::v1 as pb;
 use authcell::proto::permission_messages as pm;
@@ -136,7 +135,7 @@ fn regression_literal_star_name_cannot_widen_through_the_cli() {
         format!("{set:?}").contains(r#"CacheName("*")"#),
         "the input names a cache *"
     );
-    let refused = convert::permission_set_from_proto("permissions", Some(&set), false)
+    let refused = policy::proto::permission_set_from_proto("permissions", Some(&set), false)
         .expect_err("a cache named * is refused");
     assert_eq!(
         refused.to_string(),
@@ -169,15 +168,15 @@ fn regression_literal_star_name_cannot_widen_through_the_cli() {
         },
     ];
     for rule in rules {
-        let set = convert::permission_set_to_proto(&PermissionSet::rules(vec![rule.clone()]));
-        let refused = convert::permission_set_from_proto("permissions", Some(&set), false)
+        let set = policy::proto::permission_set_to_proto(&PermissionSet::rules(vec![rule.clone()]));
+        let refused = policy::proto::permission_set_from_proto("permissions", Some(&set), false)
             .expect_err("a * name is refused");
         assert!(
             refused.rule.starts_with("\"*\" is not a name"),
             "{rule:?}: {refused}"
         );
     }
-    let refused = convert::statements_from_proto("permissions", Some(&statements("*")))
+    let refused = policy::proto::statements_from_proto("permissions", Some(&statements("*")))
         .expect_err("a token statement on a cache named * is refused");
     assert!(refused.rule.starts_with("\"*\" is not a name"), "{refused}");
     // A prefix `*` stays a prefix both ways, and is still accepted.
@@ -186,8 +185,8 @@ fn regression_literal_star_name_cannot_widen_through_the_cli() {
         cache: NameSel::All,
         topic: TextSel::Prefix("*".into()),
     };
-    let set = convert::permission_set_to_proto(&PermissionSet::rules(vec![prefix]));
-    assert!(convert::permission_set_from_proto("permissions", Some(&set), false).is_ok());
+    let set = policy::proto::permission_set_to_proto(&PermissionSet::rules(vec![prefix]));
+    assert!(policy::proto::permission_set_from_proto("permissions", Some(&set), false).is_ok());
     fuzzing::role_permissions(&set.encode_to_vec());
 }
 
@@ -366,7 +365,7 @@ async fn write_seeds() {
         )
         .await
         .expect("a viewer key");
-    let rules = || convert::statements_from_proto("permissions", Some(&statements("c")));
+    let rules = || policy::proto::statements_from_proto("permissions", Some(&statements("c")));
     let disposable = authority
         .mint_disposable(&owner, None, Some(3600), rules(), "")
         .await
@@ -581,10 +580,10 @@ async fn write_seeds() {
         write(
             "role_permissions",
             &format!("system-{id}"),
-            &convert::permission_set_to_proto(&set).encode_to_vec(),
+            &policy::proto::permission_set_to_proto(&set).encode_to_vec(),
         );
     }
-    let fixture_role = convert::permission_set_to_proto(&fuzzing::fixture_role());
+    let fixture_role = policy::proto::permission_set_to_proto(&fuzzing::fixture_role());
     write(
         "role_permissions",
         "fixture-role",

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use authcell::clock::SystemClock;
 use authcell::node;
-use authcell::permissions::{Action, Resource};
+use authcell::policy::{Action, Resource};
 use authcell::verifier::{Reason, Verifier};
 
 use crate::cells::{Node, NodeConfig};
@@ -137,7 +137,7 @@ async fn plain_http_jwks_off_the_machine_is_refused_before_connecting() {
     assert!(refused.contains("refusing plain http"), "{refused}");
     let verifier = Verifier::new(
         authcell::keyring::KeyRing::ephemeral().expect("ring"),
-        Arc::new(authcell::view::View::new()),
+        Arc::new(authcell::verifier::view::View::new()),
         Arc::new(SystemClock),
     );
     let refused = node::spawn_jwks_refresher(
@@ -183,7 +183,7 @@ async fn plain_http_jwks_is_fetched_from_loopback_or_when_explicitly_allowed() {
     assert_eq!(ring.kids(), expected);
     let verifier = Verifier::new(
         ring,
-        Arc::new(authcell::view::View::new()),
+        Arc::new(authcell::verifier::view::View::new()),
         Arc::new(SystemClock),
     );
     let refresher =

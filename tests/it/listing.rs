@@ -10,7 +10,7 @@ use authcell::proto::authcell::v1 as pb;
 use authcell::proto::global_admin as ga;
 use authcell::store::redis::{connect, RedisConfig, RedisStore};
 use authcell::store::{KeyRecord, Store};
-use authcell::view::View;
+use authcell::verifier::view::View;
 use tokio::task::JoinSet;
 use tonic::transport::Channel;
 use uuid::Uuid;

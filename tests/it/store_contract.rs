@@ -8,13 +8,11 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use authcell::permissions::{
-    BytesSel, Condition, Grant, NameSel, Ops, PermissionSet, Rule, TextSel,
-};
+use authcell::policy::{BytesSel, Condition, Grant, NameSel, Ops, PermissionSet, Rule, TextSel};
 use authcell::store::memory::MemoryStore;
 use authcell::store::redis::{connect, RedisConfig, RedisStore};
 use authcell::store::{KeyRecord, RoleRecord, Store, StoreError, StoreResult};
-use authcell::view::{Event, View};
+use authcell::verifier::view::{Event, View};
 use uuid::Uuid;
 
 use crate::redis_env::{RedisOptions, RedisServer};

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::permissions::PermissionSet;
+use crate::policy::PermissionSet;
 
 /// A change to the live view. Every store mutation that affects checks produces one.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

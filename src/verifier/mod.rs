@@ -41,17 +41,21 @@ use arc_swap::ArcSwap;
 use crate::clock::Clock;
 use crate::credential::{self, Authority, Credential, CredentialError};
 use crate::keyring::KeyRing;
-use crate::permissions::{
-    self, system, Action, Condition, Denial, Exceeds, PermissionSet, Resource,
-};
-use crate::view::View;
+use crate::policy::{self, system, Action, Condition, Denial, Exceeds, PermissionSet, Resource};
+mod cache;
+mod stats;
+pub mod view;
+
+use cache::{new_cache, CredentialCache, Entry, Resolution, Resolved};
+pub use stats::{Stats, StatsSnapshot};
+use view::View;
 
 /// Clock skew tolerated on `exp` and `iat`, in seconds.
 pub const LEEWAY_SECS: u64 = 5;
 /// Default memory budget of the verified-credential cache, in bytes.
 pub const DEFAULT_CACHE_BYTES: u64 = 64 * 1024 * 1024;
 /// What a cache entry costs beyond its token (the entry, the decoded credential's fixed part).
-const ENTRY_OVERHEAD_BYTES: u64 = 512;
+pub(crate) const ENTRY_OVERHEAD_BYTES: u64 = 512;
 
 /// An authenticated credential and the permissions it has right now.
 #[derive(Clone, Debug)]
@@ -72,27 +76,27 @@ impl Principal {
         resource: &Resource<'_>,
         peer: Option<IpAddr>,
     ) -> Result<(), Denial> {
-        permissions::evaluate(&self.permissions, action, resource, peer)?;
+        policy::evaluate(&self.permissions, action, resource, peer)?;
         match &self.bound {
-            Some(bound) => permissions::evaluate(bound, action, resource, peer),
+            Some(bound) => policy::evaluate(bound, action, resource, peer),
             None => Ok(()),
         }
     }
 
     /// Whether its conditions (and its bound's) admit a caller at `peer`.
     pub fn admits_peer(&self, peer: Option<IpAddr>) -> bool {
-        permissions::admits_peer(&self.permissions, peer)
+        policy::admits_peer(&self.permissions, peer)
             && self
                 .bound
                 .as_ref()
-                .is_none_or(|b| permissions::admits_peer(b, peer))
+                .is_none_or(|b| policy::admits_peer(b, peer))
     }
 
     /// The subset test against both its own permissions and its bound.
     pub fn check_delegation(&self, child: &PermissionSet) -> Result<(), Exceeds> {
-        permissions::check_delegation(&self.permissions, child)?;
+        policy::check_delegation(&self.permissions, child)?;
         match &self.bound {
-            Some(bound) => permissions::check_delegation(bound, child),
+            Some(bound) => policy::check_delegation(bound, child),
             None => Ok(()),
         }
     }
@@ -201,38 +205,6 @@ impl Decision {
     }
 }
 
-/// Counters of the hot path, kept with relaxed atomic adds.
-#[derive(Debug, Default)]
-pub struct Stats {
-    allowed: AtomicU64,
-    denied: [AtomicU64; Reason::ALL.len()],
-    cache_hits: AtomicU64,
-    cache_misses: AtomicU64,
-}
-
-/// A copy of the counters.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct StatsSnapshot {
-    pub allowed: u64,
-    pub denied: Vec<(&'static str, u64)>,
-    pub cache_hits: u64,
-    pub cache_misses: u64,
-}
-
-impl Stats {
-    pub fn snapshot(&self) -> StatsSnapshot {
-        StatsSnapshot {
-            allowed: self.allowed.load(Ordering::Relaxed),
-            denied: Reason::ALL
-                .iter()
-                .map(|r| (r.name(), self.denied[r.index()].load(Ordering::Relaxed)))
-                .collect(),
-            cache_hits: self.cache_hits.load(Ordering::Relaxed),
-            cache_misses: self.cache_misses.load(Ordering::Relaxed),
-        }
-    }
-}
-
 /// The key ring a verifier uses, swappable at run time (rotation without restart).
 #[derive(Debug)]
 pub struct KeyRingHandle {
@@ -262,39 +234,6 @@ impl KeyRingHandle {
     fn generation(&self) -> u64 {
         self.generation.load(Ordering::Acquire)
     }
-}
-
-/// What a credential may do, as resolved against the view: its own set and its bound.
-type Resolution = Result<(Arc<PermissionSet>, Option<Arc<PermissionSet>>), CredentialError>;
-
-/// A verdict about a cached credential, valid while the view stays at `generation`.
-struct Resolved {
-    generation: u64,
-    outcome: Resolution,
-}
-
-/// Weighs cache entries in bytes (see the module docs).
-#[derive(Clone, Copy, Debug, Default)]
-struct EntryWeighter;
-
-impl quick_cache::Weighter<Box<str>, Arc<Entry>> for EntryWeighter {
-    fn weight(&self, key: &Box<str>, _entry: &Arc<Entry>) -> u64 {
-        (key.len() as u64).saturating_mul(2) + ENTRY_OVERHEAD_BYTES
-    }
-}
-
-type CredentialCache = quick_cache::sync::Cache<Box<str>, Arc<Entry>, EntryWeighter>;
-
-fn new_cache(bytes: u64) -> CredentialCache {
-    let bytes = bytes.max(ENTRY_OVERHEAD_BYTES * 16);
-    // The item estimate only sizes the initial tables; the byte budget is the bound.
-    let estimated_items = usize::try_from(bytes / 1024).unwrap_or(usize::MAX).max(16);
-    quick_cache::sync::Cache::with_weighter(estimated_items, bytes, EntryWeighter)
-}
-
-struct Entry {
-    credential: Arc<Credential>,
-    resolved: ArcSwap<Resolved>,
 }
 
 /// Verifies credentials against a key ring and the live view.

@@ -1,4 +1,5 @@
 use super::*;
+use std::net::IpAddr;
 
 use proptest::prelude::*;
 use proptest::strategy::ValueTree;
