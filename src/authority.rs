@@ -11,7 +11,7 @@ use crate::clock::Clock;
 use crate::credential::{self, Claims, CredentialError};
 use crate::policy::proto::Invalid;
 use crate::policy::{system, Action, Denial, PermissionSet, Resource};
-use crate::ratelimit::RateLimiter;
+use crate::store::limiter::RateLimiter;
 use crate::store::{AuditQuery, AuditRecord, KeyRecord, RoleRecord, Store, StoreError};
 use crate::verifier::view::Event;
 use crate::verifier::{Principal, Verifier};

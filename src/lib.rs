@@ -15,7 +15,7 @@
 //! [`credential`]) -> store ([`store`]: system of record) -> event ([`verifier::view::Event`], applied to
 //! the live view). On a Redis-backed node, [`sync`] keeps the view in step with its cell's
 //! replica and says how fresh it is, from heartbeats stamped on the primary. Its connections
-//! ([`store::link`]) follow the primary through a failover (Sentinel or a name that moves),
+//! ([`store::redis::link`]) follow the primary through a failover (Sentinel or a name that moves),
 //! and acknowledge a mutation only once `--min-replica-acks` replicas hold it.
 //!
 //! Around them: [`proto`] (generated protobuf types), [`policy::proto`] (protobuf <-> domain, the one
@@ -42,10 +42,8 @@ pub mod metrics;
 pub mod node;
 pub mod policy;
 pub mod proto;
-pub mod ratelimit;
 pub mod server;
 pub mod store;
-pub mod sync;
 pub mod tls;
 pub mod vending;
 pub mod verifier;

@@ -57,7 +57,7 @@ async fn shutdown_signal() {
 }
 
 fn redis_settings(common: &CommonArgs, serve: Option<&ServeArgs>) -> Option<node::RedisSettings> {
-    use authcell::store::link::Target;
+    use authcell::store::redis::link::Target;
     let primary = match (&common.redis_url, common.redis_sentinel.is_empty()) {
         (Some(url), _) => Target::Url(url.clone()),
         (None, false) => Target::Sentinel {

@@ -8,11 +8,12 @@ use crate::authority::{Authority, Settings};
 use crate::clock::{Clock, PrimaryClock};
 use crate::config::CommonArgs;
 use crate::keyring::{KeyError, KeyFiles, KeyRing};
-use crate::ratelimit;
-use crate::store::link::{Acks, Link, Target};
+use crate::store::limiter;
 use crate::store::memory::MemoryStore;
+use crate::store::redis::limiter as shared_limiter;
+use crate::store::redis::link::{Acks, Link, Target};
+use crate::store::redis::sync::{self, NodeIdentity, SyncHandle};
 use crate::store::redis::{self as redis_store, Keys, RedisConfig, RedisStore};
-use crate::sync::{self, NodeIdentity, SyncHandle};
 use crate::verifier::view::View;
 use crate::verifier::StalePolicy;
 use crate::verifier::{KeyRingHandle, Verifier};
@@ -276,8 +277,8 @@ pub fn embedded(keyring: KeyRing, clock: Arc<dyn Clock>, options: &NodeOptions) 
         Settings {
             cell: options.cell.clone(),
             endpoint: options.endpoint.clone(),
-            limiter: ratelimit::from_config(options.vend_rate_per_second, options.vend_burst),
-            revocation_limiter: ratelimit::from_config(
+            limiter: limiter::from_config(options.vend_rate_per_second, options.vend_burst),
+            revocation_limiter: limiter::from_config(
                 options.revoke_rate_per_second,
                 options.revoke_burst,
             ),
@@ -332,7 +333,7 @@ async fn primary_link(settings: &RedisSettings) -> Result<(Link, Acks), String> 
     let replicas = match settings.min_replica_acks {
         Some(n) => n,
         None => {
-            let connected = crate::store::link::connected_replicas(&mut primary)
+            let connected = crate::store::redis::link::connected_replicas(&mut primary)
                 .await
                 .map_err(|e| format!("Redis primary {}: {e}", primary.describe()))?;
             if connected == 0 {
@@ -416,8 +417,8 @@ pub async fn bootstrap_authority(
         Settings {
             cell: cell.to_owned(),
             endpoint: String::new(),
-            limiter: Box::new(ratelimit::Unlimited),
-            revocation_limiter: Box::new(ratelimit::Unlimited),
+            limiter: Box::new(limiter::Unlimited),
+            revocation_limiter: Box::new(limiter::Unlimited),
             max_token_id_revocations: crate::authority::DEFAULT_MAX_TOKEN_ID_REVOCATIONS,
             max_confirmations: crate::authority::DEFAULT_MAX_CONFIRMATIONS,
         },
@@ -455,17 +456,17 @@ pub async fn with_redis(
         redis_config(settings, acks),
         view.clone(),
     ));
-    let limiter = ratelimit::shared(
+    let limiter = shared_limiter::shared(
         primary.clone(),
         keys.clone(),
-        ratelimit::VENDING,
+        shared_limiter::VENDING,
         options.vend_rate_per_second,
         options.vend_burst,
     );
-    let revocation_limiter = ratelimit::shared(
+    let revocation_limiter = shared_limiter::shared(
         primary.clone(),
         keys.clone(),
-        ratelimit::REVOCATIONS,
+        shared_limiter::REVOCATIONS,
         options.revoke_rate_per_second,
         options.revoke_burst,
     );

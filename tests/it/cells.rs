@@ -13,7 +13,7 @@ use authcell::node::{self, NodeOptions, RedisSettings};
 use authcell::proto::authcell::v1 as pb;
 use authcell::proto::global_admin as ga;
 use authcell::server;
-use authcell::sync::SyncHandle;
+use authcell::store::redis::sync::SyncHandle;
 use authcell::verifier::StalePolicy;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
@@ -85,14 +85,14 @@ impl Node {
         };
         let settings = RedisSettings {
             primary: match config.sentinels {
-                Some(sentinels) => authcell::store::link::Target::Sentinel {
+                Some(sentinels) => authcell::store::redis::link::Target::Sentinel {
                     sentinels: sentinels.to_vec(),
                     master: SENTINEL_MASTER.into(),
                     username: None,
                     password: None,
                     db: 0,
                 },
-                None => authcell::store::link::Target::Url(config.primary.into()),
+                None => authcell::store::redis::link::Target::Url(config.primary.into()),
             },
             read_url: Some(config.replica.into()),
             prefix: PREFIX.into(),

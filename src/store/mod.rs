@@ -5,7 +5,7 @@
 //! view needs. [`memory::MemoryStore`] is the embedded default: everything in process memory,
 //! nothing survives exit.
 
-pub mod link;
+pub mod limiter;
 pub mod memory;
 pub mod redis;
 pub mod stream_id;

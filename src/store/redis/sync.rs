@@ -42,7 +42,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use crate::store::link::Link;
+use crate::store::redis::link::Link;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
@@ -444,7 +444,7 @@ fn event_field(fields: &[String]) -> String {
 
 /// Adds a beat (see the module docs), records this node's position (with the primary's time),
 /// and measures this node's offset to the primary's clock: one script, one round trip.
-const REPORT: &str = include_str!("store/redis/scripts/report.lua");
+const REPORT: &str = include_str!("scripts/report.lua");
 
 /// Reports once (see the `REPORT` script). Also used at start, before the node serves, so that its
 /// first credential is already stamped on the primary's clock.

@@ -1,7 +1,7 @@
 //! Per-account rate limiting of token vending and key creation.
 //!
-//! The limiter sits behind [`RateLimiter`] so a shared (Redis-backed) limiter can replace the
-//! in-process one without touching callers. [`LocalRateLimiter`] uses governor's GCRA (a
+//! The limiter sits behind [`RateLimiter`] so the shared limiter ([`crate::store::redis::limiter`],
+//! buckets on the primary) can replace the in-process one without touching callers. [`LocalRateLimiter`] uses governor's GCRA (a
 //! token bucket without a background refill task), keyed by account.
 
 use std::num::NonZeroU32;
@@ -54,83 +54,6 @@ impl RateLimiter for LocalRateLimiter {
     }
 }
 
-const GCRA: &str = include_str!("store/redis/scripts/gcra.lua");
-
-/// A limiter shared by every node of every cell: a GCRA bucket per account in Redis (the
-/// primary), using Redis's clock so nodes' clocks do not matter. If Redis cannot be reached it
-/// falls back to a local limiter with the same quota, so vending (which needs no store write)
-/// keeps working, limited per node, through an outage.
-pub struct RedisRateLimiter {
-    conn: crate::store::link::Link,
-    keys: crate::store::redis::Keys,
-    /// Prefix of the account's bucket name: each limited kind of operation has its own.
-    bucket: &'static str,
-    interval_ms: u64,
-    burst: u32,
-    script: redis::Script,
-    fallback: LocalRateLimiter,
-}
-
-/// The bucket of token vending and key creation.
-pub const VENDING: &str = "";
-/// The bucket of the revocation endpoints.
-pub const REVOCATIONS: &str = "revoke:";
-
-impl RedisRateLimiter {
-    pub fn new(
-        conn: crate::store::link::Link,
-        keys: crate::store::redis::Keys,
-        bucket: &'static str,
-        per_second: NonZeroU32,
-        burst: NonZeroU32,
-    ) -> Self {
-        RedisRateLimiter {
-            conn,
-            keys,
-            bucket,
-            interval_ms: (1000 / u64::from(per_second.get())).max(1),
-            burst: burst.get(),
-            script: redis::Script::new(GCRA),
-            fallback: LocalRateLimiter::new(per_second, burst),
-        }
-    }
-}
-
-#[async_trait]
-impl RateLimiter for RedisRateLimiter {
-    async fn acquire(&self, account: &str) -> Result<(), Duration> {
-        let waited: redis::RedisResult<u64> = self
-            .script
-            .key(self.keys.rate(&format!("{}{account}", self.bucket)))
-            .arg(self.interval_ms)
-            .arg(self.burst)
-            .invoke_async(&mut self.conn.clone())
-            .await;
-        match waited {
-            Ok(0) => Ok(()),
-            Ok(ms) => Err(Duration::from_millis(ms)),
-            Err(e) => {
-                tracing::warn!(error = %e, "shared rate limiter unreachable; limiting on this node");
-                self.fallback.acquire(account).await
-            }
-        }
-    }
-}
-
-/// Builds the shared limiter of one bucket for a configured rate: 0 means unlimited.
-pub fn shared(
-    conn: crate::store::link::Link,
-    keys: crate::store::redis::Keys,
-    bucket: &'static str,
-    per_second: u32,
-    burst: u32,
-) -> Box<dyn RateLimiter> {
-    match quota(per_second, burst) {
-        Some((rate, burst)) => Box::new(RedisRateLimiter::new(conn, keys, bucket, rate, burst)),
-        None => Box::new(Unlimited),
-    }
-}
-
 /// Builds the limiter for a configured rate: 0 means unlimited.
 pub fn from_config(per_second: u32, burst: u32) -> Box<dyn RateLimiter> {
     match quota(per_second, burst) {
@@ -141,7 +64,7 @@ pub fn from_config(per_second: u32, burst: u32) -> Box<dyn RateLimiter> {
 
 /// The one reading of `--*-rate` and `--*-burst`, for the embedded and the shared limiter
 /// alike: rate 0 is unlimited (`None`); burst 0 allows one second's worth.
-fn quota(per_second: u32, burst: u32) -> Option<(NonZeroU32, NonZeroU32)> {
+pub(crate) fn quota(per_second: u32, burst: u32) -> Option<(NonZeroU32, NonZeroU32)> {
     let rate = NonZeroU32::new(per_second)?;
     Some((rate, NonZeroU32::new(burst).unwrap_or(rate)))
 }

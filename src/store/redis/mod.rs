@@ -2,10 +2,10 @@
 //!
 //! Writes go to the primary; every mutation is one Lua script, so it is atomic and appends its
 //! [`Event`] to the event stream in the same step. The scripts are files of their own, in
-//! `src/store/redis/scripts/` (with those of [`crate::sync`] and [`crate::ratelimit`]), built in
+//! `src/store/redis/scripts/` (with those of [`crate::store::redis::sync`] and [`crate::ratelimit`]), built in
 //! with `include_str!`; each opens with the KEYS and ARGV it takes. Reads of records go to the primary too (they
 //! are management calls, where read-your-writes matters more than a round trip); the hot path
-//! never reads Redis: it reads the live view, which [`crate::sync`] feeds from this cell's
+//! never reads Redis: it reads the live view, which [`crate::store::redis::sync`] feeds from this cell's
 //! replica.
 //!
 //! # Key layout
@@ -40,7 +40,13 @@ use std::time::Duration;
 use async_trait::async_trait;
 use redis::{AsyncCommands, Script};
 
-use super::link::{Acks, Durable, Link, Target};
+pub mod keys;
+pub mod limiter;
+pub mod link;
+pub mod sync;
+
+pub use keys::*;
+use link::{Acks, Durable, Link, Target};
 
 use super::{
     AuditQuery, AuditRecord, KeyRecord, NodeStatus, Receipt, RoleRecord, Store, StoreError,
@@ -73,99 +79,10 @@ impl Default for RedisConfig {
     }
 }
 
-/// Key names under the configured prefix.
-#[derive(Clone, Debug)]
-pub struct Keys {
-    prefix: String,
-}
-
-impl Keys {
-    pub fn new(prefix: &str) -> Self {
-        Keys {
-            prefix: prefix.to_owned(),
-        }
-    }
-    pub fn accounts(&self) -> String {
-        format!("{}accounts", self.prefix)
-    }
-    pub fn account_keys(&self, account: &str) -> String {
-        format!("{}acct:{account}:keys", self.prefix)
-    }
-    pub fn key(&self, account: &str, key_id: &str) -> String {
-        format!("{}key:{account}:{key_id}", self.prefix)
-    }
-    pub fn role_keys(&self, account: &str, role_id: &str) -> String {
-        format!("{}acct:{account}:rolekeys:{role_id}", self.prefix)
-    }
-    pub fn roles(&self, account: &str) -> String {
-        format!("{}acct:{account}:roles", self.prefix)
-    }
-    pub fn role_names(&self, account: &str) -> String {
-        format!("{}acct:{account}:rolenames", self.prefix)
-    }
-    pub fn all_roles(&self) -> String {
-        format!("{}roles", self.prefix)
-    }
-    pub fn revoked(&self) -> String {
-        format!("{}revoked", self.prefix)
-    }
-    pub fn token_revocations(&self, account: &str) -> String {
-        format!("{}acct:{account}:tokrevs", self.prefix)
-    }
-    pub fn all_token_revocations(&self) -> String {
-        format!("{}tokrevs", self.prefix)
-    }
-    pub fn beats(&self) -> String {
-        format!("{}beats", self.prefix)
-    }
-    pub fn watermarks(&self) -> String {
-        format!("{}watermarks", self.prefix)
-    }
-    pub fn events(&self) -> String {
-        format!("{}events", self.prefix)
-    }
-    pub fn nodes(&self) -> String {
-        format!("{}nodes", self.prefix)
-    }
-    pub fn rate(&self, account: &str) -> String {
-        format!("{}rl:{account}", self.prefix)
-    }
-    pub fn audit(&self, account: &str) -> String {
-        format!("{}audit:{account}", self.prefix)
-    }
-    pub fn fence(&self) -> String {
-        format!("{}fence", self.prefix)
-    }
-    pub fn receipt(&self, account: &str, request_id: &str) -> String {
-        format!("{}idem:{account}:{request_id}", self.prefix)
-    }
-}
-
-/// The field of the `revoked` hash for a revoked credential id.
-pub fn revoked_credential_field(account: &str, id: &str) -> String {
-    format!("c\u{0}{account}\u{0}{id}")
-}
-
-/// The field of the `revoked` hash for a credential revoked for the descendants of key `by`.
-pub fn revoked_scoped_field(account: &str, id: &str, by: &str) -> String {
-    format!("s\u{0}{account}\u{0}{id}\u{0}{by}")
-}
-
-/// The field of the `revoked` hash for a revoked token id (scoped to the descendants of key
-/// `by`, or account-wide).
-pub fn revoked_token_id_field(account: &str, token_id: &str, by: Option<&str>) -> String {
-    format!("t\u{0}{account}\u{0}{token_id}\u{0}{}", by.unwrap_or(""))
-}
-
-/// The field of the `roles` hash.
-pub fn role_field(account: &str, role_id: &str) -> String {
-    format!("{account}\u{0}{role_id}")
-}
-
 /// Prepended to every mutation script: appends the audit record, when there is one, to the
 /// account's audit stream. The last KEY of every script is that stream; its last two ARGV are
 /// the record ('' for none) and the stream's cap.
-const AUDIT_PRELUDE: &str = include_str!("redis/scripts/audit_prelude.lua");
+const AUDIT_PRELUDE: &str = include_str!("scripts/audit_prelude.lua");
 
 /// A mutation script: the audit prelude, then the body.
 fn mutation(body: &str) -> Script {
@@ -174,27 +91,27 @@ fn mutation(body: &str) -> Script {
 
 /// Stores a new key. Under a request id (a receipt in ARGV[7]) a retry finds the first
 /// attempt's receipt and stores nothing new.
-const INSERT_KEY: &str = include_str!("redis/scripts/insert_key.lua");
+const INSERT_KEY: &str = include_str!("scripts/insert_key.lua");
 
-const REVOKE_KEY: &str = include_str!("redis/scripts/revoke_key.lua");
+const REVOKE_KEY: &str = include_str!("scripts/revoke_key.lua");
 
-const PUBLISH: &str = include_str!("redis/scripts/publish.lua");
+const PUBLISH: &str = include_str!("scripts/publish.lua");
 
 /// Removes ended token-id revocations (at most ARGV[2] of them) from the `revoked` hash and
 /// both sorted sets. Shared by the revocation script and the periodic sweep.
-const SWEEP_TOKEN_IDS: &str = include_str!("redis/scripts/sweep_token_ids.lua");
+const SWEEP_TOKEN_IDS: &str = include_str!("scripts/sweep_token_ids.lua");
 
-const REVOKE_TOKEN_ID: &str = include_str!("redis/scripts/revoke_token_id.lua");
+const REVOKE_TOKEN_ID: &str = include_str!("scripts/revoke_token_id.lua");
 
 /// The cut is taken from the primary's clock, the one clock every node's issue stamps follow
 /// (see [`crate::clock`]).
-const ISSUED_BEFORE: &str = include_str!("redis/scripts/issued_before.lua");
+const ISSUED_BEFORE: &str = include_str!("scripts/issued_before.lua");
 
-const PUT_ROLE: &str = include_str!("redis/scripts/put_role.lua");
+const PUT_ROLE: &str = include_str!("scripts/put_role.lua");
 
-const DELETE_ROLE: &str = include_str!("redis/scripts/delete_role.lua");
+const DELETE_ROLE: &str = include_str!("scripts/delete_role.lua");
 
-const ROTATE_REFRESH: &str = include_str!("redis/scripts/rotate_refresh.lua");
+const ROTATE_REFRESH: &str = include_str!("scripts/rotate_refresh.lua");
 
 /// Redis-backed [`Store`].
 pub struct RedisStore {
@@ -236,7 +153,7 @@ pub async fn connect(url: &str) -> Result<Link, String> {
 /// A failed Redis command: counted, and reported as the store being unavailable.
 pub(crate) fn unavailable(e: redis::RedisError) -> StoreError {
     crate::metrics::bump(&crate::metrics::COUNTERS.redis_errors);
-    if e.to_string().contains(super::link::NOT_REPLICATED) {
+    if e.to_string().contains(link::NOT_REPLICATED) {
         return StoreError::Unavailable(format!(
             "{e}: the change reached the Redis primary but may not survive a failover, so it is not acknowledged; it may or may not take effect: retrying is safe"
         ));
