@@ -45,5 +45,4 @@ pub mod proto;
 pub mod server;
 pub mod store;
 pub mod tls;
-pub mod vending;
 pub mod verifier;

@@ -7,10 +7,10 @@ use tokio_stream::Stream;
 use tonic::{Request, Response, Status};
 
 use super::{body_or_metadata_credential, peer_ip};
+use crate::authority::vending::KeyLifetime;
 use crate::authority::Authority;
 use crate::policy::proto::statements_from_proto;
 use crate::proto::auth as pb;
-use crate::vending::KeyLifetime;
 
 pub struct AuthService {
     authority: Arc<Authority>,

@@ -8,6 +8,7 @@
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
+use authcell::authority::vending::KeyLifetime;
 use authcell::authority::Expiry;
 use authcell::credential::{self, Claims};
 use authcell::fuzzing::{self, ACCOUNT, NOW, REVOKED_KEY_ID, REVOKED_TOKEN_ID, ROLE_ID};
@@ -17,7 +18,6 @@ use authcell::policy::{
 use authcell::proto::authcell::v1 as pb;
 use authcell::proto::permission_messages as pm;
 use authcell::proto::permission_rules as pr;
-use authcell::vending::KeyLifetime;
 use authcell::verifier::Reason;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;

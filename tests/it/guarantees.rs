@@ -876,7 +876,7 @@ async fn a_token_id_revocation_holds_until_its_end_then_the_id_is_free() {
         .expect("token");
     server
         .clock
-        .advance(u64::from(authcell::vending::MAX_DISPOSABLE_SECS) - 1);
+        .advance(u64::from(authcell::authority::vending::MAX_DISPOSABLE_SECS) - 1);
     let y2 = api
         .mint(&server.owner_key, vec![read_cache("c")], "y")
         .await

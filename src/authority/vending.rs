@@ -78,7 +78,7 @@ pub enum KeyLifetime {
 const REFRESH_PREFIX: &str = "acr1_";
 
 fn refresh_hash(refresh_token: &str) -> String {
-    crate::authority::hex(&Sha256::digest(refresh_token.as_bytes()))
+    super::hex(&Sha256::digest(refresh_token.as_bytes()))
 }
 
 fn new_refresh_token() -> String {
@@ -151,7 +151,7 @@ impl Authority {
         };
         Ok(Claims {
             t: kind.into(),
-            jti: crate::authority::credential_id(stamp_ms),
+            jti: super::keys::credential_id(stamp_ms),
             sub: c.account.clone(),
             role: None,
             p: Some(rules.iter().map(credential::encode_rule).collect()),
@@ -172,7 +172,7 @@ impl Authority {
     }
 
     fn sign_bounded(&self, claims: &Claims) -> Result<String> {
-        let token = self.sign_claims(claims)?;
+        let token = self.sign(claims)?;
         if token.len() > credential::MAX_CREDENTIAL_LEN {
             return Err(Invalid::new(
                 "permissions",
@@ -364,9 +364,9 @@ impl Authority {
             ),
         };
         match replacing {
-            None => self.store().insert_key(record, Some(&audit)).await?,
+            None => self.store.insert_key(record, Some(&audit)).await?,
             Some((old_id, old_hash)) => self
-                .store()
+                .store
                 .rotate_refresh(&claims.sub, old_id, old_hash, record, now, Some(&audit))
                 .await
                 .map_err(|e| match e {
@@ -425,7 +425,7 @@ impl Authority {
             ));
         }
         let record = self
-            .store()
+            .store
             .get_key(&c.account, &c.id)
             .await?
             .filter(|r| r.refresh_hash.is_some())
@@ -442,8 +442,8 @@ impl Authority {
                 "api_key: only keys made by GenerateApiToken can be refreshed".into(),
             )
         })?;
-        match self.store().get_key(&c.account, maker_id).await? {
-            Some(maker) if self.key_status(&maker) == crate::authority::KeyStatus::Active => {}
+        match self.store.get_key(&c.account, maker_id).await? {
+            Some(maker) if self.key_status(&maker) == super::KeyStatus::Active => {}
             _ => return Err(Error::Unauthenticated(CredentialError::MakerGone)),
         }
         let lifetime = match record.expires_at {

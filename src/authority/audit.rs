@@ -1,0 +1,55 @@
+//! The audit log: listing it, and recording key-ring rotations.
+
+use super::*;
+
+impl Authority {
+    /// ListAuditEvents: the caller's account's lifecycle events, newest first.
+    pub async fn list_audit(
+        &self,
+        caller: &Caller,
+        since_ms: u64,
+        until_ms: u64,
+        limit: u32,
+        next_token: &str,
+    ) -> Result<(Vec<AuditRecord>, Option<String>)> {
+        self.require(caller, Action::AuthList)?;
+        let limit = page_limit(limit)?;
+        if since_ms > 0 && until_ms > 0 && since_ms >= until_ms {
+            return Err(
+                Invalid::new("until_epoch_millis", "must be after since_epoch_millis").into(),
+            );
+        }
+        let before_id = decode_page_token(next_token, AUDIT_PAGE_PREFIX, is_stream_id)?;
+        let query = AuditQuery {
+            since_ms: (since_ms > 0).then_some(since_ms),
+            until_ms: (until_ms > 0).then_some(until_ms),
+            before_id,
+            limit: limit + 1,
+        };
+        let mut events = self.store.list_audit(caller.account(), &query).await?;
+        let next = if events.len() > limit {
+            events.truncate(limit);
+            events
+                .last()
+                .map(|e| encode_page_token(AUDIT_PAGE_PREFIX, &e.id))
+        } else {
+            None
+        };
+        Ok((events, next))
+    }
+
+    /// Records a signing key rotation (platform event, under the account `system`).
+    pub async fn record_rotation(&self, kids: &[String], active: &str) {
+        let audit = Self::audit(
+            SYSTEM_ACCOUNT,
+            SYSTEM_ACCOUNT,
+            None,
+            "signing_key.rotated",
+            active,
+            format!("trusted keys: {}", kids.join(", ")),
+        );
+        if let Err(e) = self.store.append_audit(&audit).await {
+            tracing::warn!(error = %e, "cannot record the key rotation in the audit log");
+        }
+    }
+}

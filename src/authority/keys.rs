@@ -1,0 +1,321 @@
+//! Keys: minting role-bound v2 API keys, listing, describing, and an account's first key.
+
+use super::*;
+
+impl Authority {
+    /// Mints a role-bound v2 API key and stores its metadata. Returns the key (shown once).
+    #[allow(clippy::too_many_arguments)]
+    async fn mint_role_key(
+        &self,
+        account: &str,
+        role_id: &str,
+        description: String,
+        expires_at: Option<u64>,
+        created_by: String,
+        peer: Option<IpAddr>,
+        request_id: Option<&str>,
+    ) -> Result<(String, KeyRecord)> {
+        let now_ms = self.stamp(account);
+        let now = now_ms / 1000;
+        let key_id = credential_id(now_ms);
+        let claims = Claims {
+            t: credential::TYPE_API_KEY.into(),
+            jti: key_id.clone(),
+            sub: account.to_owned(),
+            role: Some(role_id.to_owned()),
+            p: None,
+            ipf: Vec::new(),
+            anc: Vec::new(),
+            tid: None,
+            cell: None,
+            iat: now,
+            iatm: Some(now_ms),
+            oiatm: None,
+            rr: None,
+            aexp: None,
+            exp: expires_at,
+            nbf: None,
+        };
+        let token = self.sign(&claims)?;
+        let record = KeyRecord {
+            key_id,
+            account: account.to_owned(),
+            description,
+            role_id: Some(role_id.to_owned()),
+            inline: None,
+            token_id: None,
+            created_by,
+            issued_at: now,
+            issued_at_ms: now_ms,
+            ancestors: Vec::new(),
+            origin_issued_at_ms: now_ms,
+            expires_at,
+            revoked_at: None,
+            refresh_hash: None,
+        };
+        let audit = Self::audit(
+            account,
+            &record.created_by,
+            peer,
+            "key.created",
+            &record.key_id,
+            format!("role {role_id}; {:?}", record.description),
+        );
+        let Some(request_id) = request_id else {
+            self.store.insert_key(record.clone(), Some(&audit)).await?;
+            crate::metrics::bump(&crate::metrics::COUNTERS.keys_issued);
+            return Ok((token, record));
+        };
+        // The same request again (same caller, role, description, expiry) under the same id
+        // gets the same key; a different one is refused.
+        let digest = request_digest(&[
+            &record.created_by,
+            role_id,
+            &record.description,
+            &expires_at.map_or_else(|| "never".to_owned(), |e| e.to_string()),
+        ]);
+        let receipt = crate::store::Receipt {
+            digest: digest.clone(),
+            key_id: record.key_id.clone(),
+            claims: serde_json::to_string(&claims)
+                .map_err(|e| Error::Internal(format!("claims: {e}")))?,
+        };
+        let Some(prior) = self
+            .store
+            .insert_key_once(record.clone(), Some(&audit), request_id, &receipt)
+            .await?
+        else {
+            crate::metrics::bump(&crate::metrics::COUNTERS.keys_issued);
+            return Ok((token, record));
+        };
+        if prior.digest != digest {
+            return Err(Error::FailedPrecondition(format!(
+                "{IDEMPOTENCY_KEY}: already used in the last 24 h for a different request; use a new one for each new request"
+            )));
+        }
+        let claims: Claims = serde_json::from_str(&prior.claims)
+            .map_err(|e| Error::Internal(format!("stored claims: {e}")))?;
+        let record = self
+            .store
+            .get_key(account, &prior.key_id)
+            .await?
+            .ok_or_else(|| Error::Internal("the key of a replayed request is gone".into()))?;
+        if self.key_status(&record) != KeyStatus::Active {
+            return Err(Error::FailedPrecondition(format!(
+                "{IDEMPOTENCY_KEY}: the key this request created ({}) has been revoked or has expired since",
+                record.key_id
+            )));
+        }
+        tracing::info!(account = %account, key_id = %record.key_id, "key creation replayed for a repeated idempotency-key");
+        Ok((self.sign(&claims)?, record))
+    }
+
+    /// GenerateGlobalApiKey: a key bound to a role the caller could itself delegate. With a
+    /// `request_id` (metadata [`IDEMPOTENCY_KEY`]), a retry of the same request returns the same
+    /// key instead of creating a second one.
+    pub async fn generate_key(
+        &self,
+        caller: &Caller,
+        role_id: &str,
+        description: &str,
+        expiry: Option<Expiry>,
+        request_id: Option<&str>,
+    ) -> Result<(String, KeyRecord)> {
+        self.require(caller, Action::AuthWrite)?;
+        if let Some(id) = request_id {
+            validate_request_id(id)?;
+        }
+        let description = validate_description("description", description)?;
+        let expires_at = match expiry {
+            None => {
+                return Err(Invalid::new(
+                    "expiry",
+                    "required: set never, or expires with expiration_epoch_seconds",
+                )
+                .into())
+            }
+            Some(Expiry::Never) => None,
+            Some(Expiry::At(at)) => {
+                if at <= self.clock.now() {
+                    return Err(Invalid::new(
+                        "expires.expiration_epoch_seconds",
+                        "must be in the future",
+                    )
+                    .into());
+                }
+                Some(at)
+            }
+        };
+        let role = self.role_permissions(caller.account(), role_id).await?;
+        self.require_delegable(caller, &format!("role {role_id:?}"), &role)?;
+        self.rate_limit(caller.account()).await?;
+        self.mint_role_key(
+            caller.account(),
+            role_id,
+            description,
+            expires_at,
+            caller.key_id().to_owned(),
+            caller.peer,
+            request_id,
+        )
+        .await
+    }
+
+    /// The status of a key now. Revoked covers every way a key stops working for good: its
+    /// own revocation, an issued-before cut, and the revocation of a credential that made it.
+    pub fn key_status(&self, key: &KeyRecord) -> KeyStatus {
+        let now = self.clock.now();
+        let chain_revoked = self.verifier.view().is_revoked(
+            &key.account,
+            key.origin_ms(),
+            std::iter::once(&key.key_id).chain(key.ancestors.iter()),
+            None,
+            now,
+        );
+        if key.revoked_at.is_some() || chain_revoked {
+            KeyStatus::Revoked
+        } else if key.expires_at.is_some_and(|exp| exp <= now) {
+            KeyStatus::Expired
+        } else {
+            KeyStatus::Active
+        }
+    }
+
+    /// All live keys of the caller's account (ListGlobalApiKeys).
+    pub async fn live_keys(&self, caller: &Caller) -> Result<Vec<KeyRecord>> {
+        self.require(caller, Action::AuthList)?;
+        let mut out = Vec::new();
+        let mut after: Option<String> = None;
+        loop {
+            let batch = self
+                .store
+                .list_keys(caller.account(), after.as_deref(), MAX_PAGE as usize)
+                .await?;
+            let done = batch.len() < MAX_PAGE as usize;
+            after = batch.last().map(|k| k.key_id.clone());
+            out.extend(
+                batch
+                    .into_iter()
+                    .filter(|k| self.key_status(k) == KeyStatus::Active),
+            );
+            if done {
+                return Ok(out);
+            }
+        }
+    }
+
+    /// ListApiKeys: one page, in key-id (creation) order.
+    pub async fn list_keys(
+        &self,
+        caller: &Caller,
+        limit: u32,
+        next_token: &str,
+        include_inactive: bool,
+    ) -> Result<KeyPage> {
+        self.require(caller, Action::AuthList)?;
+        let limit = page_limit(limit)?;
+        let mut after = decode_page_token(next_token, KEY_PAGE_PREFIX, is_uuid)?;
+        let mut keys = Vec::with_capacity(limit);
+        loop {
+            // Ask for one more than needed, to know whether another page exists.
+            let want = limit + 1 - keys.len();
+            let batch = self
+                .store
+                .list_keys(caller.account(), after.as_deref(), want)
+                .await?;
+            let exhausted = batch.len() < want;
+            after = batch.last().map(|k| k.key_id.clone()).or(after);
+            for key in batch {
+                let status = self.key_status(&key);
+                if include_inactive || status == KeyStatus::Active {
+                    keys.push((key, status));
+                }
+            }
+            if keys.len() > limit {
+                keys.truncate(limit);
+                let last = keys.last().map(|(k, _)| k.key_id.clone());
+                return Ok(KeyPage {
+                    keys,
+                    next_token: last.map(|id| encode_page_token(KEY_PAGE_PREFIX, &id)),
+                });
+            }
+            if exhausted {
+                return Ok(KeyPage {
+                    keys,
+                    next_token: None,
+                });
+            }
+        }
+    }
+
+    /// DescribeApiKey.
+    pub async fn describe_key(
+        &self,
+        caller: &Caller,
+        key_id: &str,
+    ) -> Result<(KeyRecord, KeyStatus)> {
+        self.require(caller, Action::AuthRead)?;
+        validate_key_id(key_id)?;
+        match self.store.get_key(caller.account(), key_id).await? {
+            Some(key) => {
+                let status = self.key_status(&key);
+                Ok((key, status))
+            }
+            None => Err(not_found_key(key_id)),
+        }
+    }
+
+    /// Creates `account` (if new) and its first owner key. Refuses if the account already has
+    /// live keys, unless `force`.
+    pub async fn bootstrap(&self, account: &str, force: bool) -> Result<(String, KeyRecord)> {
+        validate_account_name(account)?;
+        self.bootstrap_unchecked(account, force).await
+    }
+
+    /// Creates the platform account (`system`, where signing key rotations are recorded) and an
+    /// owner key for it: for the platform's operators only, never for a tenant.
+    pub async fn bootstrap_platform(&self, force: bool) -> Result<(String, KeyRecord)> {
+        self.bootstrap_unchecked(SYSTEM_ACCOUNT, force).await
+    }
+
+    async fn bootstrap_unchecked(&self, account: &str, force: bool) -> Result<(String, KeyRecord)> {
+        let now = self.clock.now();
+        self.store.ensure_account(account, now).await?;
+        let live = self.store.count_live_keys(account, now).await?;
+        if live > 0 && !force {
+            return Err(Error::FailedPrecondition(format!(
+                "account {account:?} already has {live} live key(s); use --force to add another owner key"
+            )));
+        }
+        self.mint_role_key(
+            account,
+            system::OWNER,
+            "bootstrap owner key".into(),
+            None,
+            "bootstrap".into(),
+            None,
+            None,
+        )
+        .await
+    }
+}
+
+pub(super) fn not_found_key(key_id: &str) -> Error {
+    Error::NotFound(format!("key_id: no key {key_id} in this account"))
+}
+
+/// A new credential id: a UUIDv7 whose time part is the credential's issue stamp. Ids are
+/// strictly increasing within this process (a counter orders those of the same millisecond),
+/// so key-id order is creation order.
+pub(crate) fn credential_id(stamp_ms: u64) -> String {
+    // ContextV7 keeps its counter in a Cell: shared behind a mutex, held for one call.
+    static CONTEXT: std::sync::Mutex<uuid::ContextV7> =
+        std::sync::Mutex::new(uuid::ContextV7::new());
+    let context = CONTEXT.lock().unwrap_or_else(|e| e.into_inner());
+    let ts = uuid::Timestamp::from_unix(
+        &*context,
+        stamp_ms / 1000,
+        u32::try_from((stamp_ms % 1000) * 1_000_000).unwrap_or(0),
+    );
+    uuid::Uuid::new_v7(ts).to_string()
+}
