@@ -141,10 +141,8 @@ fn figure_metrics_layer(report: &mut Report, scale: &Scale) {
         vend_burst: 0,
         ..Default::default()
     };
-    let authority = authcell::node::embedded(ring, Arc::new(SystemClock), &options);
-    let metrics = Arc::new(authcell::metrics::Metrics::new(
-        authority.verifier().clone(),
-    ));
+    let node = authcell::node::Node::embedded(ring, Arc::new(SystemClock), &options);
+    let metrics = node.metrics().clone();
     let mut bare = Immediate;
     let mut counted = authcell::metrics::MetricsLayer(metrics).layer(Immediate);
     let batch = scale.cached_batch;
@@ -995,14 +993,15 @@ async fn start_server() -> (
         ..Default::default()
     };
     let ring = KeyRing::ephemeral().expect("key ring");
-    let authority = node::embedded(ring, Arc::new(SystemClock), &options);
-    let (owner, _) = authority
+    let node = node::Node::embedded(ring, Arc::new(SystemClock), &options);
+    let (owner, _) = node
+        .authority()
         .bootstrap(ACCOUNT, false)
         .await
         .expect("bootstrap");
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let handle = tokio::spawn(async move {
-        server::run(listener, authority, server::Serving::default(), async {
+        server::run(listener, &node, server::Serving::default(), async {
             let _ = stopped.await;
         })
         .await

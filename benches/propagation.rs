@@ -9,8 +9,12 @@
 //! Run: `cargo bench --bench propagation` (N from `AUTHCELL_BENCH_REVOCATIONS`, default 1000).
 //! Goal (issue 4): p99 propagation <= 2 x p99 floor + 5 ms.
 
-#[path = "../tests/it/redis_env.rs"]
-mod redis_env;
+/// The test suite's Redis harness, at the same module path as in the tests.
+mod support {
+    // Inside an inline module a path is relative to `benches/support/`.
+    #[path = "../../tests/it/support/redis.rs"]
+    pub mod redis;
+}
 #[path = "support/redis_node.rs"]
 mod redis_node;
 
@@ -33,7 +37,7 @@ async fn main() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(if benching { 1000 } else { 20 });
-    let topology = redis_env::Topology::start(false);
+    let topology = support::redis::Topology::start(false);
     let pem = generate_pem().expect("pem").to_string();
     let primary = topology.primary.url();
     let cell = |replica: String| RedisSettings {

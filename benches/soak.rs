@@ -13,8 +13,12 @@
 //! `cargo test --all-targets` also builds and runs this target (without `--bench`): it then
 //! prints one line and exits, so the suite does not take ten minutes.
 
-#[path = "../tests/it/redis_env.rs"]
-mod redis_env;
+/// The test suite's Redis harness, at the same module path as in the tests.
+mod support {
+    // Inside an inline module a path is relative to `benches/support/`.
+    #[path = "../../tests/it/support/redis.rs"]
+    pub mod redis;
+}
 #[path = "../tests/it/soak.rs"]
 mod soak;
 

@@ -23,7 +23,7 @@ use std::time::Duration;
 use clap::Parser;
 
 use authcell::clock::SystemClock;
-use authcell::node;
+use authcell::dataplane;
 use authcell::policy::{Action, Resource};
 use authcell::verifier::Verifier;
 
@@ -71,16 +71,16 @@ async fn main() -> Result<(), String> {
         ),
         None => None,
     };
-    let source = node::JwksSource {
+    let source = dataplane::JwksSource {
         endpoint: args.authcell.clone(),
         tls_ca_pem,
         allow_insecure_http: args.insecure_jwks_http,
     };
-    let ring = node::fetch_jwks(source.clone()).await?;
+    let ring = dataplane::fetch_jwks(source.clone()).await?;
     // Revocations: loaded from the replica, then tailed from its event stream.
-    let (view, sync) = node::revocation_view(&args.redis, &args.prefix).await?;
+    let (view, sync) = dataplane::revocation_view(&args.redis, &args.prefix).await?;
     let verifier = Verifier::new(ring, view, Arc::new(SystemClock));
-    node::spawn_jwks_refresher(source, verifier.keys().clone(), Duration::from_secs(30))?;
+    dataplane::spawn_jwks_refresher(source, verifier.keys().clone(), Duration::from_secs(30))?;
     // An empty view must not let revoked credentials through: wait until it is loaded.
     for _ in 0..500 {
         if verifier.is_serving() {

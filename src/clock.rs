@@ -28,6 +28,12 @@ pub trait Clock: Send + Sync + 'static {
     fn now(&self) -> u64 {
         self.now_ms() / 1000
     }
+
+    /// How far this machine's clock is behind the clock this one follows, in ms (the Redis
+    /// primary's, for a [`PrimaryClock`]); 0 for a clock that follows no other.
+    fn skew_ms(&self) -> i64 {
+        0
+    }
 }
 
 /// The real wall clock of this machine.
@@ -157,6 +163,10 @@ impl PrimaryClock {
 }
 
 impl Clock for PrimaryClock {
+    fn skew_ms(&self) -> i64 {
+        PrimaryClock::skew_ms(self)
+    }
+
     fn now_ms(&self) -> u64 {
         match self.offset_us.load(Ordering::Acquire) {
             i64::MIN => wall_ms(),

@@ -96,7 +96,9 @@ pub fn authority() -> &'static Arc<Authority> {
             vend_burst: 0,
             ..Default::default()
         };
-        let authority = node::embedded(keyring(), Arc::new(ManualClock::new(NOW)), &options);
+        let authority = node::Node::embedded(keyring(), Arc::new(ManualClock::new(NOW)), &options)
+            .authority()
+            .clone();
         let view = authority.verifier().view();
         for event in [
             Event::RoleSet {

@@ -28,12 +28,12 @@
 //! [`metrics`] (the Prometheus endpoint), [`endpoint`] (which servers a client may reach
 //! without TLS).
 
-pub mod accept;
 pub mod authority;
 pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod credential;
+pub mod dataplane;
 pub mod endpoint;
 /// The fuzz targets' bodies (`fuzz/`), also replayed on stable by the test suite.
 pub mod fuzzing;
@@ -44,5 +44,4 @@ pub mod policy;
 pub mod proto;
 pub mod server;
 pub mod store;
-pub mod tls;
 pub mod verifier;

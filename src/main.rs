@@ -84,7 +84,7 @@ fn redis_settings(common: &CommonArgs, serve: Option<&ServeArgs>) -> Option<node
 async fn serve(args: ServeArgs) -> Result<(), String> {
     let ring = node::keyring(&args.common).map_err(|e| e.to_string())?;
     let tls_files = match (&args.tls_cert, &args.tls_key) {
-        (Some(cert), Some(key)) => Some(authcell::tls::TlsFiles {
+        (Some(cert), Some(key)) => Some(authcell::server::tls::TlsFiles {
             cert: cert.clone(),
             key: key.clone(),
             client_ca: args.tls_client_ca.clone(),
@@ -94,7 +94,7 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
     // Bad TLS files are one clear error at start, not a half-working server.
     let tls = tls_files
         .as_ref()
-        .map(authcell::tls::ServerTls::load)
+        .map(authcell::server::tls::ServerTls::load)
         .transpose()
         .map_err(|e| e.to_string())?;
     let redis = redis_settings(&args.common, Some(&args));
@@ -126,77 +126,67 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
             Duration::from_secs(args.common.key_reload_interval.max(1)),
         )
     });
-    if let Some(settings) = redis {
-        let node = node::with_redis(ring, &options, &settings).await?;
-        if let Some((files, every)) = reload {
-            node::spawn_key_reloader(files, node.authority.clone(), every);
-        }
-        tracing::info!(listen = %local, endpoint = %endpoint, cell = %args.common.cell, "serving with Redis");
-        let metrics = start_metrics(args.metrics_listen, &node.authority).await?;
-        let tls = start_tls(tls_files, tls, &args);
-        let served = server::run(
-            listener,
-            node.authority,
-            server::Serving {
-                metrics: Some(metrics),
-                drain: drain(&args),
-                tls,
-            },
-            shutdown_signal(),
-        )
-        .await;
-        node.sync.stop().await;
-        return served.map_err(|e| format!("server: {e}"));
-    }
-    let authority = node::embedded(ring, Arc::new(SystemClock), &options);
+    let node = match redis {
+        Some(settings) => node::Node::redis(ring, &options, &settings).await?,
+        None => node::Node::embedded(ring, Arc::new(SystemClock), &options),
+    };
     if let Some((files, every)) = reload {
-        node::spawn_key_reloader(files, authority.clone(), every);
+        node::spawn_key_reloader(files, node.authority().clone(), every);
     }
-    let (owner_key, _) = authority
-        .bootstrap(&args.dev_account, false)
-        .await
-        .map_err(|e| format!("creating the {} account: {e}", args.dev_account))?;
-    println!("AUTHCELL_ENDPOINT={endpoint}");
-    println!("AUTHCELL_API_KEY={owner_key}");
-    println!(
-        "# embedded mode: state is in memory{}; it is all lost when authcell stops",
-        if ephemeral_key {
-            " and the signing key is ephemeral"
-        } else {
-            ""
-        }
-    );
-    tracing::warn!(
-        account = %args.dev_account,
-        ephemeral_signing_key = ephemeral_key,
-        "embedded mode: in-memory state, nothing survives exit"
-    );
-    tracing::info!(listen = %local, endpoint = %endpoint, cell = %args.common.cell, "serving");
-    let metrics = start_metrics(args.metrics_listen, &authority).await?;
+    if node.sync().is_none() {
+        // Embedded: the account and its owner key exist only in this process, so they are
+        // made and printed here (a Redis-backed account is made once, by `authcell bootstrap`).
+        let (owner_key, _) = node
+            .authority()
+            .bootstrap(&args.dev_account, false)
+            .await
+            .map_err(|e| format!("creating the {} account: {e}", args.dev_account))?;
+        println!("AUTHCELL_ENDPOINT={endpoint}");
+        println!("AUTHCELL_API_KEY={owner_key}");
+        println!(
+            "# embedded mode: state is in memory{}; it is all lost when authcell stops",
+            if ephemeral_key {
+                " and the signing key is ephemeral"
+            } else {
+                ""
+            }
+        );
+        tracing::warn!(
+            account = %args.dev_account,
+            ephemeral_signing_key = ephemeral_key,
+            "embedded mode: in-memory state, nothing survives exit"
+        );
+    }
+    if node.sync().is_some() {
+        tracing::info!(listen = %local, endpoint = %endpoint, cell = %args.common.cell, "serving with Redis");
+    } else {
+        tracing::info!(listen = %local, endpoint = %endpoint, cell = %args.common.cell, "serving");
+    }
+    start_metrics(args.metrics_listen, &node).await?;
     let tls = start_tls(tls_files, tls, &args);
-    server::run(
+    let served = server::run(
         listener,
-        authority,
+        &node,
         server::Serving {
-            metrics: Some(metrics),
             drain: drain(&args),
             tls,
         },
         shutdown_signal(),
     )
-    .await
-    .map_err(|e| format!("server: {e}"))
+    .await;
+    node.stop().await;
+    served.map_err(|e| format!("server: {e}"))
 }
 
 /// Starts watching the TLS files for changes.
 fn start_tls(
-    files: Option<authcell::tls::TlsFiles>,
-    tls: Option<authcell::tls::ServerTls>,
+    files: Option<authcell::server::tls::TlsFiles>,
+    tls: Option<authcell::server::tls::ServerTls>,
     args: &ServeArgs,
-) -> Option<authcell::tls::ServerTls> {
+) -> Option<authcell::server::tls::ServerTls> {
     if let (Some(files), Some(tls)) = (files, &tls) {
         let every = Duration::from_secs(args.common.key_reload_interval.max(1));
-        authcell::tls::spawn_reloader(files, tls.clone(), every);
+        authcell::server::tls::spawn_reloader(files, tls.clone(), every);
         tracing::info!(mutual = tls.mutual, "serving gRPC over TLS");
     }
     tls
@@ -209,26 +199,23 @@ fn drain(args: &ServeArgs) -> server::Drain {
     }
 }
 
-/// Creates the server's metrics and, with `--metrics-listen`, serves them over HTTP.
+/// With `--metrics-listen`, serves the node's metrics over HTTP.
 async fn start_metrics(
     listen: Option<std::net::SocketAddr>,
-    authority: &Arc<authcell::authority::Authority>,
-) -> Result<Arc<authcell::metrics::Metrics>, String> {
-    let metrics = Arc::new(authcell::metrics::Metrics::new(
-        authority.verifier().clone(),
-    ));
+    node: &node::Node,
+) -> Result<(), String> {
     if let Some(addr) = listen {
         let listener = TcpListener::bind(addr)
             .await
             .map_err(|e| format!("--metrics-listen {addr}: {e}"))?;
         tracing::info!(listen = %addr, "serving metrics on /metrics");
-        tokio::spawn(authcell::metrics::serve(
+        tokio::spawn(server::serve_metrics(
             listener,
-            metrics.clone(),
+            node.metrics().clone(),
             std::future::pending::<()>(),
         ));
     }
-    Ok(metrics)
+    Ok(())
 }
 
 /// The SDKs wrap the endpoint in JSON and base64 that their parser decodes with the URL-safe

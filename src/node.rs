@@ -1,4 +1,6 @@
-//! Wiring: builds the key ring, store, live view, verifier and authority of one node.
+//! Wiring one node: [`Node::embedded`] or [`Node::redis`] builds its key ring, store, live
+//! view, verifier, authority, counters and metrics; [`crate::server::run`] serves it. The
+//! data-plane library a cache node links instead lives apart, in [`crate::dataplane`].
 
 use std::sync::Arc;
 
@@ -8,6 +10,7 @@ use crate::authority::{Authority, Settings};
 use crate::clock::{Clock, PrimaryClock};
 use crate::config::CommonArgs;
 use crate::keyring::{KeyError, KeyFiles, KeyRing};
+use crate::metrics::{Counters, Metrics};
 use crate::store::limiter;
 use crate::store::memory::MemoryStore;
 use crate::store::redis::limiter as shared_limiter;
@@ -16,7 +19,7 @@ use crate::store::redis::sync::{self, NodeIdentity, SyncHandle};
 use crate::store::redis::{self as redis_store, Keys, RedisConfig, RedisStore};
 use crate::verifier::view::View;
 use crate::verifier::StalePolicy;
-use crate::verifier::{KeyRingHandle, Verifier};
+use crate::verifier::Verifier;
 
 /// The key files the flags describe.
 pub fn key_files(common: &CommonArgs) -> KeyFiles {
@@ -71,168 +74,6 @@ pub fn spawn_key_reloader(
     })
 }
 
-/// Where a verifier linked into a cache node gets authcell's public keys.
-///
-/// Whoever can alter this traffic can hand the node a key of their own and so forge any
-/// credential: it must be TLS (`https://`), or stay on this machine (`http://` to a loopback
-/// host, see [`crate::endpoint`]), unless `allow_insecure_http` says otherwise.
-#[derive(Clone, Debug)]
-pub struct JwksSource {
-    /// An authcell endpoint serving `authcell.v1.Keys`: `https://host:port`, or
-    /// `http://host:port` for a loopback host.
-    pub endpoint: String,
-    /// PEM CA certificate(s) to verify an `https://` endpoint with; `None`: the public web PKI.
-    pub tls_ca_pem: Option<String>,
-    /// Also fetch over plain http from a host that is not loopback: only on a network where
-    /// nobody can alter the traffic.
-    pub allow_insecure_http: bool,
-}
-
-impl JwksSource {
-    /// `endpoint` with the defaults: public web PKI for https, no plain http off the machine.
-    pub fn new(endpoint: impl Into<String>) -> Self {
-        JwksSource {
-            endpoint: endpoint.into(),
-            tls_ca_pem: None,
-            allow_insecure_http: false,
-        }
-    }
-
-    /// Whether keys may be fetched from this endpoint; the error names the endpoint and the
-    /// option that would allow it. Decided from the URL alone, before any connection.
-    pub fn check(&self) -> Result<(), String> {
-        self.transport().map(|_| ())
-    }
-
-    /// The checked transport.
-    fn transport(&self) -> Result<crate::endpoint::Transport, String> {
-        use crate::endpoint::Transport;
-        let endpoint = &self.endpoint;
-        match crate::endpoint::transport(endpoint) {
-            Err(e) => Err(format!("JWK set endpoint {endpoint}: {e}")),
-            Ok(Transport::RemotePlaintext) if !self.allow_insecure_http => Err(format!(
-                "JWK set endpoint {endpoint}: refusing plain http to a host that is not loopback: \
-                 anyone on the path could substitute a key and forge any credential; use \
-                 https://, or set allow_insecure_http (cache_node: --insecure-jwks-http) if \
-                 nobody can alter traffic on this network"
-            )),
-            Ok(transport) => Ok(transport),
-        }
-    }
-}
-
-impl From<&str> for JwksSource {
-    fn from(endpoint: &str) -> Self {
-        JwksSource::new(endpoint)
-    }
-}
-
-impl From<String> for JwksSource {
-    fn from(endpoint: String) -> Self {
-        JwksSource::new(endpoint)
-    }
-}
-
-impl From<&String> for JwksSource {
-    fn from(endpoint: &String) -> Self {
-        JwksSource::new(endpoint.as_str())
-    }
-}
-
-/// How long connecting to the JWK set endpoint may take.
-const JWKS_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
-/// How long fetching the JWK set may take.
-const JWKS_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
-
-/// Fetches the JWK set of an authcell endpoint as a verification-only key ring: the
-/// public-key source of a verifier linked into a cache node. The source is checked
-/// ([`JwksSource::check`]) before connecting.
-pub async fn fetch_jwks(source: impl Into<JwksSource>) -> Result<KeyRing, String> {
-    let source = source.into();
-    warn_if_insecure(&source)?;
-    fetch(&source).await
-}
-
-/// Checks `source`, and warns when it is plain http off the machine.
-fn warn_if_insecure(source: &JwksSource) -> Result<(), String> {
-    if source.transport()? == crate::endpoint::Transport::RemotePlaintext {
-        tracing::warn!(endpoint = %source.endpoint, "fetching verification keys over plain http from a host that is not loopback (allow_insecure_http)");
-    }
-    Ok(())
-}
-
-async fn fetch(source: &JwksSource) -> Result<KeyRing, String> {
-    use crate::proto::authcell::v1 as pb;
-    use tonic::transport::{Certificate, ClientTlsConfig, Endpoint};
-    let transport = source.transport()?;
-    let endpoint = source.endpoint.as_str();
-    let mut target = Endpoint::from_shared(endpoint.to_owned())
-        .map_err(|e| format!("{endpoint}: not a valid address: {e}"))?
-        .connect_timeout(JWKS_CONNECT_TIMEOUT)
-        .timeout(JWKS_REQUEST_TIMEOUT);
-    if transport == crate::endpoint::Transport::Tls {
-        let tls = match &source.tls_ca_pem {
-            Some(pem) => ClientTlsConfig::new().ca_certificate(Certificate::from_pem(pem)),
-            None => ClientTlsConfig::new().with_webpki_roots(),
-        };
-        target = target
-            .tls_config(tls)
-            .map_err(|e| format!("{endpoint}: TLS configuration: {e}"))?;
-    }
-    let channel = target
-        .connect()
-        .await
-        .map_err(|e| format!("{endpoint}: cannot connect: {e}"))?;
-    let response = pb::keys_client::KeysClient::new(channel)
-        .get_jwks(pb::GetJwksRequest {})
-        .await
-        .map_err(|e| format!("{endpoint}: GetJwks: {e}"))?
-        .into_inner();
-    let set: jsonwebtoken::jwk::JwkSet = serde_json::from_str(&response.jwks)
-        .map_err(|e| format!("{endpoint}: bad JWK set: {e}"))?;
-    KeyRing::from_jwks(&set, &response.active_kid).map_err(|e| e.to_string())
-}
-
-/// Keeps a verifier's keys in step with an authcell endpoint's JWK set. A source that
-/// [`JwksSource::check`] refuses is an error here, not a warning every `interval`.
-pub fn spawn_jwks_refresher(
-    source: impl Into<JwksSource>,
-    keys: Arc<KeyRingHandle>,
-    interval: Duration,
-) -> Result<tokio::task::JoinHandle<()>, String> {
-    let source = source.into();
-    warn_if_insecure(&source)?;
-    Ok(tokio::spawn(async move {
-        let mut last = keys.load().kids();
-        loop {
-            tokio::time::sleep(interval).await;
-            match fetch(&source).await {
-                Ok(ring) if ring.kids() != last => {
-                    tracing::info!(kids = ?ring.kids(), "verification keys changed");
-                    last = ring.kids();
-                    keys.store(ring);
-                }
-                Ok(_) => {}
-                Err(e) => tracing::warn!(error = %e, "cannot refresh verification keys"),
-            }
-        }
-    }))
-}
-
-/// A live revocation view fed from a cell's Redis replica, for a verifier linked into a cache
-/// node (it reads only; it reports nothing).
-pub async fn revocation_view(
-    read_url: &str,
-    prefix: &str,
-) -> Result<(Arc<View>, SyncHandle), String> {
-    let read = redis_store::connect(read_url)
-        .await
-        .map_err(|e| format!("{read_url}: cannot connect to Redis: {e}"))?;
-    let view = Arc::new(View::tracked());
-    let handle = sync::spawn(view.clone(), read, Keys::new(prefix), None);
-    Ok((view, handle))
-}
-
 /// What distinguishes one node from another.
 #[derive(Clone, Debug)]
 pub struct NodeOptions {
@@ -266,26 +107,90 @@ impl Default for NodeOptions {
     }
 }
 
-/// An authority over an in-memory store (the embedded default, and most tests).
-pub fn embedded(keyring: KeyRing, clock: Arc<dyn Clock>, options: &NodeOptions) -> Arc<Authority> {
-    let view = Arc::new(View::new());
-    let store = Arc::new(MemoryStore::new(view.clone()));
-    let verifier = Verifier::new(keyring, view, clock);
-    Arc::new(Authority::new(
-        store,
-        verifier,
-        Settings {
-            cell: options.cell.clone(),
-            endpoint: options.endpoint.clone(),
-            limiter: limiter::from_config(options.vend_rate_per_second, options.vend_burst),
-            revocation_limiter: limiter::from_config(
-                options.revoke_rate_per_second,
-                options.revoke_burst,
-            ),
-            max_token_id_revocations: options.max_token_id_revocations,
-            max_confirmations: options.max_confirmations,
-        },
-    ))
+/// One authcell node: its authority (and through it the verifier and the store), its counters
+/// and metrics, and on a Redis-backed node the task that keeps its view in step with the cell.
+/// Built by [`Node::embedded`] or [`Node::redis`]; served by [`crate::server::run`].
+pub struct Node {
+    authority: Arc<Authority>,
+    metrics: Arc<Metrics>,
+    sync: Option<SyncHandle>,
+}
+
+impl Node {
+    /// A node over an in-memory store (the embedded default, and most tests).
+    pub fn embedded(keyring: KeyRing, clock: Arc<dyn Clock>, options: &NodeOptions) -> Node {
+        let counters = Arc::new(Counters::default());
+        let view = Arc::new(View::new());
+        let store = Arc::new(MemoryStore::new(view.clone()));
+        let verifier = Verifier::new(keyring, view, clock);
+        let authority = Arc::new(Authority::new(
+            store,
+            verifier,
+            Settings {
+                cell: options.cell.clone(),
+                endpoint: options.endpoint.clone(),
+                limiter: limiter::from_config(options.vend_rate_per_second, options.vend_burst),
+                revocation_limiter: limiter::from_config(
+                    options.revoke_rate_per_second,
+                    options.revoke_burst,
+                ),
+                max_token_id_revocations: options.max_token_id_revocations,
+                max_confirmations: options.max_confirmations,
+                counters: counters.clone(),
+            },
+        ));
+        Node::assemble(authority, counters, None)
+    }
+
+    /// A node whose state lives in Redis, with its sync task started. Fails with one clear
+    /// message if Redis cannot be reached at start.
+    ///
+    /// The node's clock is a [`PrimaryClock`]: it is measured against the primary before this
+    /// returns (and on every heartbeat after), so everything the node stamps and every expiry
+    /// it checks follows the primary's clock, whatever this machine's clock says.
+    pub async fn redis(
+        keyring: KeyRing,
+        options: &NodeOptions,
+        settings: &RedisSettings,
+    ) -> Result<Node, String> {
+        let counters = Arc::new(Counters::default());
+        let (authority, sync) = with_redis(keyring, options, settings, &counters).await?;
+        Ok(Node::assemble(authority, counters, Some(sync)))
+    }
+
+    fn assemble(
+        authority: Arc<Authority>,
+        counters: Arc<Counters>,
+        sync: Option<SyncHandle>,
+    ) -> Node {
+        let metrics = Arc::new(Metrics::new(authority.verifier().clone(), counters));
+        Node {
+            authority,
+            metrics,
+            sync,
+        }
+    }
+
+    pub fn authority(&self) -> &Arc<Authority> {
+        &self.authority
+    }
+
+    /// What the metrics endpoint serves for this node; the server counts every RPC in it.
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
+    }
+
+    /// The task feeding a Redis-backed node's view; `None` for an embedded node.
+    pub fn sync(&self) -> Option<&SyncHandle> {
+        self.sync.as_ref()
+    }
+
+    /// Stops the node's background work (the sync task), once the server has returned.
+    pub async fn stop(self) {
+        if let Some(sync) = self.sync {
+            sync.stop().await;
+        }
+    }
 }
 
 /// How a Redis-backed node reaches Redis and treats a stale view.
@@ -361,12 +266,6 @@ async fn read_link(settings: &RedisSettings) -> Result<Link, String> {
         .map_err(|e| format!("--redis-read-url: {e}"))
 }
 
-/// A node whose state lives in Redis: its authority, and the sync task feeding its view.
-pub struct RedisNode {
-    pub authority: Arc<Authority>,
-    pub sync: SyncHandle,
-}
-
 fn redis_config(settings: &RedisSettings, acks: Acks) -> RedisConfig {
     RedisConfig {
         prefix: settings.prefix.clone(),
@@ -421,24 +320,22 @@ pub async fn bootstrap_authority(
             revocation_limiter: Box::new(limiter::Unlimited),
             max_token_id_revocations: crate::authority::DEFAULT_MAX_TOKEN_ID_REVOCATIONS,
             max_confirmations: crate::authority::DEFAULT_MAX_CONFIRMATIONS,
+            counters: Arc::default(),
         },
     ))
 }
 
-/// Builds a node backed by Redis and starts its sync task. Fails with one clear message if
-/// Redis cannot be reached at start.
-///
-/// The node's clock is a [`PrimaryClock`]: it is measured against the primary before this
-/// returns (and on every heartbeat after), so everything the node stamps and every expiry it
-/// checks follows the primary's clock, whatever this machine's clock says.
-pub async fn with_redis(
+/// The authority of a Redis-backed node and its started sync task (see [`Node::redis`]).
+async fn with_redis(
     keyring: KeyRing,
     options: &NodeOptions,
     settings: &RedisSettings,
-) -> Result<RedisNode, String> {
-    let (mut primary, acks) = primary_link(settings).await?;
+    counters: &Arc<Counters>,
+) -> Result<(Arc<Authority>, SyncHandle), String> {
+    let (primary, acks) = primary_link(settings).await?;
+    let mut primary = primary.counted(counters.clone());
     // A connection of its own: blocking stream reads would hold up other commands.
-    let read = read_link(settings).await?;
+    let read = read_link(settings).await?.counted(counters.clone());
     let view = Arc::new(View::tracked());
     let keys = Keys::new(&settings.prefix);
     let clock = Arc::new(PrimaryClock::new());
@@ -493,7 +390,8 @@ pub async fn with_redis(
             revocation_limiter,
             max_token_id_revocations: options.max_token_id_revocations,
             max_confirmations: options.max_confirmations,
+            counters: counters.clone(),
         },
     ));
-    Ok(RedisNode { authority, sync })
+    Ok((authority, sync))
 }

@@ -32,19 +32,19 @@ pub async fn start(pem: &str, cell: &str, settings: &RedisSettings) -> (Channel,
         endpoint: addr.to_string(),
         ..Default::default()
     };
-    let node = node::with_redis(ring, &options, settings)
+    let node = node::Node::redis(ring, &options, settings)
         .await
         .expect("node");
-    let authority = node.authority.clone();
+    let authority = node.authority().clone();
     tokio::spawn(async move {
         let _ = server::run(
             listener,
-            node.authority,
+            &node,
             server::Serving::default(),
             std::future::pending(),
         )
         .await;
-        node.sync.stop().await;
+        node.stop().await;
     });
     while !authority.verifier().is_serving() {
         tokio::time::sleep(Duration::from_millis(10)).await;

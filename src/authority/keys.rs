@@ -63,7 +63,7 @@ impl Authority {
         );
         let Some(request_id) = request_id else {
             self.store.insert_key(record.clone(), Some(&audit)).await?;
-            crate::metrics::bump(&crate::metrics::COUNTERS.keys_issued);
+            Counters::bump(&self.settings.counters.keys_issued);
             return Ok((token, record));
         };
         // The same request again (same caller, role, description, expiry) under the same id
@@ -85,7 +85,7 @@ impl Authority {
             .insert_key_once(record.clone(), Some(&audit), request_id, &receipt)
             .await?
         else {
-            crate::metrics::bump(&crate::metrics::COUNTERS.keys_issued);
+            Counters::bump(&self.settings.counters.keys_issued);
             return Ok((token, record));
         };
         if prior.digest != digest {

@@ -14,6 +14,7 @@ use std::sync::Arc;
 
 use crate::clock::Clock;
 use crate::credential::{self, Claims, CredentialError};
+use crate::metrics::Counters;
 use crate::policy::proto::Invalid;
 use crate::policy::{system, Action, Denial, PermissionSet, Resource};
 use crate::store::limiter::RateLimiter;
@@ -120,6 +121,8 @@ pub struct Settings {
     pub max_token_id_revocations: usize,
     /// ConfirmRevocation calls this node serves at once (each polls the primary).
     pub max_confirmations: usize,
+    /// The node's counters (keys and tokens issued, calls refused by a rate limit).
+    pub counters: Arc<Counters>,
 }
 
 /// Default of [`Settings::max_token_id_revocations`].
@@ -157,15 +160,34 @@ impl Authority {
 
     /// Takes one rate-limited operation for the account, or says how long to wait.
     pub(crate) async fn rate_limit(&self, account: &str) -> Result<()> {
-        limited(
+        self.limited(
             self.settings.limiter.acquire(account).await,
             "token vending and key creation",
         )
     }
 
+    /// Maps a limiter's answer to a RESOURCE_EXHAUSTED naming what was limited.
+    fn limited(
+        &self,
+        outcome: std::result::Result<(), std::time::Duration>,
+        what: &str,
+    ) -> Result<()> {
+        outcome.map_err(|wait| {
+            Counters::bump(&self.settings.counters.rate_limited);
+            let secs = wait.as_secs_f64().ceil().max(1.0) as u64;
+            Error::ResourceExhausted {
+                message: format!(
+                    "rate limit for {what} reached for this account; retry in {:.1} s",
+                    wait.as_secs_f64()
+                ),
+                retry_after_secs: secs,
+            }
+        })
+    }
+
     /// Takes one revocation-endpoint call for the account, or says how long to wait.
     async fn revocation_rate_limit(&self, account: &str) -> Result<()> {
-        limited(
+        self.limited(
             self.settings.revocation_limiter.acquire(account).await,
             "revocations and revocation confirmations",
         )
@@ -308,21 +330,6 @@ pub const IDEMPOTENCY_KEY: &str = "idempotency-key";
 
 /// The account platform events (signing key rotations) are recorded under: never a tenant.
 pub const SYSTEM_ACCOUNT: &str = "system";
-
-/// Maps a limiter's answer to a RESOURCE_EXHAUSTED naming what was limited.
-fn limited(outcome: std::result::Result<(), std::time::Duration>, what: &str) -> Result<()> {
-    outcome.map_err(|wait| {
-        crate::metrics::bump(&crate::metrics::COUNTERS.rate_limited);
-        let secs = wait.as_secs_f64().ceil().max(1.0) as u64;
-        Error::ResourceExhausted {
-            message: format!(
-                "rate limit for {what} reached for this account; retry in {:.1} s",
-                wait.as_secs_f64()
-            ),
-            retry_after_secs: secs,
-        }
-    })
-}
 
 #[cfg(test)]
 mod tests {

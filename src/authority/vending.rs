@@ -27,6 +27,7 @@ use crate::authority::{
     validate_optional_description, validate_token_id, Authority, Error, Result,
 };
 use crate::credential::{self, Claims, CredentialError};
+use crate::metrics::Counters;
 use crate::policy::proto::Invalid;
 use crate::policy::{self, Exceeds, Grant, PermissionSet, Rule};
 use crate::store::KeyRecord;
@@ -228,7 +229,7 @@ impl Authority {
             Some(valid_until),
         )?;
         let token = self.sign_bounded(&claims)?;
-        crate::metrics::bump(&crate::metrics::COUNTERS.tokens_issued);
+        Counters::bump(&self.settings.counters.tokens_issued);
         tracing::info!(
             method = "token.Token/GenerateDisposableToken",
             account = %claims.sub,
@@ -377,7 +378,7 @@ impl Authority {
                     other => other.into(),
                 })?,
         }
-        crate::metrics::bump(&crate::metrics::COUNTERS.keys_issued);
+        Counters::bump(&self.settings.counters.keys_issued);
         tracing::info!(
             method = if replacing.is_some() { "auth.Auth/RefreshApiToken" } else { "auth.Auth/GenerateApiToken" },
             account = %claims.sub,

@@ -6,10 +6,10 @@ use authcell::proto::global_admin as ga;
 use tonic::transport::Channel;
 use tonic::Code;
 
-use crate::cells::{Node, NodeConfig};
-use crate::common::statements::read_cache;
-use crate::common::*;
-use crate::redis_env::{RedisOptions, RedisServer};
+use crate::support::cells::{Node, NodeConfig};
+use crate::support::redis::{RedisOptions, RedisServer};
+use crate::support::statements::read_cache;
+use crate::support::*;
 
 async fn list(
     channel: Channel,

@@ -3,7 +3,7 @@
 use authcell::proto::authcell::v1 as pb;
 use tonic::Code;
 
-use crate::common::*;
+use crate::support::*;
 
 #[tokio::test]
 async fn each_check_of_a_batch_gets_its_own_decision_in_order() {

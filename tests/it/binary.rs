@@ -153,7 +153,8 @@ fn a_bad_signing_key_file_is_one_clear_error() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bootstrap_creates_the_first_owner_key_in_redis_once() {
-    let redis = crate::redis_env::RedisServer::start(crate::redis_env::RedisOptions::default());
+    let redis =
+        crate::support::redis::RedisServer::start(crate::support::redis::RedisOptions::default());
     let dir = std::env::temp_dir().join(format!("authcell-bootstrap-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("dir");
     let key_file = dir.join("signing.pem");

@@ -9,7 +9,7 @@ use tokio::io::AsyncWriteExt;
 use tokio::net::TcpListener;
 use tokio::process::Command;
 
-use crate::common::*;
+use crate::support::*;
 
 const BIN: &str = env!("CARGO_BIN_EXE_authcell");
 

@@ -11,10 +11,10 @@ use authcell::proto::authcell::v1 as pb;
 use authcell::proto::global_admin as ga;
 use tonic::Code;
 
-use crate::cells::{read, until_revoked, Cells, Node, NodeConfig};
-use crate::common::*;
-use crate::guarantees::wait_for;
-use crate::redis_env::{start_sentinels, RedisServer, Topology, SENTINEL_DOWN_AFTER};
+use crate::support::cells::wait_for;
+use crate::support::cells::{read, until_revoked, Cells, Node, NodeConfig};
+use crate::support::redis::{start_sentinels, RedisServer, Topology, SENTINEL_DOWN_AFTER};
+use crate::support::*;
 
 /// The Sentinels' addresses, as `--redis-sentinel` takes them (leaked: node configurations
 /// borrow them for the test's whole life).

@@ -4,7 +4,7 @@
 //! call succeeds when only the one thing under test is changed back, so they fail for the
 //! intended reason. Time moves only through the server's manual clock.
 
-use crate::common::*;
+use crate::support::*;
 use authcell::clock::Clock;
 use authcell::credential::{self, Claims};
 use authcell::keyring::KeyRing;

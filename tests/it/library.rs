@@ -5,13 +5,13 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use authcell::clock::SystemClock;
-use authcell::node;
+use authcell::dataplane;
 use authcell::policy::{Action, Resource};
 use authcell::verifier::{Reason, Verifier};
 
-use crate::cells::{Node, NodeConfig};
-use crate::common::TestServer;
-use crate::redis_env::Topology;
+use crate::support::cells::{Node, NodeConfig};
+use crate::support::redis::Topology;
+use crate::support::TestServer;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_linked_in_verifier_sees_keys_and_revocations_without_asking_authcell() {
@@ -34,8 +34,8 @@ async fn a_linked_in_verifier_sees_keys_and_revocations_without_asking_authcell(
     let (key, key_id) = server.create_key(&owner, "viewer").await.expect("key");
 
     let endpoint = format!("http://{}", server.addr);
-    let ring = node::fetch_jwks(&endpoint).await.expect("jwks");
-    let (view, sync) = node::revocation_view(&replica, "authcell:")
+    let ring = dataplane::fetch_jwks(&endpoint).await.expect("jwks");
+    let (view, sync) = dataplane::revocation_view(&replica, "authcell:")
         .await
         .expect("view");
     let verifier = Verifier::new(ring, view, Arc::new(SystemClock));
@@ -88,7 +88,7 @@ fn jwks_sources_off_the_machine_need_https_or_an_explicit_opt_in() {
         "https://10.0.0.7:8443",
     ] {
         assert_eq!(
-            node::JwksSource::new(endpoint).check(),
+            dataplane::JwksSource::new(endpoint).check(),
             Ok(()),
             "{endpoint}"
         );
@@ -100,19 +100,21 @@ fn jwks_sources_off_the_machine_need_https_or_an_explicit_opt_in() {
         "http://0.0.0.0:8080",
         "http://[2001:db8::1]:8080",
     ] {
-        let refused = node::JwksSource::new(endpoint).check().expect_err(endpoint);
+        let refused = dataplane::JwksSource::new(endpoint)
+            .check()
+            .expect_err(endpoint);
         assert!(refused.contains(endpoint), "names the endpoint: {refused}");
         assert!(
             refused.contains("allow_insecure_http") && refused.contains("--insecure-jwks-http"),
             "names the override: {refused}"
         );
-        let opted_in = node::JwksSource {
+        let opted_in = dataplane::JwksSource {
             allow_insecure_http: true,
-            ..node::JwksSource::new(endpoint)
+            ..dataplane::JwksSource::new(endpoint)
         };
         assert_eq!(opted_in.check(), Ok(()), "{endpoint}");
     }
-    let bad = node::JwksSource::new("authcell:8080")
+    let bad = dataplane::JwksSource::new("authcell:8080")
         .check()
         .expect_err("no scheme");
     assert!(
@@ -132,7 +134,9 @@ async fn plain_http_jwks_off_the_machine_is_refused_before_connecting() {
         .expect("bind");
     let url = format!("http://0.0.0.0:{}", trap.local_addr().expect("addr").port());
 
-    let refused = node::fetch_jwks(url.as_str()).await.expect_err("refused");
+    let refused = dataplane::fetch_jwks(url.as_str())
+        .await
+        .expect_err("refused");
     assert!(refused.contains(&url), "{refused}");
     assert!(refused.contains("refusing plain http"), "{refused}");
     let verifier = Verifier::new(
@@ -140,7 +144,7 @@ async fn plain_http_jwks_off_the_machine_is_refused_before_connecting() {
         Arc::new(authcell::verifier::view::View::new()),
         Arc::new(SystemClock),
     );
-    let refused = node::spawn_jwks_refresher(
+    let refused = dataplane::spawn_jwks_refresher(
         url.as_str(),
         verifier.keys().clone(),
         Duration::from_millis(10),
@@ -171,23 +175,30 @@ async fn plain_http_jwks_off_the_machine_is_refused_before_connecting() {
 async fn plain_http_jwks_is_fetched_from_loopback_or_when_explicitly_allowed() {
     let server = TestServer::start().await;
     let expected = server.authority.verifier().keys().load().kids();
-    let ring = node::fetch_jwks(server.url()).await.expect("loopback http");
+    let ring = dataplane::fetch_jwks(server.url())
+        .await
+        .expect("loopback http");
     assert_eq!(ring.kids(), expected);
     // 0.0.0.0 counts as remote (see above) but reaches this machine's server.
     let remote = format!("http://0.0.0.0:{}", server.addr.port());
-    let allowed = node::JwksSource {
+    let allowed = dataplane::JwksSource {
         allow_insecure_http: true,
-        ..node::JwksSource::new(remote.as_str())
+        ..dataplane::JwksSource::new(remote.as_str())
     };
-    let ring = node::fetch_jwks(allowed.clone()).await.expect("opted in");
+    let ring = dataplane::fetch_jwks(allowed.clone())
+        .await
+        .expect("opted in");
     assert_eq!(ring.kids(), expected);
     let verifier = Verifier::new(
         ring,
         Arc::new(authcell::verifier::view::View::new()),
         Arc::new(SystemClock),
     );
-    let refresher =
-        node::spawn_jwks_refresher(allowed, verifier.keys().clone(), Duration::from_millis(10))
-            .expect("opted in");
+    let refresher = dataplane::spawn_jwks_refresher(
+        allowed,
+        verifier.keys().clone(),
+        Duration::from_millis(10),
+    )
+    .expect("opted in");
     refresher.abort();
 }

@@ -15,10 +15,10 @@ use tokio::task::JoinSet;
 use tonic::transport::Channel;
 use uuid::Uuid;
 
-use crate::cells::{Node, NodeConfig};
-use crate::common::key_request;
-use crate::common::with_key;
-use crate::redis_env::{RedisOptions, RedisServer};
+use crate::support::cells::{Node, NodeConfig};
+use crate::support::key_request;
+use crate::support::redis::{RedisOptions, RedisServer};
+use crate::support::with_key;
 
 const ACCOUNT: &str = "acme";
 /// Keys stored before the listing starts (besides the bootstrap owner key).

@@ -4,10 +4,10 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use authcell::keyring::{generate_pem, kid_of, public_pem_of, KeyFiles, KeyRing};
-use authcell::node;
 use authcell::proto::authcell::v1 as pb;
+use authcell::{dataplane, node};
 
-use crate::common::*;
+use crate::support::*;
 
 struct TempDir(PathBuf);
 
@@ -197,7 +197,7 @@ async fn keys_rotate_without_restart_and_retired_keys_stop_verifying() {
 #[tokio::test]
 async fn the_jwk_set_round_trips_into_a_verification_only_ring() {
     let server = TestServer::start().await;
-    let ring = node::fetch_jwks(&server.url()).await.expect("jwks");
+    let ring = dataplane::fetch_jwks(&server.url()).await.expect("jwks");
     let served = server.authority.verifier().keys().load();
     assert_eq!(ring.kids(), served.kids());
     assert!(ring.signer().is_none(), "a JWKS ring cannot sign");

@@ -10,7 +10,7 @@ use momento::auth::{
 };
 use momento::{AuthClient, CredentialProvider, MomentoErrorCode};
 
-use crate::common::*;
+use crate::support::*;
 
 fn sdk_client(server: &TestServer, key: &str) -> AuthClient {
     let provider = CredentialProvider::from_api_key_v2(key, "localhost")

@@ -16,9 +16,9 @@ use authcell::keyring::KeyRing;
 use authcell::proto::authcell::v1 as pb;
 use authcell::proto::global_admin as ga;
 
-use crate::common::statements::read_cache;
-use crate::common::*;
-use crate::guarantees::{auth_rule, cache_rule, cache_write_all, role_rules, Api};
+use crate::support::api::{auth_rule, cache_rule, cache_write_all, role_rules, Api};
+use crate::support::statements::read_cache;
+use crate::support::*;
 use authcell::proto::permission_rules as pr;
 
 /// A server whose signing key the test holds.
@@ -719,9 +719,9 @@ async fn token_id_revocations_in_force_are_capped_per_account() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn confirmations_are_bounded_in_time_and_in_number() {
-    use crate::cells::{Cells, NodeConfig};
+    use crate::support::cells::{Cells, NodeConfig};
     let cells = Cells::start_on(
-        crate::redis_env::Topology::start(false),
+        crate::support::redis::Topology::start(false),
         |c| NodeConfig {
             max_confirmations: 1,
             ..c

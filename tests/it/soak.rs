@@ -48,7 +48,7 @@
 //! Revoke calls that fail (UNAVAILABLE while the primary restarts, timeouts while a node is
 //! paused) are retried until they succeed: only then is the credential counted as revoked.
 //!
-//! `run` uses blocking helpers of [`crate::redis_env`] from `spawn_blocking`, so it needs a
+//! `run` uses blocking helpers of [`crate::support::redis`] from `spawn_blocking`, so it needs a
 //! multi-threaded runtime.
 
 use std::collections::{BTreeMap, VecDeque};
@@ -65,7 +65,7 @@ use authcell::proto::{auth, global_admin as ga, token};
 use tonic::transport::{Channel, Endpoint};
 use tonic::{Request, Status};
 
-use crate::redis_env::{start_sentinels, RedisServer, Topology, SENTINEL_MASTER};
+use crate::support::redis::{start_sentinels, RedisServer, Topology, SENTINEL_MASTER};
 
 /// After healing, how long every revoked credential may take to be refused on both cells.
 pub(crate) const FINAL_BOUND: Duration = Duration::from_secs(15);

@@ -15,7 +15,7 @@ use authcell::store::{KeyRecord, RoleRecord, Store, StoreError, StoreResult};
 use authcell::verifier::view::{Event, View};
 use uuid::Uuid;
 
-use crate::redis_env::{RedisOptions, RedisServer};
+use crate::support::redis::{RedisOptions, RedisServer};
 
 /// The time every test passes as `now`.
 const NOW: u64 = 1_700_000_000;

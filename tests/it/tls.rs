@@ -5,12 +5,12 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use authcell::dataplane;
 use authcell::keyring::KeyRing;
-use authcell::metrics::Metrics;
-use authcell::node::{self, NodeOptions};
+use authcell::node::{Node, NodeOptions};
 use authcell::proto::authcell::v1 as pb;
 use authcell::server;
-use authcell::tls::{self, ServerTls, TlsFiles};
+use authcell::server::tls::{self, ServerTls, TlsFiles};
 use rcgen::{
     BasicConstraints, CertificateParams, CertifiedIssuer, DnType, ExtendedKeyUsagePurpose, IsCa,
     KeyPair, KeyUsagePurpose,
@@ -19,7 +19,7 @@ use tokio::net::TcpListener;
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Identity};
 use tonic::Code;
 
-use crate::common::*;
+use crate::support::*;
 
 fn ca(name: &str) -> CertifiedIssuer<'static, KeyPair> {
     let mut params = CertificateParams::new(Vec::<String>::new()).expect("params");
@@ -83,6 +83,7 @@ struct TlsServer {
     port: u16,
     owner: String,
     _dir: Dir,
+    _served: Served,
 }
 
 async fn start(dir: Dir, files: TlsFiles) -> TlsServer {
@@ -99,12 +100,13 @@ async fn start_with(dir: Dir, files: TlsFiles, handshake_timeout: Duration) -> T
         vend_burst: 0,
         ..Default::default()
     };
-    let authority = node::embedded(
+    let node = Node::embedded(
         KeyRing::ephemeral().expect("ring"),
         Arc::new(authcell::clock::SystemClock),
         &options,
     );
-    let (owner, _) = authority
+    let (owner, _) = node
+        .authority()
         .bootstrap(ACCOUNT, false)
         .await
         .expect("bootstrap");
@@ -112,24 +114,20 @@ async fn start_with(dir: Dir, files: TlsFiles, handshake_timeout: Duration) -> T
         .expect("tls")
         .with_handshake_timeout(handshake_timeout);
     tls::spawn_reloader(files, server_tls.clone(), Duration::from_millis(20));
-    let metrics = Arc::new(Metrics::new(authority.verifier().clone()));
-    tokio::spawn(async move {
-        let _ = server::run(
-            listener,
-            authority,
-            server::Serving {
-                metrics: Some(metrics),
-                tls: Some(server_tls),
-                ..Default::default()
-            },
-            std::future::pending(),
-        )
-        .await;
-    });
+    let served = Served::start(
+        node,
+        listener,
+        server::Serving {
+            tls: Some(server_tls),
+            ..Default::default()
+        },
+    )
+    .await;
     TlsServer {
         port,
         owner,
         _dir: dir,
+        _served: served,
     }
 }
 
@@ -303,7 +301,7 @@ async fn the_tls_port_closes_when_the_server_stops() {
     };
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let port = listener.local_addr().expect("addr").port();
-    let authority = node::embedded(
+    let node = Node::embedded(
         KeyRing::ephemeral().expect("ring"),
         Arc::new(authcell::clock::SystemClock),
         &NodeOptions {
@@ -314,27 +312,21 @@ async fn the_tls_port_closes_when_the_server_stops() {
             ..Default::default()
         },
     );
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let served = tokio::spawn(server::run(
+    let served = Served::start(
+        node,
         listener,
-        authority.clone(),
         server::Serving {
             tls: Some(ServerTls::load(&files).expect("tls")),
             ..Default::default()
         },
-        async {
-            let _ = stopped.await;
-        },
-    ));
+    )
+    .await;
     connect(port, &server_ca.pem(), None)
         .await
         .expect("precondition: served over TLS");
-    let _ = stop.send(());
-    tokio::time::timeout(Duration::from_secs(10), served)
+    tokio::time::timeout(Duration::from_secs(10), served.stop())
         .await
-        .expect("the server stops")
-        .expect("join")
-        .expect("served");
+        .expect("the server stops");
     tokio::time::sleep(Duration::from_millis(100)).await;
     // Not even the TCP handshake: a port that is still bound would complete it, and its
     // clients would hang until their own deadline.
@@ -358,15 +350,15 @@ async fn a_linked_in_verifier_fetches_the_jwk_set_over_https() {
     };
     let server = start(dir, files).await;
     let endpoint = format!("https://localhost:{}", server.port);
-    let source = |ca: &CertifiedIssuer<'static, KeyPair>| node::JwksSource {
+    let source = |ca: &CertifiedIssuer<'static, KeyPair>| dataplane::JwksSource {
         tls_ca_pem: Some(ca.pem()),
-        ..node::JwksSource::new(endpoint.as_str())
+        ..dataplane::JwksSource::new(endpoint.as_str())
     };
-    let ring = node::fetch_jwks(source(&server_ca))
+    let ring = dataplane::fetch_jwks(source(&server_ca))
         .await
         .expect("the JWK set over https");
     assert!(!ring.kids().is_empty());
-    let refused = node::fetch_jwks(source(&other_ca))
+    let refused = dataplane::fetch_jwks(source(&other_ca))
         .await
         .expect_err("a server the CA does not vouch for");
     assert!(refused.contains("cannot connect"), "{refused}");

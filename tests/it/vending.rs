@@ -8,8 +8,8 @@ use authcell::proto::{auth, token};
 use pm::permissions_type as pt;
 use tonic::Code;
 
-use crate::common::statements::*;
-use crate::common::*;
+use crate::support::statements::*;
+use crate::support::*;
 
 fn assert_invalid(result: Result<impl std::fmt::Debug, tonic::Status>, field: &str) {
     let status = result.expect_err("expected INVALID_ARGUMENT");

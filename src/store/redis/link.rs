@@ -27,6 +27,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use crate::metrics::Counters;
 use redis::aio::{ConnectionLike, MultiplexedConnection};
 use redis::sentinel::{SentinelClient, SentinelNodeConnectionInfo, SentinelServerType};
 use redis::{AsyncConnectionConfig, Cmd, ErrorKind, Pipeline, RedisError, RedisFuture, Value};
@@ -170,6 +171,8 @@ struct Current {
 #[derive(Clone)]
 pub struct Link {
     inner: Arc<Inner>,
+    /// Where failed commands are counted: the node's counters (see [`Link::counted`]).
+    counters: Arc<Counters>,
 }
 
 impl Link {
@@ -228,6 +231,7 @@ impl Link {
                     failed: None,
                 }),
             }),
+            counters: Arc::default(),
         })
     }
 
@@ -247,11 +251,35 @@ impl Link {
     /// The same target, on a connection of its own (for blocking reads and `WAIT`, which hold
     /// up every other command queued on their connection).
     pub fn separate(&self, response_timeout: Duration) -> Result<Link, String> {
-        Link::in_group(
+        Ok(Link::in_group(
             self.inner.target.clone(),
             response_timeout,
             self.inner.epoch.clone(),
-        )
+        )?
+        .counted(self.counters.clone()))
+    }
+
+    /// Counts this link's failed commands (and those of links [`separate`](Link::separate)d
+    /// from it) in `counters`, a node's; by default a link counts in counters of its own.
+    pub fn counted(mut self, counters: Arc<Counters>) -> Link {
+        self.counters = counters;
+        self
+    }
+
+    /// The counters this link counts in.
+    pub fn counters(&self) -> &Arc<Counters> {
+        &self.counters
+    }
+
+    /// Counts a failed command returned to a caller (a script missing from the script cache is
+    /// not a failure: the caller loads it and retries).
+    fn count<T>(&self, result: Result<T, RedisError>) -> Result<T, RedisError> {
+        if let Err(e) = &result {
+            if e.kind() != ErrorKind::Server(redis::ServerErrorKind::NoScript) {
+                Counters::bump(&self.counters.redis_errors);
+            }
+        }
+        result
     }
 
     fn lock_current(&self) -> std::sync::MutexGuard<'_, Option<Current>> {
@@ -418,7 +446,8 @@ fn unexpected() -> RedisError {
 impl ConnectionLike for Link {
     fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
         Box::pin(async move {
-            match self.run(Request::One(cmd)).await? {
+            let reply = self.run(Request::One(cmd)).await;
+            match self.count(reply)? {
                 Reply::One(value) => Ok(value),
                 Reply::Many(_) => Err(unexpected()),
             }
@@ -432,7 +461,8 @@ impl ConnectionLike for Link {
         count: usize,
     ) -> RedisFuture<'a, Vec<Value>> {
         Box::pin(async move {
-            match self.run(Request::Many(pipeline, offset, count)).await? {
+            let reply = self.run(Request::Many(pipeline, offset, count)).await;
+            match self.count(reply)? {
                 Reply::Many(values) => Ok(values),
                 Reply::One(_) => Err(unexpected()),
             }
@@ -504,7 +534,8 @@ impl ConnectionLike for Durable {
                 _ => 0,
             };
             if acked < i64::from(self.acks.replicas) {
-                crate::metrics::bump(&crate::metrics::COUNTERS.replica_ack_timeouts);
+                Counters::bump(&self.link.counters.replica_ack_timeouts);
+                Counters::bump(&self.link.counters.redis_errors);
                 return Err(RedisError::from((
                     ErrorKind::Io,
                     NOT_REPLICATED,

@@ -150,9 +150,8 @@ pub async fn connect(url: &str) -> Result<Link, String> {
     Link::connect(Target::Url(url.to_owned()), RESPONSE_TIMEOUT).await
 }
 
-/// A failed Redis command: counted, and reported as the store being unavailable.
+/// A failed Redis command (counted by its [`Link`]), reported as the store being unavailable.
 pub(crate) fn unavailable(e: redis::RedisError) -> StoreError {
-    crate::metrics::bump(&crate::metrics::COUNTERS.redis_errors);
     if e.to_string().contains(link::NOT_REPLICATED) {
         return StoreError::Unavailable(format!(
             "{e}: the change reached the Redis primary but may not survive a failover, so it is not acknowledged; it may or may not take effect: retrying is safe"

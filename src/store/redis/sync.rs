@@ -472,7 +472,6 @@ pub async fn report(
         secs.saturating_mul(1_000_000).saturating_add(micros),
     );
     let skew = clock.skew_ms();
-    crate::metrics::set_clock_skew(skew);
     if skew.unsigned_abs() > CLOCK_SKEW_WARN_MS {
         tracing::warn!(
             skew_ms = skew,

@@ -12,13 +12,10 @@
 //!   `authcell_revocation_view_loaded`: the live view.
 //! * `authcell_redis_errors_total`, `authcell_rate_limited_total`, `authcell_keys_issued_total`,
 //!   `authcell_tokens_issued_total`, `authcell_replica_ack_timeouts_total`: process-wide
-//!   counters ([`COUNTERS`]).
+//!   counters of the node ([`Counters`]), bumped where the events happen.
 
-use std::future::Future;
-use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 use std::time::Instant;
 
 use prometheus_client::collector::Collector;
@@ -31,36 +28,11 @@ use prometheus_client::registry::Registry;
 
 use crate::verifier::Verifier;
 
-/// Process-wide event counters, bumped where the events happen.
-#[derive(Debug, Default)]
-pub struct Counters {
-    pub redis_errors: AtomicU64,
-    pub rate_limited: AtomicU64,
-    pub keys_issued: AtomicU64,
-    pub tokens_issued: AtomicU64,
-    pub replica_ack_timeouts: AtomicU64,
-}
+mod counters;
+mod layer;
 
-pub static COUNTERS: Counters = Counters {
-    redis_errors: AtomicU64::new(0),
-    rate_limited: AtomicU64::new(0),
-    keys_issued: AtomicU64::new(0),
-    tokens_issued: AtomicU64::new(0),
-    replica_ack_timeouts: AtomicU64::new(0),
-};
-
-/// The Redis primary's clock minus this machine's, in ms, at the last measurement.
-static CLOCK_SKEW_MS: std::sync::atomic::AtomicI64 = std::sync::atomic::AtomicI64::new(0);
-
-/// Records the measured skew from the primary's clock (see [`crate::clock::PrimaryClock`]).
-pub fn set_clock_skew(ms: i64) {
-    CLOCK_SKEW_MS.store(ms, Ordering::Relaxed);
-}
-
-/// Bumps one of [`COUNTERS`].
-pub fn bump(counter: &AtomicU64) {
-    counter.fetch_add(1, Ordering::Relaxed);
-}
+pub use counters::Counters;
+pub use layer::{MetricsLayer, MetricsService};
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RpcLabels {
@@ -74,7 +46,7 @@ struct MethodLabels {
 }
 
 /// Every method the server answers, as `service/Method` labels.
-const METHODS: &[&str] = &[
+pub(crate) const METHODS: &[&str] = &[
     "token.Token/GenerateDisposableToken",
     "auth.Auth/Login",
     "auth.Auth/GenerateApiToken",
@@ -103,16 +75,7 @@ const METHODS: &[&str] = &[
     "grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo",
 ];
 
-fn method_label(path: &str) -> &'static str {
-    let path = path.strip_prefix('/').unwrap_or(path);
-    METHODS
-        .iter()
-        .find(|m| **m == path)
-        .copied()
-        .unwrap_or("unknown")
-}
-
-const CODES: [&str; 17] = [
+pub(crate) const CODES: [&str; 17] = [
     "OK",
     "CANCELLED",
     "UNKNOWN",
@@ -132,16 +95,6 @@ const CODES: [&str; 17] = [
     "UNAUTHENTICATED",
 ];
 
-fn code_label<B>(response: &http::Response<B>) -> &'static str {
-    response
-        .headers()
-        .get("grpc-status")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<usize>().ok())
-        .and_then(|code| CODES.get(code).copied())
-        .unwrap_or("OK")
-}
-
 /// The metrics of one server.
 #[derive(Debug)]
 pub struct Metrics {
@@ -153,6 +106,7 @@ pub struct Metrics {
 /// Reads the node's state at scrape time.
 struct NodeCollector {
     verifier: Verifier,
+    counters: Arc<Counters>,
 }
 
 impl std::fmt::Debug for NodeCollector {
@@ -228,7 +182,7 @@ impl Collector for NodeCollector {
             &mut encoder,
             "authcell_clock_skew_seconds",
             "The Redis primary's clock minus this machine's at the last heartbeat (credentials are stamped on the primary's clock).",
-            CLOCK_SKEW_MS.load(Ordering::Relaxed) as f64 / 1000.0,
+            self.verifier.clock().skew_ms() as f64 / 1000.0,
         )?;
         let (cache_bytes, cache_budget) = verifier.cache_weight();
         gauge(
@@ -255,7 +209,7 @@ impl Collector for NodeCollector {
             "1 once the revocation view has loaded (checks are refused before).",
             if view.is_loaded() { 1.0 } else { 0.0 },
         )?;
-        let c = &COUNTERS;
+        let c = &self.counters;
         counter(
             &mut encoder,
             "authcell_redis_errors",
@@ -290,7 +244,7 @@ impl Collector for NodeCollector {
 }
 
 impl Metrics {
-    pub fn new(verifier: Verifier) -> Self {
+    pub fn new(verifier: Verifier, counters: Arc<Counters>) -> Self {
         let mut registry = Registry::default();
         let handled = Family::<RpcLabels, Counter>::default();
         registry.register(
@@ -307,7 +261,7 @@ impl Metrics {
             "Time to answer an RPC (until the response headers), by method.",
             latency.clone(),
         );
-        registry.register_collector(Box::new(NodeCollector { verifier }));
+        registry.register_collector(Box::new(NodeCollector { verifier, counters }));
         Metrics {
             registry,
             handled,
@@ -315,7 +269,7 @@ impl Metrics {
         }
     }
 
-    fn record(&self, method: &'static str, code: &'static str, started: Instant) {
+    pub(crate) fn record(&self, method: &'static str, code: &'static str, started: Instant) {
         self.handled
             .get_or_create(&RpcLabels {
                 grpc_method: method,
@@ -336,104 +290,5 @@ impl Metrics {
             tracing::error!(error = %e, "cannot encode metrics");
         }
         out
-    }
-}
-
-/// Counts and times every RPC of the server it wraps.
-#[derive(Clone)]
-pub struct MetricsLayer(pub Arc<Metrics>);
-
-impl<S> tower_layer::Layer<S> for MetricsLayer {
-    type Service = MetricsService<S>;
-    fn layer(&self, inner: S) -> Self::Service {
-        MetricsService {
-            inner,
-            metrics: self.0.clone(),
-        }
-    }
-}
-
-#[derive(Clone)]
-pub struct MetricsService<S> {
-    inner: S,
-    metrics: Arc<Metrics>,
-}
-
-impl<S, B, RB> tower_service::Service<http::Request<B>> for MetricsService<S>
-where
-    S: tower_service::Service<http::Request<B>, Response = http::Response<RB>>,
-    S::Future: Send + 'static,
-{
-    type Response = S::Response;
-    type Error = S::Error;
-    type Future = Pin<Box<dyn Future<Output = Result<S::Response, S::Error>> + Send>>;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, request: http::Request<B>) -> Self::Future {
-        let method = method_label(request.uri().path());
-        let started = Instant::now();
-        let metrics = self.metrics.clone();
-        let response = self.inner.call(request);
-        Box::pin(async move {
-            let response = response.await;
-            let code = match &response {
-                Ok(r) => code_label(r),
-                Err(_) => "UNKNOWN",
-            };
-            metrics.record(method, code, started);
-            response
-        })
-    }
-}
-
-/// Serves `GET /metrics` (HTTP/1.1) on `listener` until `shutdown` resolves.
-pub async fn serve(
-    listener: tokio::net::TcpListener,
-    metrics: Arc<Metrics>,
-    shutdown: impl Future<Output = ()>,
-) {
-    use http_body_util::Full;
-    use hyper::body::Bytes;
-    tokio::pin!(shutdown);
-    // Out of descriptors, accept fails again at once: wait instead of spinning.
-    let mut backoff = crate::accept::Backoff::default();
-    loop {
-        let (stream, _) = tokio::select! {
-            accepted = crate::accept::accept("metrics", &listener, &mut backoff) => accepted,
-            _ = &mut shutdown => return,
-        };
-        let metrics = metrics.clone();
-        tokio::spawn(async move {
-            let service = hyper::service::service_fn(
-                move |request: hyper::Request<hyper::body::Incoming>| {
-                    let metrics = metrics.clone();
-                    async move {
-                        let response = if request.uri().path() == "/metrics" {
-                            hyper::Response::builder()
-                                .header(
-                                    "content-type",
-                                    "application/openmetrics-text; version=1.0.0; charset=utf-8",
-                                )
-                                .body(Full::new(Bytes::from(metrics.render())))
-                        } else {
-                            hyper::Response::builder()
-                                .status(404)
-                                .body(Full::new(Bytes::from_static(b"not found: try /metrics\n")))
-                        };
-                        response
-                    }
-                },
-            );
-            let io = hyper_util::rt::TokioIo::new(stream);
-            if let Err(e) = hyper::server::conn::http1::Builder::new()
-                .serve_connection(io, service)
-                .await
-            {
-                tracing::debug!(error = %e, "metrics connection ended with an error");
-            }
-        });
     }
 }

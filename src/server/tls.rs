@@ -215,10 +215,10 @@ pub fn incoming(
 ) -> tokio_stream::wrappers::ReceiverStream<Result<TlsStream<TcpStream>, std::io::Error>> {
     let (tx, rx) = tokio::sync::mpsc::channel(128);
     tokio::spawn(async move {
-        let mut backoff = crate::accept::Backoff::default();
+        let mut backoff = crate::server::accept::Backoff::default();
         loop {
             let (stream, peer) = tokio::select! {
-                accepted = crate::accept::accept("grpc-tls", &listener, &mut backoff) => accepted,
+                accepted = crate::server::accept::accept("grpc-tls", &listener, &mut backoff) => accepted,
                 // The server stopped accepting: release the port now, not at the next client.
                 _ = tx.closed() => return,
             };

@@ -4,11 +4,14 @@
 //! [`Authority`], and convert back. Errors become gRPC statuses in exactly one place,
 //! [`status`].
 
+pub mod accept;
 mod admin;
 mod auth;
 mod global_admin;
 mod keys;
+mod metrics_http;
 mod status;
+pub mod tls;
 mod token;
 pub(crate) mod verifier;
 
@@ -24,11 +27,13 @@ use tokio::net::TcpListener;
 use tonic::transport::Server;
 
 use crate::authority::{Authority, Caller};
-use crate::metrics::{Metrics, MetricsLayer};
+use crate::metrics::MetricsLayer;
+use crate::node::Node;
 use crate::proto;
-use crate::tls::{self, ServerTls};
 use std::pin::Pin;
+use tls::ServerTls;
 
+pub use metrics_http::serve_metrics;
 pub use status::to_status;
 
 /// Largest request message accepted, in bytes; larger ones are refused before decoding.
@@ -49,12 +54,9 @@ pub struct Drain {
     pub timeout: Duration,
 }
 
-/// How [`run`] serves. The default: metrics of its own, no drain delay, plaintext.
+/// How [`run`] serves. The default: no drain delay, plaintext.
 #[derive(Default)]
 pub struct Serving {
-    /// Where every RPC is counted (the metrics endpoint exposes it); `None`: a registry of its
-    /// own.
-    pub metrics: Option<Arc<Metrics>>,
     pub drain: Drain,
     /// TLS (mTLS on the Verifier service when it is mutual); `None`: plaintext.
     pub tls: Option<ServerTls>,
@@ -62,19 +64,16 @@ pub struct Serving {
 
 /// Serves every authcell service on `listener` until `shutdown` resolves; in-flight calls
 /// finish before it returns (within `serving.drain`). The one entry point: the binary and the
-/// tests start servers the same way.
+/// tests start servers the same way: build a [`Node`], then `run(listener, &node, ..)`.
 pub async fn run(
     listener: TcpListener,
-    authority: Arc<Authority>,
+    node: &Node,
     serving: Serving,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), tonic::transport::Error> {
-    let Serving {
-        metrics,
-        drain,
-        tls,
-    } = serving;
-    let metrics = metrics.unwrap_or_else(|| Arc::new(Metrics::new(authority.verifier().clone())));
+    let Serving { drain, tls } = serving;
+    let authority = node.authority().clone();
+    let metrics = node.metrics().clone();
     let client_cert_required = tls.as_ref().is_some_and(|t| t.mutual);
     let (health_reporter, health_service) = tonic_health::server::health_reporter();
     health_reporter
@@ -175,7 +174,7 @@ pub async fn run(
     let served: Pin<Box<dyn Future<Output = Result<(), tonic::transport::Error>> + Send>> =
         match tls {
             None => {
-                let incoming = crate::accept::TcpIncoming::new(listener);
+                let incoming = crate::server::accept::TcpIncoming::new(listener);
                 Box::pin(router.serve_with_incoming_shutdown(incoming, stop))
             }
             Some(tls) => {
