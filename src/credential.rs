@@ -31,7 +31,6 @@ use serde::{Deserialize, Serialize};
 
 use crate::keyring::KeyRing;
 use crate::policy::{BytesSel, Condition, Grant, NameSel, Ops, PermissionSet, Rule, TextSel};
-use crate::verifier::view::CredentialId;
 
 /// Largest credential accepted, in bytes; larger ones are refused before any parsing.
 pub const MAX_CREDENTIAL_LEN: usize = 8 * 1024;
@@ -454,6 +453,23 @@ pub fn decode_rule(s: &str) -> Option<Rule> {
         return None;
     }
     Some(rule)
+}
+
+/// A credential id as the view stores it: ids authcell mints are UUIDs, held as 16 bytes (a
+/// million revocations cost tens of megabytes, not hundreds); anything else is kept as text.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum CredentialId {
+    Uuid(u128),
+    Other(Box<str>),
+}
+
+impl CredentialId {
+    pub fn parse(id: &str) -> Self {
+        match uuid::Uuid::try_parse(id) {
+            Ok(u) => CredentialId::Uuid(u.as_u128()),
+            Err(_) => CredentialId::Other(id.into()),
+        }
+    }
 }
 
 #[cfg(test)]

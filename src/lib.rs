@@ -2,46 +2,64 @@
 //!
 //! # Map of the crate
 //!
-//! Checking a credential (the data-plane hot path):
+//! Two flows make the product, and the folders are named after their steps.
 //!
-//! credential ([`credential`]: JWS format, signature, structure) -> verify ([`verifier`]: time,
-//! revocation in the live [`verifier::view`], role lookup, and for a derived credential its root role's
-//! current permissions) -> evaluate ([`policy`]: pure policy function) -> decide
-//! ([`verifier::Decision`]).
+//! **Checking a credential** (the data-plane hot path): credential -> verify -> evaluate -> decide.
 //!
-//! Issuing and revoking (the management path):
+//! | step | where |
+//! | --- | --- |
+//! | credential: compact JWS, claims, structure | [`credential`] |
+//! | verify: signature ([`keyring`]), time, revocation in the live view ([`verifier::view`]), roles, the cache of verdicts | [`verifier`] |
+//! | evaluate: a pure, default-deny policy function; the delegation subset test | [`policy`] |
+//! | decide: [`verifier::Decision`], served by `authcell.v1.Verifier` ([`server`]) or linked in ([`dataplane`]) | [`verifier`] |
 //!
-//! mint ([`authority`]: who may do what, delegation subset test) -> sign ([`keyring`],
-//! [`credential`]) -> store ([`store`]: system of record) -> event ([`verifier::view::Event`], applied to
-//! the live view). On a Redis-backed node, [`sync`] keeps the view in step with its cell's
-//! replica and says how fresh it is, from heartbeats stamped on the primary. Its connections
-//! ([`store::redis::link`]) follow the primary through a failover (Sentinel or a name that moves),
-//! and acknowledge a mutation only once `--min-replica-acks` replicas hold it.
+//! **Issuing and revoking** (the management path): mint -> sign -> store -> event.
 //!
-//! Around them: [`proto`] (generated protobuf types), [`policy::proto`] (protobuf <-> domain, the one
-//! place requests are validated), [`server`] (gRPC handlers, status mapping, the `run` entry
-//! point), [`config`] (flags and environment), [`node`] (wiring one node together), [`clock`]
-//! (time as a parameter, and the primary's clock every node stamps credentials with), [`cli`] (the operator command line: a gRPC client of the server).
+//! | step | where |
+//! | --- | --- |
+//! | mint: who may do what, request rules, one file per family (keys, roles, revoke, vending, audit) | [`authority`] |
+//! | sign: the active key of the ring | [`keyring`], [`credential`] |
+//! | store: the system of record (trait, in-memory, Redis) | [`store`], [`store::redis`] |
+//! | event: applied to every node's live view; on Redis, tailed from the cell's replica | [`verifier::view`], [`store::redis::sync`] |
 //!
-//! At the edges: [`tls`] (handshakes with a deadline, certificates that reload), [`accept`]
-//! (accept loops that back off instead of spinning when the process runs out of descriptors),
-//! [`metrics`] (the Prometheus endpoint), [`endpoint`] (which servers a client may reach
-//! without TLS).
+//! **Around them**: [`proto`] (generated protobuf types) and [`policy::proto`] (permission
+//! messages <-> the policy model); [`server`] (one [`server::run`], one file per gRPC service,
+//! status mapping, TLS, accept loops, the metrics endpoint); [`node`] ([`node::Node`]:
+//! `embedded` or `redis`, what `run` serves); [`metrics`] (a node's counters and registry);
+//! [`clock`] (time as a parameter, and the primary's clock); [`config`] (flags and
+//! environment of the binary); [`cli`] (the operator command line, a gRPC client); [`endpoint`]
+//! (which servers a client may reach without TLS); [`fuzzing`] (the fuzz targets' bodies).
+//!
+//! **Dependencies between folders** run one way, with no circles:
+//! `server -> node -> authority -> {store, verifier, keyring, policy}`,
+//! `store -> {verifier::view, policy, metrics::Counters}`, `verifier -> {credential, keyring,
+//! policy, clock}`, `credential -> {keyring, policy}`, `dataplane -> {verifier, keyring,
+//! store::redis, endpoint}`, `cli -> {proto, policy, authority constants, endpoint}`.
+//!
+//! **Features**: `server` (default) builds everything; a cache node that links only
+//! [`verifier`], [`policy`], [`keyring`], [`dataplane`] and [`store::redis::sync`] builds with
+//! `default-features = false`, without clap, prometheus or authcell's server code.
 
+#[cfg(feature = "server")]
 pub mod authority;
+#[cfg(feature = "server")]
 pub mod cli;
 pub mod clock;
+#[cfg(feature = "server")]
 pub mod config;
 pub mod credential;
 pub mod dataplane;
 pub mod endpoint;
 /// The fuzz targets' bodies (`fuzz/`), also replayed on stable by the test suite.
+#[cfg(feature = "server")]
 pub mod fuzzing;
 pub mod keyring;
 pub mod metrics;
+#[cfg(feature = "server")]
 pub mod node;
 pub mod policy;
 pub mod proto;
+#[cfg(feature = "server")]
 pub mod server;
 pub mod store;
 pub mod verifier;

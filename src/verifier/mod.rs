@@ -119,7 +119,8 @@ impl Principal {
 }
 
 /// What a node does when its revocation view is older than the bound.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[cfg_attr(feature = "server", derive(clap::ValueEnum))]
 pub enum StalePolicy {
     /// Go on serving checks from the last known state (availability first).
     #[default]

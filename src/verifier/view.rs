@@ -63,22 +63,7 @@ impl Event {
     }
 }
 
-/// A credential id as the view stores it: ids authcell mints are UUIDs, held as 16 bytes (a
-/// million revocations cost tens of megabytes, not hundreds); anything else is kept as text.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub enum CredentialId {
-    Uuid(u128),
-    Other(Box<str>),
-}
-
-impl CredentialId {
-    pub fn parse(id: &str) -> Self {
-        match uuid::Uuid::try_parse(id) {
-            Ok(u) => CredentialId::Uuid(u.as_u128()),
-            Err(_) => CredentialId::Other(id.into()),
-        }
-    }
-}
+pub use crate::credential::CredentialId;
 
 /// A token-id revocation: until when, and whose tokens (`None`: every token of the account).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

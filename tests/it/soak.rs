@@ -1740,15 +1740,10 @@ async fn issued_before(shared: Arc<Shared>, mut rng: Rng) {
                         state.acknowledge(r, &members);
                         Some(Some(id).filter(|id| !id.is_empty()))
                     }
-                    // An earlier attempt went through: the owner key is revoked by its own cut
-                    // (confirmed with the newest event id, which is at or after that cut).
-                    Err(status)
-                        if status.code() == tonic::Code::Unauthenticated
-                            && status.message().contains("revoked") =>
-                    {
-                        state.acknowledge(r, &members);
-                        Some(None)
-                    }
+                    // A "revoked" refusal of the owner key is not an acknowledgement: the cell
+                    // that refuses may have read an earlier attempt that was never acknowledged
+                    // (its WAIT fell short) and that a failover then discards, so retry until a
+                    // call succeeds or give up (uncertain), like every other revocation here.
                     Err(_) if started.elapsed() > RETRY_BOUND => {
                         state.revocations[r].gave_up = true;
                         state.report.uncertain += 1;
