@@ -164,7 +164,7 @@ pub enum RolesCommand {
     List,
     /// Show one role with its rules.
     Describe(RoleRef),
-    /// Create a custom role from a permissions file (see the README, "Operator CLI").
+    /// Create a custom role from a permissions file (format: docs/cli.md, "Permissions file").
     Create(RolesCreate),
     /// Rename a custom role, change its description, or replace its permissions.
     Update(RolesUpdate),

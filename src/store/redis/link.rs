@@ -21,7 +21,7 @@
 //!
 //! [`Durable`] wraps a link for mutations: after every command it sends a fence write and
 //! `WAIT n timeout` in the same round trip, and fails unless `n` replicas acknowledged the
-//! write (README: "No acknowledged write is lost on failover").
+//! write (docs/operating.md: "No acknowledged write is lost on failover").
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
