@@ -7,23 +7,14 @@ impl Authority {
     pub async fn list_audit(
         &self,
         caller: &Caller,
-        since_ms: u64,
-        until_ms: u64,
-        limit: u32,
-        next_token: &str,
+        request: AuditListing,
     ) -> Result<(Vec<AuditRecord>, Option<String>)> {
         self.require(caller, Action::AuthList)?;
-        let limit = page_limit(limit)?;
-        if since_ms > 0 && until_ms > 0 && since_ms >= until_ms {
-            return Err(
-                Invalid::new("until_epoch_millis", "must be after since_epoch_millis").into(),
-            );
-        }
-        let before_id = decode_page_token(next_token, AUDIT_PAGE_PREFIX, is_stream_id)?;
+        let limit = request.limit;
         let query = AuditQuery {
-            since_ms: (since_ms > 0).then_some(since_ms),
-            until_ms: (until_ms > 0).then_some(until_ms),
-            before_id,
+            since_ms: request.since_ms,
+            until_ms: request.until_ms,
+            before_id: request.before_id,
             limit: limit + 1,
         };
         let mut events = self.store.list_audit(caller.account(), &query).await?;

@@ -116,47 +116,37 @@ impl Authority {
     pub async fn generate_key(
         &self,
         caller: &Caller,
-        role_id: &str,
-        description: &str,
-        expiry: Option<Expiry>,
-        request_id: Option<&str>,
+        request: NewKey,
     ) -> Result<(String, KeyRecord)> {
         self.require(caller, Action::AuthWrite)?;
-        if let Some(id) = request_id {
-            validate_request_id(id)?;
-        }
-        let description = validate_description("description", description)?;
+        let NewKey {
+            role_id,
+            description,
+            expiry,
+            request_id,
+        } = request;
         let expires_at = match expiry {
-            None => {
+            Expiry::Never => None,
+            Expiry::At(at) if at <= self.clock.now() => {
                 return Err(Invalid::new(
-                    "expiry",
-                    "required: set never, or expires with expiration_epoch_seconds",
+                    "expires.expiration_epoch_seconds",
+                    "must be in the future",
                 )
-                .into())
+                .into());
             }
-            Some(Expiry::Never) => None,
-            Some(Expiry::At(at)) => {
-                if at <= self.clock.now() {
-                    return Err(Invalid::new(
-                        "expires.expiration_epoch_seconds",
-                        "must be in the future",
-                    )
-                    .into());
-                }
-                Some(at)
-            }
+            Expiry::At(at) => Some(at),
         };
-        let role = self.role_permissions(caller.account(), role_id).await?;
+        let role = self.role_permissions(caller.account(), &role_id).await?;
         self.require_delegable(caller, &format!("role {role_id:?}"), &role)?;
         self.rate_limit(caller.account()).await?;
         self.mint_role_key(
             caller.account(),
-            role_id,
+            &role_id,
             description,
             expires_at,
             caller.key_id().to_owned(),
             caller.peer,
-            request_id,
+            request_id.as_deref(),
         )
         .await
     }
@@ -205,16 +195,13 @@ impl Authority {
     }
 
     /// ListApiKeys: one page, in key-id (creation) order.
-    pub async fn list_keys(
-        &self,
-        caller: &Caller,
-        limit: u32,
-        next_token: &str,
-        include_inactive: bool,
-    ) -> Result<KeyPage> {
+    pub async fn list_keys(&self, caller: &Caller, request: KeyListing) -> Result<KeyPage> {
         self.require(caller, Action::AuthList)?;
-        let limit = page_limit(limit)?;
-        let mut after = decode_page_token(next_token, KEY_PAGE_PREFIX, is_uuid)?;
+        let KeyListing {
+            limit,
+            mut after,
+            include_inactive,
+        } = request;
         let mut keys = Vec::with_capacity(limit);
         loop {
             // Ask for one more than needed, to know whether another page exists.
@@ -252,10 +239,10 @@ impl Authority {
     pub async fn describe_key(
         &self,
         caller: &Caller,
-        key_id: &str,
+        key_id: &KeyId,
     ) -> Result<(KeyRecord, KeyStatus)> {
         self.require(caller, Action::AuthRead)?;
-        validate_key_id(key_id)?;
+        let key_id = key_id.as_str();
         match self.store.get_key(caller.account(), key_id).await? {
             Some(key) => {
                 let status = self.key_status(&key);

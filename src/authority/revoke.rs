@@ -9,10 +9,10 @@ impl Authority {
     pub async fn revoke_key(
         &self,
         caller: &Caller,
-        key_id: &str,
+        key_id: &KeyId,
     ) -> Result<(KeyRecord, Option<String>)> {
         self.require(caller, Action::AuthWrite)?;
-        validate_key_id(key_id)?;
+        let key_id = key_id.as_str();
         let key = self
             .store
             .get_key(caller.account(), key_id)
@@ -76,15 +76,14 @@ impl Authority {
     pub async fn revoke_token(
         &self,
         caller: &Caller,
-        token: TokenRef,
-        expires_at: u64,
+        request: TokenRevocation,
     ) -> Result<Option<String>> {
         self.require(caller, Action::AuthWrite)?;
+        let TokenRevocation { token, expires_at } = request;
         let account = caller.account().to_owned();
         let scope = (!caller.principal.is_super_user()).then(|| caller.key_id().to_owned());
         match token {
             TokenRef::Id(id) => {
-                validate_key_id(&id).map_err(|_| Invalid::new("id", "not a token id (a UUID)"))?;
                 if let Some(key) = self.store.get_key(&account, &id).await? {
                     if key.inline.is_none() {
                         self.require_revocable(caller, &key).await?;
@@ -121,10 +120,6 @@ impl Authority {
                 Ok(self.store.revoke(event, Some(&audit)).await?)
             }
             TokenRef::TokenId(token_id) => {
-                validate_token_id("token_id", &token_id)?;
-                if token_id.is_empty() {
-                    return Err(Invalid::new("token_id", "must not be empty").into());
-                }
                 let now = self.clock.now();
                 let longest = now + u64::from(crate::authority::vending::MAX_DISPOSABLE_SECS);
                 let until = match expires_at {
@@ -211,31 +206,18 @@ impl Authority {
     pub async fn confirm_revocation(
         &self,
         caller: &Caller,
-        id: &str,
-        timeout_ms: u32,
+        request: RevocationWait,
     ) -> Result<Confirmation> {
         self.require(caller, Action::AuthRead)?;
-        let timeout = match timeout_ms {
-            0 => 5000,
-            1..=MAX_CONFIRM_TIMEOUT_MS => timeout_ms,
-            _ => {
-                return Err(
-                    Invalid::new("timeout_ms", format!("at most {MAX_CONFIRM_TIMEOUT_MS}")).into(),
-                )
-            }
-        };
-        if !id.is_empty() && !is_stream_id(id) {
-            return Err(Invalid::new(
-                "revocation_id",
-                "not a revocation id (from a revoke response)",
-            )
-            .into());
-        }
+        let RevocationWait {
+            id,
+            timeout_ms: timeout,
+        } = request;
         self.revocation_rate_limit(caller.account()).await?;
-        let target = if id.is_empty() {
-            self.store.latest_event_id().await?
-        } else {
-            Some(id.to_owned())
+        let requested = id.clone().unwrap_or_default();
+        let target = match id {
+            None => self.store.latest_event_id().await?,
+            Some(id) => Some(id),
         };
         let Some(target) = target else {
             // No event stream (embedded mode): the revocation applied here, in the only cell.
@@ -244,7 +226,7 @@ impl Authority {
                 confirmed_cells: vec![self.cell().to_owned()],
                 pending_cells: Vec::new(),
                 silent_cells: Vec::new(),
-                revocation_id: id.to_owned(),
+                revocation_id: requested,
             });
         };
         // Each waiting call polls the primary: bound how many this node runs at once.

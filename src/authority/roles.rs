@@ -31,16 +31,13 @@ impl Authority {
     }
 
     /// CreateRole: explicit rules only, unique name, no more than the caller can do.
-    pub async fn create_role(
-        &self,
-        caller: &Caller,
-        name: &str,
-        description: &str,
-        permissions: PermissionSet,
-    ) -> Result<RoleView> {
+    pub async fn create_role(&self, caller: &Caller, request: NewRole) -> Result<RoleView> {
         self.require(caller, Action::AuthWrite)?;
-        let name = validate_role_name(name)?;
-        let description = validate_optional_description("description", description)?;
+        let NewRole {
+            name,
+            description,
+            permissions,
+        } = request;
         self.require_delegable(caller, "the role", &permissions)?;
         let now = self.clock.now();
         let role = RoleRecord {
@@ -58,20 +55,16 @@ impl Authority {
     }
 
     /// UpdateRole: every key bound to the role follows on its next check.
-    pub async fn update_role(
-        &self,
-        caller: &Caller,
-        role_id: &str,
-        update: RoleUpdate,
-    ) -> Result<RoleView> {
+    pub async fn update_role(&self, caller: &Caller, request: RoleChange) -> Result<RoleView> {
         self.require(caller, Action::AuthWrite)?;
-        let mut role = self.custom_role(caller, role_id).await?;
+        let RoleChange { role_id, update } = request;
+        let mut role = self.custom_role(caller, &role_id).await?;
         self.require_delegable(caller, "the role", &role.permissions)?;
         if let Some(name) = update.name {
-            role.name = validate_role_name(&name)?;
+            role.name = name;
         }
         if let Some(description) = update.description {
-            role.description = validate_optional_description("description", &description)?;
+            role.description = description;
         }
         if let Some(permissions) = update.permissions {
             self.require_delegable(caller, "the new permissions", &permissions)?;
@@ -84,9 +77,10 @@ impl Authority {
     }
 
     /// DeleteRole: refused while live keys use the role.
-    pub async fn delete_role(&self, caller: &Caller, role_id: &str) -> Result<()> {
+    pub async fn delete_role(&self, caller: &Caller, role_id: &RoleId) -> Result<()> {
         self.require(caller, Action::AuthWrite)?;
         let role = self.custom_role(caller, role_id).await?;
+        let role_id = role_id.as_str();
         self.require_delegable(caller, "the role", &role.permissions)?;
         Ok(self
             .store
@@ -104,10 +98,8 @@ impl Authority {
             .await?)
     }
 
-    async fn custom_role(&self, caller: &Caller, role_id: &str) -> Result<RoleRecord> {
-        if role_id.is_empty() {
-            return Err(Invalid::new("role_id", "required").into());
-        }
+    async fn custom_role(&self, caller: &Caller, role_id: &RoleId) -> Result<RoleRecord> {
+        let role_id = role_id.as_str();
         if system::permissions(role_id).is_some() {
             return Err(Error::FailedPrecondition(format!(
                 "role_id: {role_id:?} is a system role and cannot be changed or deleted"

@@ -23,9 +23,8 @@ use base64::Engine;
 use rand_core::RngCore;
 use sha2::{Digest, Sha256};
 
-use crate::authority::{
-    validate_optional_description, validate_token_id, Authority, Error, Result,
-};
+use crate::authority::requests::{ApiToken, DisposableToken, Refresh};
+use crate::authority::{Authority, Error, Result};
 use crate::credential::{self, Claims, CredentialError};
 use crate::metrics::Counters;
 use crate::policy::proto::Invalid;
@@ -89,8 +88,9 @@ fn new_refresh_token() -> String {
 }
 
 impl Authority {
-    /// Authenticates a vending caller: a verified API key whose conditions admit the peer.
-    fn vending_caller(&self, credential: &str, peer: Option<IpAddr>) -> Result<Principal> {
+    /// Authenticates a vending caller: a verified API key whose conditions admit the peer. The
+    /// first step of every vending RPC, before its request is even looked at.
+    pub fn vending_caller(&self, credential: &str, peer: Option<IpAddr>) -> Result<Principal> {
         let principal = self.verifier().authenticate(credential)?;
         if principal.credential.disposable {
             return Err(Error::PermissionDenied(
@@ -187,29 +187,18 @@ impl Authority {
         Ok(token)
     }
 
-    /// GenerateDisposableToken.
+    /// GenerateDisposableToken, for a caller authenticated by [`Authority::vending_caller`].
     pub async fn mint_disposable(
         &self,
-        credential: &str,
-        peer: Option<IpAddr>,
-        valid_for_seconds: Option<u32>,
-        statements: std::result::Result<Vec<Rule>, Invalid>,
-        token_id: &str,
+        parent: &Principal,
+        request: DisposableToken,
     ) -> Result<Minted> {
-        let parent = self.vending_caller(credential, peer)?;
-        let valid_for = match valid_for_seconds {
-            None => return Err(Invalid::new("expires", "required: set valid_for_seconds").into()),
-            Some(s) if s == 0 || s > MAX_DISPOSABLE_SECS => {
-                return Err(Invalid::new(
-                    "expires.valid_for_seconds",
-                    format!("must be between 1 and {MAX_DISPOSABLE_SECS} (25 hours)"),
-                )
-                .into())
-            }
-            Some(s) => s,
-        };
-        let statements = statements?;
-        validate_token_id("token_id", token_id)?;
+        let DisposableToken {
+            valid_for,
+            statements,
+            token_id,
+        } = request;
+        let parent = parent.clone();
         let set = self.delegated_set(&parent, "permissions", statements)?;
         self.rate_limit(&parent.credential.account).await?;
         let stamp = self.stamp(&parent.credential.account);
@@ -219,7 +208,6 @@ impl Authority {
             earliest(c.expires_at, c.chain_expires_at),
         )
         .unwrap_or(stamp / 1000);
-        let token_id = (!token_id.is_empty()).then(|| token_id.to_owned());
         let claims = self.child_claims(
             &parent,
             credential::TYPE_DISPOSABLE,
@@ -250,14 +238,10 @@ impl Authority {
     /// Needs AuthWrite (it creates a key of the account) and the subset test.
     pub async fn generate_api_token(
         &self,
-        credential: &str,
+        parent: &Principal,
         peer: Option<IpAddr>,
-        lifetime: Option<KeyLifetime>,
-        statements: std::result::Result<Vec<Rule>, Invalid>,
-        token_id: &str,
-        description: &str,
+        request: ApiToken,
     ) -> Result<MintedKey> {
-        let parent = self.vending_caller(credential, peer)?;
         parent
             .evaluate(
                 policy::Action::AuthWrite,
@@ -269,31 +253,21 @@ impl Authority {
                     "creating an API key needs AuthWrite in the calling key's permissions".into(),
                 )
             })?;
-        let lifetime = match lifetime {
-            None => return Err(Invalid::new("expiry", "required: set never or expires").into()),
-            Some(KeyLifetime::Seconds(0)) => {
-                return Err(Invalid::new("expires.valid_for_seconds", "must be at least 1").into())
-            }
-            Some(l) => l,
-        };
-        let statements = statements?;
-        validate_token_id("token_id", token_id)?;
-        let description = validate_optional_description("description", description)?;
-        let set = self.delegated_set(&parent, "permissions", statements)?;
+        let ApiToken {
+            lifetime,
+            statements,
+            token_id,
+            description,
+        } = request;
+        let set = self.delegated_set(parent, "permissions", statements)?;
         self.rate_limit(&parent.credential.account).await?;
-        let token_id = (!token_id.is_empty()).then(|| token_id.to_owned());
-        let description = if description.is_empty() {
-            "SDK-made key".to_owned()
-        } else {
-            description
-        };
         let key = InlineKey {
             set,
             lifetime,
             token_id,
             description,
         };
-        self.mint_inline_key(&parent, key, None, peer).await
+        self.mint_inline_key(parent, key, None, peer).await
     }
 
     /// Mints and stores an SDK-made key; with `replacing`, atomically swaps it in for the old
@@ -403,16 +377,10 @@ impl Authority {
     /// refreshed, a revoked one (or one whose parent was revoked) may not.
     pub async fn refresh_api_token(
         &self,
-        api_key: &str,
-        refresh_token: &str,
+        request: Refresh,
         peer: Option<IpAddr>,
     ) -> Result<MintedKey> {
-        if api_key.is_empty() {
-            return Err(Invalid::new("api_key", "required").into());
-        }
-        if refresh_token.is_empty() {
-            return Err(Invalid::new("refresh_token", "required").into());
-        }
+        let (api_key, refresh_token) = (request.api_key.as_str(), request.refresh_token.as_str());
         let old = self.verifier().authenticate_allowing_expiry(api_key)?;
         let c = &old.credential;
         if c.disposable {

@@ -4,9 +4,12 @@ use std::sync::Arc;
 
 use tonic::{Request, Response, Status};
 
-use super::{caller, to_status};
-use crate::authority::{Authority, KeyStatus, RoleUpdate, RoleView, TokenRef};
-use crate::policy::proto::{permission_set_from_proto, permission_set_to_proto, Invalid};
+use super::caller;
+use crate::authority::{
+    AuditListing, Authority, KeyId, KeyListing, KeyStatus, NewRole, RevocationWait, RoleChange,
+    RoleId, RoleView, TokenRevocation,
+};
+use crate::policy::proto::permission_set_to_proto;
 use crate::proto::authcell::v1 as pb;
 use crate::store::KeyRecord;
 
@@ -60,10 +63,6 @@ fn role(r: RoleView) -> pb::Role {
     }
 }
 
-fn invalid(e: Invalid) -> Status {
-    to_status(&e.into())
-}
-
 #[tonic::async_trait]
 impl pb::admin_server::Admin for AdminService {
     async fn describe_api_key(
@@ -71,10 +70,8 @@ impl pb::admin_server::Admin for AdminService {
         request: Request<pb::DescribeApiKeyRequest>,
     ) -> Result<Response<pb::DescribeApiKeyResponse>, Status> {
         let caller = caller(&self.authority, &request)?;
-        let (key, status) = self
-            .authority
-            .describe_key(&caller, &request.get_ref().key_id)
-            .await?;
+        let key_id = KeyId::try_from(request.into_inner())?;
+        let (key, status) = self.authority.describe_key(&caller, &key_id).await?;
         Ok(Response::new(pb::DescribeApiKeyResponse {
             key: Some(key_info(key, status)),
         }))
@@ -85,11 +82,8 @@ impl pb::admin_server::Admin for AdminService {
         request: Request<pb::ListApiKeysRequest>,
     ) -> Result<Response<pb::ListApiKeysResponse>, Status> {
         let caller = caller(&self.authority, &request)?;
-        let req = request.get_ref();
-        let page = self
-            .authority
-            .list_keys(&caller, req.limit, &req.next_token, req.include_inactive)
-            .await?;
+        let listing = KeyListing::try_from(request.get_ref())?;
+        let page = self.authority.list_keys(&caller, listing).await?;
         Ok(Response::new(pb::ListApiKeysResponse {
             keys: page.keys.into_iter().map(|(k, s)| key_info(k, s)).collect(),
             next_token: page.next_token.unwrap_or_default(),
@@ -101,13 +95,8 @@ impl pb::admin_server::Admin for AdminService {
         request: Request<pb::CreateRoleRequest>,
     ) -> Result<Response<pb::CreateRoleResponse>, Status> {
         let caller = caller(&self.authority, &request)?;
-        let req = request.into_inner();
-        let permissions = permission_set_from_proto("permissions", req.permissions.as_ref(), false)
-            .map_err(invalid)?;
-        let created = self
-            .authority
-            .create_role(&caller, &req.name, &req.description, permissions)
-            .await?;
+        let new_role = NewRole::try_from(request.into_inner())?;
+        let created = self.authority.create_role(&caller, new_role).await?;
         tracing::info!(method = "authcell.v1.Admin/CreateRole", account = %caller.account(), role_id = %created.role_id, created_by = %caller.key_id(), "role created");
         Ok(Response::new(pb::CreateRoleResponse {
             role: Some(role(created)),
@@ -119,25 +108,8 @@ impl pb::admin_server::Admin for AdminService {
         request: Request<pb::UpdateRoleRequest>,
     ) -> Result<Response<pb::UpdateRoleResponse>, Status> {
         let caller = caller(&self.authority, &request)?;
-        let req = request.into_inner();
-        let permissions = match req.permissions.as_ref() {
-            None => None,
-            Some(p) => {
-                Some(permission_set_from_proto("permissions", Some(p), false).map_err(invalid)?)
-            }
-        };
-        let updated = self
-            .authority
-            .update_role(
-                &caller,
-                &req.role_id,
-                RoleUpdate {
-                    name: req.name,
-                    description: req.description,
-                    permissions,
-                },
-            )
-            .await?;
+        let change = RoleChange::try_from(request.into_inner())?;
+        let updated = self.authority.update_role(&caller, change).await?;
         tracing::info!(method = "authcell.v1.Admin/UpdateRole", account = %caller.account(), role_id = %updated.role_id, changed_by = %caller.key_id(), "role updated");
         Ok(Response::new(pb::UpdateRoleResponse {
             role: Some(role(updated)),
@@ -149,8 +121,9 @@ impl pb::admin_server::Admin for AdminService {
         request: Request<pb::DeleteRoleRequest>,
     ) -> Result<Response<pb::DeleteRoleResponse>, Status> {
         let caller = caller(&self.authority, &request)?;
-        let role_id = &request.get_ref().role_id;
-        self.authority.delete_role(&caller, role_id).await?;
+        let role_id = RoleId::try_from(request.into_inner())?;
+        self.authority.delete_role(&caller, &role_id).await?;
+        let role_id = role_id.as_str();
         tracing::info!(method = "authcell.v1.Admin/DeleteRole", account = %caller.account(), role_id = %role_id, deleted_by = %caller.key_id(), "role deleted");
         Ok(Response::new(pb::DeleteRoleResponse {}))
     }
@@ -171,16 +144,9 @@ impl pb::admin_server::Admin for AdminService {
         request: Request<pb::RevokeTokenRequest>,
     ) -> Result<Response<pb::RevokeTokenResponse>, Status> {
         let caller = caller(&self.authority, &request)?;
-        let req = request.into_inner();
-        let token = match req.token {
-            Some(pb::revoke_token_request::Token::Id(id)) => TokenRef::Id(id),
-            Some(pb::revoke_token_request::Token::TokenId(tid)) => TokenRef::TokenId(tid),
-            None => return Err(invalid(Invalid::new("token", "set id or token_id"))),
-        };
-        let revocation_id = self
-            .authority
-            .revoke_token(&caller, token.clone(), req.expires_at_epoch_seconds)
-            .await?;
+        let revocation = TokenRevocation::try_from(request.into_inner())?;
+        let token = revocation.token.clone();
+        let revocation_id = self.authority.revoke_token(&caller, revocation).await?;
         tracing::info!(method = "authcell.v1.Admin/RevokeToken", account = %caller.account(), token = ?token, revoked_by = %caller.key_id(), "token revoked");
         Ok(Response::new(pb::RevokeTokenResponse {
             revocation_id: revocation_id.unwrap_or_default(),
@@ -218,11 +184,8 @@ impl pb::admin_server::Admin for AdminService {
         request: Request<pb::ConfirmRevocationRequest>,
     ) -> Result<Response<pb::ConfirmRevocationResponse>, Status> {
         let caller = caller(&self.authority, &request)?;
-        let req = request.get_ref();
-        let outcome = self
-            .authority
-            .confirm_revocation(&caller, &req.revocation_id, req.timeout_ms)
-            .await?;
+        let wait = RevocationWait::try_from(request.get_ref())?;
+        let outcome = self.authority.confirm_revocation(&caller, wait).await?;
         Ok(Response::new(pb::ConfirmRevocationResponse {
             confirmed: outcome.confirmed,
             confirmed_cells: outcome.confirmed_cells,
@@ -259,17 +222,8 @@ impl pb::admin_server::Admin for AdminService {
         request: Request<pb::ListAuditEventsRequest>,
     ) -> Result<Response<pb::ListAuditEventsResponse>, Status> {
         let caller = caller(&self.authority, &request)?;
-        let req = request.get_ref();
-        let (events, next) = self
-            .authority
-            .list_audit(
-                &caller,
-                req.since_epoch_millis,
-                req.until_epoch_millis,
-                req.limit,
-                &req.next_token,
-            )
-            .await?;
+        let listing = AuditListing::try_from(request.get_ref())?;
+        let (events, next) = self.authority.list_audit(&caller, listing).await?;
         Ok(Response::new(pb::ListAuditEventsResponse {
             events: events
                 .into_iter()

@@ -7,9 +7,7 @@ use tokio_stream::Stream;
 use tonic::{Request, Response, Status};
 
 use super::{body_or_metadata_credential, peer_ip};
-use crate::authority::vending::KeyLifetime;
-use crate::authority::Authority;
-use crate::policy::proto::statements_from_proto;
+use crate::authority::{ApiToken, Authority, Refresh};
 use crate::proto::auth as pb;
 
 pub struct AuthService {
@@ -43,22 +41,11 @@ impl pb::auth_server::Auth for AuthService {
     ) -> Result<Response<pb::GenerateApiTokenResponse>, Status> {
         let peer = peer_ip(&request);
         let credential = body_or_metadata_credential(&request, &request.get_ref().auth_token);
-        let req = request.into_inner();
-        use pb::generate_api_token_request::Expiry;
-        let lifetime = req.expiry.map(|e| match e {
-            Expiry::Never(_) => KeyLifetime::Never,
-            Expiry::Expires(x) => KeyLifetime::Seconds(x.valid_for_seconds),
-        });
+        let parent = self.authority.vending_caller(&credential, peer)?;
+        let request = ApiToken::try_from(request.into_inner())?;
         let minted = self
             .authority
-            .generate_api_token(
-                &credential,
-                peer,
-                lifetime,
-                statements_from_proto("permissions", req.permissions.as_ref()),
-                &req.token_id,
-                &req.description,
-            )
+            .generate_api_token(&parent, peer, request)
             .await?;
         Ok(Response::new(pb::GenerateApiTokenResponse {
             api_key: minted.key.token,
@@ -73,11 +60,8 @@ impl pb::auth_server::Auth for AuthService {
         request: Request<pb::RefreshApiTokenRequest>,
     ) -> Result<Response<pb::RefreshApiTokenResponse>, Status> {
         let peer = peer_ip(&request);
-        let req = request.into_inner();
-        let minted = self
-            .authority
-            .refresh_api_token(&req.api_key, &req.refresh_token, peer)
-            .await?;
+        let request = Refresh::try_from(request.into_inner())?;
+        let minted = self.authority.refresh_api_token(request, peer).await?;
         Ok(Response::new(pb::RefreshApiTokenResponse {
             api_key: minted.key.token,
             refresh_token: minted.refresh_token,

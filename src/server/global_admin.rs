@@ -7,7 +7,7 @@ use tokio_stream::Stream;
 use tonic::{Request, Response, Status};
 
 use super::caller;
-use crate::authority::{Authority, Expiry};
+use crate::authority::{Authority, KeyId, NewKey};
 use crate::policy::proto::permission_set_to_proto;
 use crate::proto::global_admin as ga;
 use crate::store::KeyRecord;
@@ -73,27 +73,14 @@ impl ga::global_admin_server::GlobalAdmin for GlobalAdminService {
                 )
             })?),
         };
-        let req = request.into_inner();
-        use ga::generate_global_api_key_request::Expiry as E;
-        let expiry = req.expiry.map(|e| match e {
-            E::Never(_) => Expiry::Never,
-            E::Expires(x) => Expiry::At(x.expiration_epoch_seconds),
-        });
-        let (api_key, record) = self
-            .authority
-            .generate_key(
-                &caller,
-                &req.role_id,
-                &req.description,
-                expiry,
-                request_id.as_deref(),
-            )
-            .await?;
+        let request = NewKey::try_from((request.into_inner(), request_id))?;
+        let role_id = request.role_id.clone();
+        let (api_key, record) = self.authority.generate_key(&caller, request).await?;
         tracing::info!(
             method = "global_admin.GlobalAdmin/GenerateGlobalApiKey",
             account = %record.account,
             key_id = %record.key_id,
-            role_id = req.role_id,
+            role_id = role_id,
             created_by = %record.created_by,
             "api key created"
         );
@@ -120,7 +107,7 @@ impl ga::global_admin_server::GlobalAdmin for GlobalAdminService {
         request: Request<ga::RevokeGlobalApiKeyRequest>,
     ) -> Result<Response<ga::RevokeGlobalApiKeyResponse>, Status> {
         let caller = caller(&self.authority, &request)?;
-        let key_id = request.into_inner().key_id;
+        let key_id = KeyId::try_from(request.into_inner())?;
         let (record, revocation_id) = self.authority.revoke_key(&caller, &key_id).await?;
         tracing::info!(
             method = "global_admin.GlobalAdmin/RevokeGlobalApiKey",

@@ -10,6 +10,7 @@ mod auth;
 mod global_admin;
 mod keys;
 mod metrics_http;
+mod requests;
 mod status;
 pub mod tls;
 mod token;

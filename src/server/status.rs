@@ -11,6 +11,13 @@ impl From<Error> for Status {
     }
 }
 
+/// Handlers return request refusals from the validation boundary with `?`.
+impl From<crate::policy::proto::Invalid> for Status {
+    fn from(invalid: crate::policy::proto::Invalid) -> Status {
+        to_status(&Error::from(invalid))
+    }
+}
+
 /// Converts an authority error to the status the API promises. Internal errors are logged with
 /// their detail and reported with a generic message.
 pub fn to_status(error: &Error) -> Status {

@@ -5,8 +5,7 @@ use std::sync::Arc;
 use tonic::{Request, Response, Status};
 
 use super::{body_or_metadata_credential, peer_ip};
-use crate::authority::Authority;
-use crate::policy::proto::statements_from_proto;
+use crate::authority::{Authority, DisposableToken};
 use crate::proto::token as pb;
 
 pub struct TokenService {
@@ -27,17 +26,9 @@ impl pb::token_server::Token for TokenService {
     ) -> Result<Response<pb::GenerateDisposableTokenResponse>, Status> {
         let peer = peer_ip(&request);
         let credential = body_or_metadata_credential(&request, &request.get_ref().auth_token);
-        let req = request.into_inner();
-        let minted = self
-            .authority
-            .mint_disposable(
-                &credential,
-                peer,
-                req.expires.map(|e| e.valid_for_seconds),
-                statements_from_proto("permissions", req.permissions.as_ref()),
-                &req.token_id,
-            )
-            .await?;
+        let parent = self.authority.vending_caller(&credential, peer)?;
+        let request = DisposableToken::try_from(request.into_inner())?;
+        let minted = self.authority.mint_disposable(&parent, request).await?;
         Ok(Response::new(pb::GenerateDisposableTokenResponse {
             api_key: minted.token,
             endpoint: minted.endpoint,

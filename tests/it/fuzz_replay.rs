@@ -9,7 +9,7 @@ use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
 use authcell::authority::vending::KeyLifetime;
-use authcell::authority::Expiry;
+use authcell::authority::{ApiToken, DisposableToken, Expiry, NewKey};
 use authcell::credential::{self, Claims};
 use authcell::fuzzing::{self, ACCOUNT, NOW, REVOKED_KEY_ID, REVOKED_TOKEN_ID, ROLE_ID};
 use authcell::policy::{
@@ -355,36 +355,41 @@ async fn write_seeds() {
     let caller = authority
         .caller(&owner, None)
         .expect("the owner key verifies");
+    let viewer_key = NewKey::new(
+        system::VIEWER.into(),
+        "viewer",
+        Some(Expiry::At(NOW + 3600)),
+        None,
+    )
+    .expect("a well-formed request");
     let (viewer, _) = authority
-        .generate_key(
-            &caller,
-            system::VIEWER,
-            "viewer",
-            Some(Expiry::At(NOW + 3600)),
-            None,
-        )
+        .generate_key(&caller, viewer_key)
         .await
         .expect("a viewer key");
     let rules = || policy::proto::statements_from_proto("permissions", Some(&statements("c")));
+    let parent = authority
+        .vending_caller(&owner, None)
+        .expect("the owner key vends");
+    let token = |secs, token_id| DisposableToken::new(Some(secs), rules(), token_id);
     let disposable = authority
-        .mint_disposable(&owner, None, Some(3600), rules(), "")
+        .mint_disposable(&parent, token(3600, "").expect("well formed"))
         .await
         .expect("a disposable token")
         .token;
     let revoked_tid = authority
-        .mint_disposable(&owner, None, Some(600), rules(), REVOKED_TOKEN_ID)
+        .mint_disposable(&parent, token(600, REVOKED_TOKEN_ID).expect("well formed"))
         .await
         .expect("a disposable token with a revoked token id")
         .token;
+    let sdk_request = ApiToken::new(
+        Some(KeyLifetime::Seconds(86_400)),
+        rules(),
+        "sdk",
+        "an SDK-made key",
+    )
+    .expect("well formed");
     let sdk_key = authority
-        .generate_api_token(
-            &owner,
-            None,
-            Some(KeyLifetime::Seconds(86_400)),
-            rules(),
-            "sdk",
-            "an SDK-made key",
-        )
+        .generate_api_token(&parent, None, sdk_request)
         .await
         .expect("an SDK-made key")
         .key
