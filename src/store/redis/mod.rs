@@ -43,10 +43,12 @@ use redis::{AsyncCommands, Script};
 pub mod keys;
 pub mod limiter;
 pub mod link;
+mod outcomes;
 pub mod sync;
 
 pub use keys::*;
 use link::{Acks, Durable, Link, Target};
+use outcomes::{Refusal, Reply};
 
 use super::{
     AuditQuery, AuditRecord, KeyRecord, NodeStatus, Receipt, RoleRecord, Store, StoreError,
@@ -421,7 +423,7 @@ impl Store for RedisStore {
             by: None,
         };
         let role_id = record.role_id.clone().unwrap_or_default();
-        let reply: Vec<String> = run_script(
+        let reply: Reply = run_script(
             self.with_audit(
                 self.revoke_key
                     .key(self.keys.key(account, key_id))
@@ -440,17 +442,12 @@ impl Store for RedisStore {
         )
         .await
         .map_err(unavailable)?;
-        match reply.as_slice() {
-            [ok, id, revoked_at] if ok == "OK" => {
-                self.view.apply(&event);
-                let mut record = record;
-                record.revoked_at = revoked_at.parse().ok().or(Some(now));
-                Ok((record, Some(id.clone())))
-            }
-            _ => Err(StoreError::NotFound(format!(
-                "key_id: no key {key_id} in this account"
-            ))),
-        }
+        let values = reply
+            .ok(|_| StoreError::NotFound(format!("key_id: no key {key_id} in this account")))?;
+        self.view.apply(&event);
+        let mut record = record;
+        record.revoked_at = values.get(1).and_then(|at| at.parse().ok()).or(Some(now));
+        Ok((record, values.first().cloned()))
     }
 
     async fn revoke(
@@ -514,7 +511,7 @@ impl Store for RedisStore {
                 "only token-id revocations are published by revoke_token_id".into(),
             ));
         };
-        let reply: Vec<String> = run_script(
+        let reply: Reply = run_script(
             self.with_audit(
                 self.revoke_token_id
                     .key(self.keys.revoked())
@@ -535,13 +532,9 @@ impl Store for RedisStore {
         )
         .await
         .map_err(unavailable)?;
-        match reply.as_slice() {
-            [ok, id] if ok == "OK" => {
-                self.view.apply(&event);
-                Ok(Some(id.clone()))
-            }
-            _ => Err(super::memory::quota_exceeded(max_live)),
-        }
+        let values = reply.ok(|_| super::memory::quota_exceeded(max_live))?;
+        self.view.apply(&event);
+        Ok(values.first().cloned())
     }
 
     async fn revoke_issued_before(
@@ -709,7 +702,7 @@ impl Store for RedisStore {
             .and_then(|k| k.role_id)
             .unwrap_or_default();
         let new_role = new_key.role_id.clone().unwrap_or_default();
-        let outcome: String = run_script(
+        let reply: Reply = run_script(
             self.with_audit(
                 self.rotate_refresh
                     .key(self.keys.key(account, old_key_id))
@@ -737,22 +730,19 @@ impl Store for RedisStore {
         )
         .await
         .map_err(unavailable)?;
-        match outcome.as_str() {
-            "OK" => {
-                self.view.apply(&event);
-                Ok(())
+        reply.ok(|refusal| match refusal {
+            Refusal::NotFound => {
+                StoreError::NotFound(format!("no key {old_key_id} in this account"))
             }
-            "NOTFOUND" => Err(StoreError::NotFound(format!(
-                "no key {old_key_id} in this account"
-            ))),
-            "EXISTS" => Err(StoreError::AlreadyExists(format!(
-                "key {} already exists",
-                new_key.key_id
-            ))),
-            _ => Err(StoreError::FailedPrecondition(
+            Refusal::Exists => {
+                StoreError::AlreadyExists(format!("key {} already exists", new_key.key_id))
+            }
+            _ => StoreError::FailedPrecondition(
                 "refresh_token: not valid for this key (a refresh token works once)".into(),
-            )),
-        }
+            ),
+        })?;
+        self.view.apply(&event);
+        Ok(())
     }
 
     async fn delete_role(
@@ -769,7 +759,7 @@ impl Store for RedisStore {
             account: account.to_owned(),
             role_id: role_id.to_owned(),
         };
-        let reply: Vec<redis::Value> = run_script(
+        let reply: Reply = run_script(
             self.with_audit(
                 self.delete_role
                     .key(self.keys.roles(account))
@@ -791,30 +781,17 @@ impl Store for RedisStore {
         )
         .await
         .map_err(unavailable)?;
-        let status: Option<String> = reply
-            .first()
-            .and_then(|v| redis::from_redis_value(v.clone()).ok());
-        match status.as_deref() {
-            Some("OK") => {
-                self.view.apply(&event);
-                Ok(())
-            }
-            Some("INUSE") => {
-                let live: i64 = reply
-                    .get(1)
-                    .and_then(|v| redis::from_redis_value(v.clone()).ok())
-                    .unwrap_or(0);
-                Err(StoreError::FailedPrecondition(format!(
-                    "role {role_id} is used by {live} live key(s): revoke them first"
-                )))
-            }
-            Some("CONFLICT") => Err(StoreError::FailedPrecondition(
-                "the role changed while it was being deleted; try again".into(),
+        reply.ok(|refusal| match refusal {
+            Refusal::InUse(live) => StoreError::FailedPrecondition(format!(
+                "role {role_id} is used by {live} live key(s): revoke them first"
             )),
-            _ => Err(StoreError::NotFound(format!(
-                "role_id: no role {role_id} in this account"
-            ))),
-        }
+            Refusal::Conflict => StoreError::FailedPrecondition(
+                "the role changed while it was being deleted; try again".into(),
+            ),
+            _ => StoreError::NotFound(format!("role_id: no role {role_id} in this account")),
+        })?;
+        self.view.apply(&event);
+        Ok(())
     }
 }
 
@@ -850,7 +827,7 @@ impl RedisStore {
             Some((id, receipt)) => (id, to_json(receipt)?),
             None => ("", String::new()),
         };
-        let reply: Vec<String> = run_script(
+        let reply: Reply = run_script(
             self.with_audit(
                 self.insert_key
                     .key(self.keys.key(&key.account, &key.key_id))
@@ -873,15 +850,15 @@ impl RedisStore {
         )
         .await
         .map_err(unavailable)?;
-        match reply.as_slice() {
-            [ok] if ok == "OK" => Ok(None),
-            [replay, prior] if replay == "REPLAY" => serde_json::from_str(prior)
+        match reply {
+            Reply::Ok(_) => Ok(None),
+            Reply::Refused(Refusal::Replay(prior)) => serde_json::from_str(&prior)
                 .map(Some)
                 .map_err(|e| corrupt("receipt", e)),
-            [norole] if norole == "NOROLE" => Err(StoreError::NotFound(format!(
+            Reply::Refused(Refusal::NoRole) => Err(StoreError::NotFound(format!(
                 "role_id: no role {role_id:?} in this account"
             ))),
-            _ => Err(StoreError::AlreadyExists(format!(
+            Reply::Refused(_) => Err(StoreError::AlreadyExists(format!(
                 "key {} already exists",
                 key.key_id
             ))),
@@ -900,7 +877,7 @@ impl RedisStore {
             permissions: role.permissions.clone(),
         };
         let (old_json, old_name) = old.unwrap_or_default();
-        let outcome: String = run_script(
+        let reply: Reply = run_script(
             self.with_audit(
                 self.put_role
                     .key(self.keys.roles(&role.account))
@@ -922,27 +899,21 @@ impl RedisStore {
         )
         .await
         .map_err(unavailable)?;
-        match outcome.as_str() {
-            "OK" => {
-                self.view.apply(&event);
-                Ok(())
-            }
-            "NAMETAKEN" => Err(StoreError::AlreadyExists(format!(
+        reply.ok(|refusal| match refusal {
+            Refusal::NameTaken => StoreError::AlreadyExists(format!(
                 "name: this account already has a role named {:?}",
                 role.name
-            ))),
-            "NOTFOUND" => Err(StoreError::NotFound(format!(
-                "role_id: no role {} in this account",
-                role.role_id
-            ))),
-            "CONFLICT" => Err(StoreError::FailedPrecondition(
-                "the role changed concurrently; read it again and retry".into(),
             )),
-            _ => Err(StoreError::AlreadyExists(format!(
-                "role {} already exists",
-                role.role_id
-            ))),
-        }
+            Refusal::NotFound => {
+                StoreError::NotFound(format!("role_id: no role {} in this account", role.role_id))
+            }
+            Refusal::Conflict => StoreError::FailedPrecondition(
+                "the role changed concurrently; read it again and retry".into(),
+            ),
+            _ => StoreError::AlreadyExists(format!("role {} already exists", role.role_id)),
+        })?;
+        self.view.apply(&event);
+        Ok(())
     }
 }
 
