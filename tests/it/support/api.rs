@@ -35,27 +35,12 @@ pub(crate) fn role_rules(
     }
 }
 
+/// A cache rule as a rule kind (the one builder is [`super::grpc::cache_rule`]).
 pub(crate) fn cache_rule(perms: &[pr::CacheApiPermissions], cache: Option<&str>) -> pr::rule::Kind {
-    pr::rule::Kind::CacheRule(pr::rule::CacheRule {
-        permissions: perms.iter().map(|p| *p as i32).collect(),
-        cache: Some(match cache {
-            None => pr::rule::cache_rule::Cache::AllCaches(pr::All {}),
-            Some(name) => pr::rule::cache_rule::Cache::CacheSelector(pr::CacheSelector {
-                kind: Some(pr::cache_selector::Kind::CacheName(name.into())),
-            }),
-        }),
-        cache_item: Some(pr::rule::cache_rule::CacheItem::AllItems(pr::All {})),
-    })
+    pr::rule::Kind::CacheRule(super::grpc::cache_rule(perms, cache))
 }
 
-pub(crate) fn auth_rule(perms: &[pr::AuthManagementPermissions]) -> pr::rule::Kind {
-    pr::rule::Kind::AuthManagementRule(pr::rule::AuthManagementRule {
-        permissions: perms.iter().map(|p| *p as i32).collect(),
-        auth_items: Some(pr::rule::auth_management_rule::AuthItems::AllItems(
-            pr::All {},
-        )),
-    })
-}
+pub(crate) use super::grpc::auth_rule;
 
 pub(crate) fn only_from(cidr: &str) -> pr::Condition {
     pr::Condition {

@@ -7,6 +7,7 @@
 
 pub mod api;
 pub mod cells;
+pub mod grpc;
 pub mod redis;
 pub mod requests;
 pub mod server;
