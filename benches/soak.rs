@@ -19,7 +19,7 @@ mod support {
     #[path = "../../tests/it/support/redis.rs"]
     pub mod redis;
 }
-#[path = "../tests/it/soak.rs"]
+#[path = "../tests/it/soak/mod.rs"]
 mod soak;
 
 use std::process::ExitCode;
