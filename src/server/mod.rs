@@ -2,7 +2,7 @@
 //!
 //! Handlers (one module per protobuf service) convert protobuf to domain types, call the
 //! [`Authority`], and convert back. Errors become gRPC statuses in exactly one place,
-//! [`status`].
+//! `status.rs`.
 
 pub mod accept;
 mod admin;

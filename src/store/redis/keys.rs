@@ -1,4 +1,30 @@
 //! The key layout: every Redis key and hash field authcell uses, under one prefix.
+//!
+//! # Layout
+//!
+//! Everything lives under the prefix (default `authcell:`):
+//!
+//! | key | type | content |
+//! | --- | --- | --- |
+//! | `accounts` | set | account names |
+//! | `acct:{account}:keys` | sorted set, all scores 0 | key ids; lexicographic order = creation order (UUIDv7), so pages are `ZRANGEBYLEX` in O(log n + page) |
+//! | `key:{account}:{key_id}` | hash | `rec` (KeyRecord JSON, immutable), `revoked_at`, `refresh` (SHA-256 of the refresh token) |
+//! | `acct:{account}:rolekeys:{role_id}` | sorted set | ids of the role's unrevoked keys, scored by expiry (`+inf` for never): live keys are `ZCOUNT (now +inf` |
+//! | `acct:{account}:roles` | hash | role id -> RoleRecord JSON |
+//! | `acct:{account}:rolenames` | hash | role name -> role id (unique names) |
+//! | `roles` | hash | `{account}\0{role_id}` -> RoleRecord JSON (what the view loads) |
+//! | `revoked` | hash | `c\0{account}\0{id}` (credential) -> revocation time; `s\0{account}\0{id}\0{by}` (credential, scoped to descendants of key `by`) -> revocation time; `t\0{account}\0{token_id}\0{by or empty}` (token id) -> end of the revocation, epoch seconds |
+//! | `acct:{account}:tokrevs` | sorted set | the account's token-id revocation fields, scored by their end (the per-account quota counts them) |
+//! | `tokrevs` | sorted set | every token-id revocation field, scored by its end (ended ones are swept) |
+//! | `watermarks` | hash | account -> issued-before epoch milliseconds (only ever raised; set from the primary's `TIME`) |
+//! | `beats` | stream | the last heartbeat of any node (capped at one entry): its id's milliseconds are the primary's clock; read back through a replica, it says how fresh that replica's data is |
+//! | `events` | stream | field `e`: [`Event`](crate::verifier::view::Event) JSON; capped with `MAXLEN ~` |
+//! | `nodes` | hash | node id -> [`NodeStatus`](crate::store::NodeStatus) JSON (progress reports) |
+//! | `rl:{account}` | string | GCRA theoretical arrival time, ms (rate limiter) |
+//! | `fence` | string | a counter every mutation increments before its `WAIT` (see [`super::link::Durable`]) |
+//! | `idem:{account}:{request id}` | string | [`Receipt`](crate::store::Receipt) JSON of a key created under an `idempotency-key`; expires after 24 h |
+//! | `audit:{account}` | stream | field `a`: [`AuditRecord`](crate::store::AuditRecord) JSON; capped with `MAXLEN ~` (ids give the time) |
+//!
 
 /// Key names under the configured prefix.
 #[derive(Clone, Debug)]

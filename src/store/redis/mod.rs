@@ -2,53 +2,33 @@
 //!
 //! Writes go to the primary; every mutation is one Lua script, so it is atomic and appends its
 //! [`Event`] to the event stream in the same step. The scripts are files of their own, in
-//! `src/store/redis/scripts/` (with those of [`crate::store::redis::sync`] and [`crate::ratelimit`]), built in
+//! `src/store/redis/scripts/` (with those of [`sync`] and [`limiter`]), built in
 //! with `include_str!`; each opens with the KEYS and ARGV it takes. Reads of records go to the primary too (they
 //! are management calls, where read-your-writes matters more than a round trip); the hot path
 //! never reads Redis: it reads the live view, which [`crate::store::redis::sync`] feeds from this cell's
 //! replica.
 //!
-//! # Key layout
-//!
-//! Everything lives under the prefix (default `authcell:`):
-//!
-//! | key | type | content |
-//! | --- | --- | --- |
-//! | `accounts` | set | account names |
-//! | `acct:{account}:keys` | sorted set, all scores 0 | key ids; lexicographic order = creation order (UUIDv7), so pages are `ZRANGEBYLEX` in O(log n + page) |
-//! | `key:{account}:{key_id}` | hash | `rec` (KeyRecord JSON, immutable), `revoked_at`, `refresh` (SHA-256 of the refresh token) |
-//! | `acct:{account}:rolekeys:{role_id}` | sorted set | ids of the role's unrevoked keys, scored by expiry (`+inf` for never): live keys are `ZCOUNT (now +inf` |
-//! | `acct:{account}:roles` | hash | role id -> RoleRecord JSON |
-//! | `acct:{account}:rolenames` | hash | role name -> role id (unique names) |
-//! | `roles` | hash | `{account}\0{role_id}` -> RoleRecord JSON (what the view loads) |
-//! | `revoked` | hash | `c\0{account}\0{id}` (credential) -> revocation time; `s\0{account}\0{id}\0{by}` (credential, scoped to descendants of key `by`) -> revocation time; `t\0{account}\0{token_id}\0{by or empty}` (token id) -> end of the revocation, epoch seconds |
-//! | `acct:{account}:tokrevs` | sorted set | the account's token-id revocation fields, scored by their end (the per-account quota counts them) |
-//! | `tokrevs` | sorted set | every token-id revocation field, scored by its end (ended ones are swept) |
-//! | `watermarks` | hash | account -> issued-before epoch milliseconds (only ever raised; set from the primary's `TIME`) |
-//! | `beats` | stream | the last heartbeat of any node (capped at one entry): its id's milliseconds are the primary's clock; read back through a replica, it says how fresh that replica's data is |
-//! | `events` | stream | field `e`: [`Event`] JSON; capped with `MAXLEN ~` |
-//! | `nodes` | hash | node id -> [`NodeStatus`] JSON (progress reports) |
-//! | `rl:{account}` | string | GCRA theoretical arrival time, ms (rate limiter) |
-//! | `fence` | string | a counter every mutation increments before its `WAIT` (see [`super::link::Durable`]) |
-//! | `idem:{account}:{request id}` | string | [`Receipt`] JSON of a key created under an `idempotency-key`; expires after 24 h |
-//! | `audit:{account}` | stream | field `a`: [`AuditRecord`] JSON; capped with `MAXLEN ~` (ids give the time) |
+//! The key layout (every key and what it holds) is documented in [`keys`].
 //!
 //! Redis Cluster is not supported: scripts touch keys of several accounts' slots.
 
 use std::time::Duration;
 
 use async_trait::async_trait;
-use redis::{AsyncCommands, Script};
+use redis::AsyncCommands;
 
 pub mod keys;
 pub mod limiter;
 pub mod link;
+mod mutations;
 mod outcomes;
+mod scripts;
 pub mod sync;
 
 pub use keys::*;
 use link::{Acks, Durable, Link, Target};
 use outcomes::{Refusal, Reply};
+use scripts::{run_script, Scripts, SWEEP_TOKEN_IDS};
 
 use super::{
     AuditQuery, AuditRecord, KeyRecord, NodeStatus, Receipt, RoleRecord, Store, StoreError,
@@ -81,40 +61,6 @@ impl Default for RedisConfig {
     }
 }
 
-/// Prepended to every mutation script: appends the audit record, when there is one, to the
-/// account's audit stream. The last KEY of every script is that stream; its last two ARGV are
-/// the record ('' for none) and the stream's cap.
-const AUDIT_PRELUDE: &str = include_str!("scripts/audit_prelude.lua");
-
-/// A mutation script: the audit prelude, then the body.
-fn mutation(body: &str) -> Script {
-    Script::new(&format!("{AUDIT_PRELUDE}{body}"))
-}
-
-/// Stores a new key. Under a request id (a receipt in ARGV[7]) a retry finds the first
-/// attempt's receipt and stores nothing new.
-const INSERT_KEY: &str = include_str!("scripts/insert_key.lua");
-
-const REVOKE_KEY: &str = include_str!("scripts/revoke_key.lua");
-
-const PUBLISH: &str = include_str!("scripts/publish.lua");
-
-/// Removes ended token-id revocations (at most ARGV[2] of them) from the `revoked` hash and
-/// both sorted sets. Shared by the revocation script and the periodic sweep.
-const SWEEP_TOKEN_IDS: &str = include_str!("scripts/sweep_token_ids.lua");
-
-const REVOKE_TOKEN_ID: &str = include_str!("scripts/revoke_token_id.lua");
-
-/// The cut is taken from the primary's clock, the one clock every node's issue stamps follow
-/// (see [`crate::clock`]).
-const ISSUED_BEFORE: &str = include_str!("scripts/issued_before.lua");
-
-const PUT_ROLE: &str = include_str!("scripts/put_role.lua");
-
-const DELETE_ROLE: &str = include_str!("scripts/delete_role.lua");
-
-const ROTATE_REFRESH: &str = include_str!("scripts/rotate_refresh.lua");
-
 /// Redis-backed [`Store`].
 pub struct RedisStore {
     /// Reads, on the primary.
@@ -129,14 +75,7 @@ pub struct RedisStore {
     /// next call on this node sees them without waiting for the stream (re-applying them from
     /// the stream later is harmless: events are idempotent).
     view: Arc<View>,
-    insert_key: Script,
-    revoke_key: Script,
-    publish: Script,
-    revoke_token_id: Script,
-    issued_before: Script,
-    put_role: Script,
-    delete_role: Script,
-    rotate_refresh: Script,
+    scripts: Scripts,
 }
 
 /// How long one command may take: a Redis outage must turn into a prompt UNAVAILABLE, not a
@@ -170,22 +109,6 @@ fn to_json<T: serde::Serialize>(value: &T) -> StoreResult<String> {
     serde_json::to_string(value).map_err(|e| corrupt("record", e))
 }
 
-/// Runs a mutation script. A node that followed the primary to a new server after `READONLY`
-/// (see [`Link`]) can meet a server without the script in the middle of redis-rs's own
-/// NOSCRIPT fallback; the second attempt loads it there. A NOSCRIPT reply means the script did
-/// not run, so trying again is safe.
-async fn run_script<T: redis::FromRedisValue>(
-    invocation: &redis::ScriptInvocation<'_>,
-    conn: &mut Durable,
-) -> redis::RedisResult<T> {
-    match invocation.invoke_async(conn).await {
-        Err(e) if e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript) => {
-            invocation.invoke_async(conn).await
-        }
-        other => other,
-    }
-}
-
 /// Drops ended token-id revocations from Redis (at most 1000 a call); returns how many. Nodes
 /// call it on their heartbeat; each new token-id revocation also sweeps first.
 pub async fn sweep_token_id_revocations(
@@ -194,7 +117,7 @@ pub async fn sweep_token_id_revocations(
     prefix: &str,
     now: u64,
 ) -> StoreResult<u64> {
-    let script = Script::new(&format!(
+    let script = redis::Script::new(&format!(
         "{SWEEP_TOKEN_IDS}\nreturn sweep(KEYS[1], KEYS[2], ARGV[1], ARGV[2], 1000)"
     ));
     script
@@ -228,14 +151,7 @@ impl RedisStore {
             keys: Keys::new(&config.prefix),
             config,
             view,
-            insert_key: mutation(INSERT_KEY),
-            revoke_key: mutation(REVOKE_KEY),
-            publish: mutation(PUBLISH),
-            revoke_token_id: mutation(&format!("{SWEEP_TOKEN_IDS}{REVOKE_TOKEN_ID}")),
-            issued_before: mutation(ISSUED_BEFORE),
-            put_role: mutation(PUT_ROLE),
-            delete_role: mutation(DELETE_ROLE),
-            rotate_refresh: mutation(ROTATE_REFRESH),
+            scripts: Scripts::load(),
         }
     }
 
@@ -425,7 +341,8 @@ impl Store for RedisStore {
         let role_id = record.role_id.clone().unwrap_or_default();
         let reply: Reply = run_script(
             self.with_audit(
-                self.revoke_key
+                self.scripts
+                    .revoke_key
                     .key(self.keys.key(account, key_id))
                     .key(self.keys.role_keys(account, &role_id))
                     .key(self.keys.revoked())
@@ -475,7 +392,8 @@ impl Store for RedisStore {
         };
         let id: String = run_script(
             self.with_audit(
-                self.publish
+                self.scripts
+                    .publish
                     .key(self.keys.revoked())
                     .key(self.keys.events())
                     .arg(field)
@@ -513,7 +431,8 @@ impl Store for RedisStore {
         };
         let reply: Reply = run_script(
             self.with_audit(
-                self.revoke_token_id
+                self.scripts
+                    .revoke_token_id
                     .key(self.keys.revoked())
                     .key(self.keys.token_revocations(account))
                     .key(self.keys.all_token_revocations())
@@ -546,7 +465,8 @@ impl Store for RedisStore {
     ) -> StoreResult<(u64, Option<String>)> {
         let reply: Vec<String> = run_script(
             self.with_audit(
-                self.issued_before
+                self.scripts
+                    .issued_before
                     .key(self.keys.watermarks())
                     .key(self.keys.events())
                     .arg(account)
@@ -704,7 +624,8 @@ impl Store for RedisStore {
         let new_role = new_key.role_id.clone().unwrap_or_default();
         let reply: Reply = run_script(
             self.with_audit(
-                self.rotate_refresh
+                self.scripts
+                    .rotate_refresh
                     .key(self.keys.key(account, old_key_id))
                     .key(self.keys.key(account, &new_key.key_id))
                     .key(self.keys.account_keys(account))
@@ -761,7 +682,8 @@ impl Store for RedisStore {
         };
         let reply: Reply = run_script(
             self.with_audit(
-                self.delete_role
+                self.scripts
+                    .delete_role
                     .key(self.keys.roles(account))
                     .key(self.keys.role_names(account))
                     .key(self.keys.all_roles())
@@ -789,128 +711,6 @@ impl Store for RedisStore {
                 "the role changed while it was being deleted; try again".into(),
             ),
             _ => StoreError::NotFound(format!("role_id: no role {role_id} in this account")),
-        })?;
-        self.view.apply(&event);
-        Ok(())
-    }
-}
-
-impl RedisStore {
-    /// Appends what the audit prelude of every mutation script takes: the account's audit
-    /// stream (the last KEY), the record or '' and the stream's cap (the last two ARGV).
-    fn with_audit<'a, 'b>(
-        &self,
-        invocation: &'b mut redis::ScriptInvocation<'a>,
-        account: &str,
-        audit: Option<&AuditRecord>,
-    ) -> StoreResult<&'b mut redis::ScriptInvocation<'a>> {
-        Ok(invocation
-            .key(self.keys.audit(account))
-            .arg(audit_json(audit)?)
-            .arg(self.audit_max_len()))
-    }
-
-    /// Stores a new key, once per request id when there is one. A retry finds the receipt and
-    /// stores nothing (the `WAIT` after it is fenced, so it still covers the first attempt).
-    async fn insert(
-        &self,
-        key: KeyRecord,
-        audit: Option<&AuditRecord>,
-        once: Option<(&str, &Receipt)>,
-    ) -> StoreResult<Option<Receipt>> {
-        let mut stored = key.clone();
-        stored.revoked_at = None;
-        stored.refresh_hash = None;
-        let role_id = key.role_id.clone().unwrap_or_default();
-        let custom = !role_id.is_empty() && system::permissions(&role_id).is_none();
-        let (request_id, receipt) = match once {
-            Some((id, receipt)) => (id, to_json(receipt)?),
-            None => ("", String::new()),
-        };
-        let reply: Reply = run_script(
-            self.with_audit(
-                self.insert_key
-                    .key(self.keys.key(&key.account, &key.key_id))
-                    .key(self.keys.account_keys(&key.account))
-                    .key(self.keys.role_keys(&key.account, &role_id))
-                    .key(self.keys.roles(&key.account))
-                    .key(self.keys.receipt(&key.account, request_id))
-                    .arg(&key.key_id)
-                    .arg(to_json(&stored)?)
-                    .arg(key.refresh_hash.clone().unwrap_or_default())
-                    .arg(expiry_score(key.expires_at))
-                    .arg(&role_id)
-                    .arg(if custom { "custom" } else { "" })
-                    .arg(receipt)
-                    .arg(super::IDEMPOTENCY_TTL_SECS),
-                &key.account,
-                audit,
-            )?,
-            &mut self.write(),
-        )
-        .await
-        .map_err(unavailable)?;
-        match reply {
-            Reply::Ok(_) => Ok(None),
-            Reply::Refused(Refusal::Replay(prior)) => serde_json::from_str(&prior)
-                .map(Some)
-                .map_err(|e| corrupt("receipt", e)),
-            Reply::Refused(Refusal::NoRole) => Err(StoreError::NotFound(format!(
-                "role_id: no role {role_id:?} in this account"
-            ))),
-            Reply::Refused(_) => Err(StoreError::AlreadyExists(format!(
-                "key {} already exists",
-                key.key_id
-            ))),
-        }
-    }
-
-    async fn put_role(
-        &self,
-        old: Option<(String, String)>,
-        role: RoleRecord,
-        audit: Option<&AuditRecord>,
-    ) -> StoreResult<()> {
-        let event = Event::RoleSet {
-            account: role.account.clone(),
-            role_id: role.role_id.clone(),
-            permissions: role.permissions.clone(),
-        };
-        let (old_json, old_name) = old.unwrap_or_default();
-        let reply: Reply = run_script(
-            self.with_audit(
-                self.put_role
-                    .key(self.keys.roles(&role.account))
-                    .key(self.keys.role_names(&role.account))
-                    .key(self.keys.all_roles())
-                    .key(self.keys.events())
-                    .arg(&role.role_id)
-                    .arg(&old_json)
-                    .arg(to_json(&role)?)
-                    .arg(&old_name)
-                    .arg(&role.name)
-                    .arg(role_field(&role.account, &role.role_id))
-                    .arg(to_json(&event)?)
-                    .arg(self.max_len()),
-                &role.account,
-                audit,
-            )?,
-            &mut self.write(),
-        )
-        .await
-        .map_err(unavailable)?;
-        reply.ok(|refusal| match refusal {
-            Refusal::NameTaken => StoreError::AlreadyExists(format!(
-                "name: this account already has a role named {:?}",
-                role.name
-            )),
-            Refusal::NotFound => {
-                StoreError::NotFound(format!("role_id: no role {} in this account", role.role_id))
-            }
-            Refusal::Conflict => StoreError::FailedPrecondition(
-                "the role changed concurrently; read it again and retry".into(),
-            ),
-            _ => StoreError::AlreadyExists(format!("role {} already exists", role.role_id)),
         })?;
         self.view.apply(&event);
         Ok(())
