@@ -17,7 +17,8 @@
 //!
 //! | step | where |
 //! | --- | --- |
-//! | mint: who may do what, request rules, one file per family (keys, roles, revoke, vending, audit) | [`authority`] |
+//! | request: protobuf -> a typed request (`TryFrom`, the one validation boundary) | `server/requests.rs`, [`authority::requests`] |
+//! | mint: who may do what, one file per family (keys, roles, revoke, vending, audit) | [`authority`] |
 //! | sign: the active key of the ring | [`keyring`], [`credential`] |
 //! | store: the system of record (trait, in-memory, Redis) | [`store`], [`store::redis`] |
 //! | event: applied to every node's live view; on Redis, tailed from the cell's replica | [`verifier::view`], [`store::redis::sync`] |

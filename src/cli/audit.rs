@@ -12,43 +12,24 @@ pub(crate) async fn audit(args: AuditArgs) -> Result<(), Failure> {
     let client = &args.client;
     let api = Api::connect(client).await?;
     let limit = (args.limit > 0).then_some(args.limit as usize);
-    let mut events: Vec<pb::AuditEvent> = Vec::new();
-    let mut next_token = String::new();
-    let mut truncated = false;
-    loop {
-        let page_size = limit.map_or(MAX_PAGE, |n| {
-            u32::try_from(n - events.len()).map_or(MAX_PAGE, |left| left.min(MAX_PAGE))
-        });
-        let page = api
-            .admin()
-            .list_audit_events(api.req(pb::ListAuditEventsRequest {
-                since_epoch_millis: since,
-                until_epoch_millis: until,
-                limit: page_size,
-                next_token: next_token.clone(),
-            }))
-            .await
-            .map_err(from_status)?
-            .into_inner();
-        events.extend(page.events);
-        if page.next_token.is_empty() {
-            break;
+    let (events, truncated) = collect_pages(limit, |page_size, next_token| {
+        let api = &api;
+        async move {
+            let page = api
+                .admin()
+                .list_audit_events(api.req(pb::ListAuditEventsRequest {
+                    since_epoch_millis: since,
+                    until_epoch_millis: until,
+                    limit: page_size,
+                    next_token,
+                }))
+                .await
+                .map_err(from_status)?
+                .into_inner();
+            Ok((page.events, page.next_token))
         }
-        if limit.is_some_and(|n| events.len() >= n) {
-            truncated = true;
-            break;
-        }
-        if page.next_token == next_token {
-            return Err(Failure::new(
-                Exit::Server,
-                "the server returned the same page twice",
-            ));
-        }
-        next_token = page.next_token;
-    }
-    if let Some(n) = limit {
-        events.truncate(n);
-    }
+    })
+    .await?;
     if client.json {
         return json_out(&AuditJson {
             events: events

@@ -212,3 +212,44 @@ impl Api {
 pub(crate) fn authcell_idempotency_key() -> tonic::metadata::MetadataKey<tonic::metadata::Ascii> {
     tonic::metadata::MetadataKey::from_static(crate::authority::IDEMPOTENCY_KEY)
 }
+
+/// Reads a paginated listing page by page, asking each page for at most what is still wanted:
+/// `fetch(page_size, next_token)` returns one page and its next token. Stops at the last page
+/// or at `limit` items (`None`: all); says whether more items were left unread.
+pub(crate) async fn collect_pages<T, F, Fut>(
+    limit: Option<usize>,
+    mut fetch: F,
+) -> Result<(Vec<T>, bool), Failure>
+where
+    F: FnMut(u32, String) -> Fut,
+    Fut: std::future::Future<Output = Result<(Vec<T>, String), Failure>>,
+{
+    let mut items: Vec<T> = Vec::new();
+    let mut next_token = String::new();
+    let mut truncated = false;
+    loop {
+        let page_size = limit.map_or(MAX_PAGE, |n| {
+            u32::try_from(n - items.len()).map_or(MAX_PAGE, |left| left.min(MAX_PAGE))
+        });
+        let (page, next) = fetch(page_size, next_token.clone()).await?;
+        items.extend(page);
+        if next.is_empty() {
+            break;
+        }
+        if limit.is_some_and(|n| items.len() >= n) {
+            truncated = true;
+            break;
+        }
+        if next == next_token {
+            return Err(Failure::new(
+                Exit::Server,
+                "the server returned the same page twice",
+            ));
+        }
+        next_token = next;
+    }
+    if let Some(n) = limit {
+        items.truncate(n);
+    }
+    Ok((items, truncated))
+}

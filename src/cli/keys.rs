@@ -75,42 +75,23 @@ pub(crate) async fn keys_create(client: &ClientArgs, args: KeysCreate) -> Result
 pub(crate) async fn keys_list(client: &ClientArgs, args: KeysList) -> Result<(), Failure> {
     let api = Api::connect(client).await?;
     let limit = args.limit.map(|n| n as usize);
-    let mut keys: Vec<pb::ApiKeyInfo> = Vec::new();
-    let mut next_token = String::new();
-    let mut truncated = false;
-    loop {
-        let page_size = limit.map_or(MAX_PAGE, |n| {
-            u32::try_from(n - keys.len()).map_or(MAX_PAGE, |left| left.min(MAX_PAGE))
-        });
-        let page = api
-            .admin()
-            .list_api_keys(api.req(pb::ListApiKeysRequest {
-                limit: page_size,
-                next_token: next_token.clone(),
-                include_inactive: args.all,
-            }))
-            .await
-            .map_err(from_status)?
-            .into_inner();
-        keys.extend(page.keys);
-        if page.next_token.is_empty() {
-            break;
+    let (keys, truncated) = collect_pages(limit, |page_size, next_token| {
+        let api = &api;
+        async move {
+            let page = api
+                .admin()
+                .list_api_keys(api.req(pb::ListApiKeysRequest {
+                    limit: page_size,
+                    next_token,
+                    include_inactive: args.all,
+                }))
+                .await
+                .map_err(from_status)?
+                .into_inner();
+            Ok((page.keys, page.next_token))
         }
-        if limit.is_some_and(|n| keys.len() >= n) {
-            truncated = true;
-            break;
-        }
-        if page.next_token == next_token {
-            return Err(Failure::new(
-                Exit::Server,
-                "the server returned the same page twice",
-            ));
-        }
-        next_token = page.next_token;
-    }
-    if let Some(n) = limit {
-        keys.truncate(n);
-    }
+    })
+    .await?;
     if client.json {
         return json_out(&KeyListJson {
             keys: keys.iter().map(key_json).collect(),
