@@ -8,6 +8,7 @@
 pub mod api;
 pub mod cells;
 pub mod grpc;
+pub mod process;
 pub mod redis;
 pub mod requests;
 pub mod server;
