@@ -12,7 +12,7 @@
 /// The test suite's Redis harness, at the same module path as in the tests.
 mod support {
     // Inside an inline module a path is relative to `benches/support/`.
-    #[path = "../../tests/it/support/redis.rs"]
+    #[path = "../../tests/it/support/redis/mod.rs"]
     pub mod redis;
 }
 #[path = "support/redis_node.rs"]
