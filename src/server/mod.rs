@@ -7,7 +7,9 @@
 pub mod accept;
 mod admin;
 mod auth;
+mod caller;
 mod global_admin;
+mod health;
 mod keys;
 mod metrics_http;
 mod requests;
@@ -17,7 +19,6 @@ mod token;
 pub(crate) mod verifier;
 
 use std::future::Future;
-use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -27,13 +28,14 @@ use tonic_health::ServingStatus;
 use tokio::net::TcpListener;
 use tonic::transport::Server;
 
-use crate::authority::{Authority, Caller};
 use crate::metrics::MetricsLayer;
 use crate::node::Node;
 use crate::proto;
 use std::pin::Pin;
 use tls::ServerTls;
 
+pub(crate) use caller::{body_or_metadata_credential, caller, peer_ip};
+use health::{set_all, watch_health};
 pub use metrics_http::serve_metrics;
 pub use status::to_status;
 
@@ -213,91 +215,7 @@ pub const SERVICES: [&str; 6] = [
     crate::proto::global_admin::global_admin_server::SERVICE_NAME,
 ];
 
-async fn set_all(reporter: &tonic_health::server::HealthReporter, status: ServingStatus) {
-    reporter.set_service_status("", status).await;
-    for service in SERVICES {
-        reporter.set_service_status(service, status).await;
-    }
-}
-
-async fn watch_health(
-    authority: Arc<Authority>,
-    reporter: tonic_health::server::HealthReporter,
-    draining: Arc<AtomicBool>,
-) {
-    let mut last = None;
-    let mut was_stale = false;
-    loop {
-        if draining.load(Ordering::SeqCst) {
-            return;
-        }
-        let verifier = authority.verifier();
-        // Under either policy a stale view is said out loud (under `serve`, checks go on).
-        let stale = verifier.view().is_loaded() && verifier.is_stale();
-        if stale != was_stale {
-            let age_ms = verifier.view_age().as_millis() as u64;
-            if stale {
-                tracing::warn!(age_ms, policy = ?verifier.stale_policy(), "the revocation view is stale: no fresh data from the Redis primary has come through this cell's replica within --max-staleness");
-            } else {
-                tracing::info!(age_ms, "the revocation view is fresh again");
-            }
-            was_stale = stale;
-        }
-        let serving = verifier.is_serving();
-        if last != Some(serving) {
-            let status = if serving {
-                ServingStatus::Serving
-            } else {
-                ServingStatus::NotServing
-            };
-            set_all(&reporter, status).await;
-            if !serving {
-                tracing::warn!(
-                    "not serving checks: the revocation view is not loaded or too stale"
-                );
-            }
-            last = Some(serving);
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
-}
-
 /// Reflection is a convenience for operators; a descriptor problem must not stop the server.
 fn panic_free_reflection_error(e: &tonic_reflection::server::Error) {
     tracing::error!(error = %e, "server reflection disabled: bad file descriptor set");
-}
-
-/// The credential a call presents in its `authorization` metadata (`Bearer ` optional).
-pub(crate) fn metadata_credential<T>(request: &tonic::Request<T>) -> &str {
-    request
-        .metadata()
-        .get("authorization")
-        .and_then(|v| v.to_str().ok())
-        .map(|v| v.strip_prefix("Bearer ").unwrap_or(v).trim())
-        .unwrap_or("")
-}
-
-/// The credential of a vending call: the request body's `auth_token`, or the `authorization`
-/// metadata when the body has none (the official SDKs differ in which they send).
-pub(crate) fn body_or_metadata_credential<T>(request: &tonic::Request<T>, body: &str) -> String {
-    if body.is_empty() {
-        metadata_credential(request).to_owned()
-    } else {
-        body.to_owned()
-    }
-}
-
-/// The caller's IP address, when the transport knows it.
-pub(crate) fn peer_ip<T>(request: &tonic::Request<T>) -> Option<IpAddr> {
-    request.remote_addr().map(|a| a.ip())
-}
-
-/// Authenticates the caller of a management RPC from its metadata.
-pub(crate) fn caller<T>(
-    authority: &Authority,
-    request: &tonic::Request<T>,
-) -> Result<Caller, tonic::Status> {
-    authority
-        .caller(metadata_credential(request), peer_ip(request))
-        .map_err(tonic::Status::from)
 }
