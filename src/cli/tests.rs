@@ -32,6 +32,15 @@ fn timestamps() {
         Ok(1_700_000_000_000)
     );
     assert_eq!(parse_timestamp_ms("2000-02-29"), Ok(951_782_400_000));
+    // RFC 3339 lets the separators be lowercase, and a space stand for the `T`.
+    assert_eq!(
+        parse_timestamp_ms("2023-11-14t22:13:20z"),
+        Ok(1_700_000_000_000)
+    );
+    assert_eq!(
+        parse_timestamp_ms("2023-11-14 22:13:20Z"),
+        Ok(1_700_000_000_000)
+    );
     assert!(parse_timestamp_ms("2001-02-29").is_err());
     assert!(parse_timestamp_ms("2023-13-01T00:00:00Z").is_err());
     assert!(parse_timestamp_ms("2023-11-14T22:13Z").is_err());

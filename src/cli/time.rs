@@ -8,55 +8,24 @@ pub(crate) fn now_ms() -> u64 {
         .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
-/// Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's algorithm).
-pub(crate) fn days_from_civil(year: i64, month: u32, day: u32) -> i64 {
-    let y = if month <= 2 { year - 1 } else { year };
-    let era = if y >= 0 { y } else { y - 399 } / 400;
-    let yoe = y - era * 400;
-    let mp = i64::from((month + 9) % 12);
-    let doy = (153 * mp + 2) / 5 + i64::from(day) - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
-}
-
-/// The date of a day count since 1970-01-01.
-pub(crate) fn civil_from_days(days: i64) -> (i64, u32, u32) {
-    let z = days + 719_468;
-    let era = if z >= 0 { z } else { z - 146_096 } / 146_097;
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    (year, month, day)
-}
-
-pub(crate) fn days_in_month(year: i64, month: u32) -> u32 {
-    match month {
-        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
-        4 | 6 | 9 | 11 => 30,
-        _ if (year % 4 == 0 && year % 100 != 0) || year % 400 == 0 => 29,
-        _ => 28,
-    }
-}
-
 /// Epoch milliseconds as RFC 3339 in UTC; milliseconds shown only when asked for.
 pub fn format_time_ms(ms: u64, with_millis: bool) -> String {
-    let secs = ms / 1000;
-    let days = i64::try_from(secs / 86_400).unwrap_or(i64::MAX / 2);
-    let rest = secs % 86_400;
-    let (year, month, day) = civil_from_days(days);
-    let (h, m, s) = (rest / 3600, rest % 3600 / 60, rest % 60);
-    if with_millis {
-        format!(
-            "{year:04}-{month:02}-{day:02}T{h:02}:{m:02}:{s:02}.{:03}Z",
-            ms % 1000
-        )
+    use ::time::macros::format_description;
+    let at = i128::from(ms).saturating_mul(1_000_000);
+    let Ok(at) = ::time::OffsetDateTime::from_unix_timestamp_nanos(at) else {
+        // Beyond year 9999: still say something true.
+        return format!("{ms} ms after the epoch");
+    };
+    let formatted = if with_millis {
+        at.format(format_description!(
+            "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z"
+        ))
     } else {
-        format!("{year:04}-{month:02}-{day:02}T{h:02}:{m:02}:{s:02}Z")
-    }
+        at.format(format_description!(
+            "[year]-[month]-[day]T[hour]:[minute]:[second]Z"
+        ))
+    };
+    formatted.unwrap_or_else(|_| format!("{ms} ms after the epoch"))
 }
 
 pub(crate) fn format_secs(secs: u64) -> String {
@@ -83,75 +52,23 @@ pub fn parse_timestamp_ms(text: &str) -> Result<u64, String> {
     })
 }
 
+/// RFC 3339 (any offset; `t`/`z` in either case, or a space between date and time), or a bare
+/// date (its midnight UTC), as epoch milliseconds; `None` before the epoch or if malformed.
 pub(crate) fn parse_rfc3339_ms(text: &str) -> Option<u64> {
-    let num = |s: &str| -> Option<u32> {
-        if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) {
-            s.parse().ok()
-        } else {
-            None
+    use ::time::format_description::well_known::Rfc3339;
+    use ::time::macros::format_description;
+    let at = match ::time::Date::parse(text, format_description!("[year]-[month]-[day]")) {
+        Ok(date) => date.midnight().assume_utc(),
+        Err(_) => {
+            // RFC 3339 allows a space instead of the `T`; the parser wants the letter.
+            let text = match text.as_bytes().get(10) {
+                Some(b' ') => format!("{}T{}", &text[..10], &text[11..]),
+                _ => text.to_owned(),
+            };
+            ::time::OffsetDateTime::parse(&text, &Rfc3339).ok()?
         }
     };
-    let (date, time) = match text.find(['T', 't', ' ']) {
-        Some(i) => (&text[..i], Some(&text[i + 1..])),
-        None => (text, None),
-    };
-    let mut parts = date.split('-');
-    let (year, month, day) = (parts.next()?, parts.next()?, parts.next()?);
-    if parts.next().is_some() || year.len() != 4 || month.len() != 2 || day.len() != 2 {
-        return None;
-    }
-    let (year, month, day) = (i64::from(num(year)?), num(month)?, num(day)?);
-    if !(1..=12).contains(&month) || day == 0 || day > days_in_month(year, month) {
-        return None;
-    }
-    let mut ms_of_day: i64 = 0;
-    let mut offset_secs: i64 = 0;
-    if let Some(time) = time {
-        let (clock, zone) = if let Some(clock) = time.strip_suffix(['Z', 'z']) {
-            (clock, None)
-        } else {
-            let i = time.rfind(['+', '-'])?;
-            (&time[..i], Some(&time[i..]))
-        };
-        let (hms, fraction) = match clock.split_once('.') {
-            Some((hms, fraction)) => (hms, Some(fraction)),
-            None => (clock, None),
-        };
-        let mut fields = hms.split(':');
-        let (h, m, s) = (fields.next()?, fields.next()?, fields.next()?);
-        if fields.next().is_some() || h.len() != 2 || m.len() != 2 || s.len() != 2 {
-            return None;
-        }
-        let (h, m, s) = (num(h)?, num(m)?, num(s)?);
-        // A leap second is read as the last second of its minute.
-        if h > 23 || m > 59 || s > 60 {
-            return None;
-        }
-        let millis = match fraction {
-            None => 0,
-            Some(f) => {
-                num(f)?;
-                let digits: String = f.chars().chain("000".chars()).take(3).collect();
-                num(&digits)?
-            }
-        };
-        ms_of_day = (i64::from(h) * 3600 + i64::from(m) * 60 + i64::from(s.min(59))) * 1000
-            + i64::from(millis);
-        if let Some(zone) = zone {
-            let sign = if zone.starts_with('-') { -1 } else { 1 };
-            let (oh, om) = zone[1..].split_once(':')?;
-            if oh.len() != 2 || om.len() != 2 {
-                return None;
-            }
-            let (oh, om) = (num(oh)?, num(om)?);
-            if oh > 23 || om > 59 {
-                return None;
-            }
-            offset_secs = sign * (i64::from(oh) * 3600 + i64::from(om) * 60);
-        }
-    }
-    let ms = days_from_civil(year, month, day) * 86_400_000 + ms_of_day - offset_secs * 1000;
-    u64::try_from(ms).ok()
+    u64::try_from(at.unix_timestamp_nanos() / 1_000_000).ok()
 }
 
 /// Parses `30d`, `12h`, `90m`, `45s`, or several of them together (`1h30m`).
