@@ -19,6 +19,11 @@ use jsonwebtoken::jwk::{
 use jsonwebtoken::{DecodingKey, EncodingKey};
 use sha2::{Digest, Sha256};
 
+mod files;
+mod jwks;
+
+pub use files::{generate_pem, public_pem_of, KeyFiles};
+
 /// Why a key could not be loaded.
 #[derive(Debug, thiserror::Error)]
 pub enum KeyError {
@@ -161,62 +166,6 @@ impl KeyRing {
         self.signer.as_ref()
     }
 
-    /// The verification keys as an RFC 7517 JWK set (OKP / Ed25519).
-    pub fn jwks(&self) -> JwkSet {
-        let mut keys: Vec<&VerificationKey> = self.verifiers.values().collect();
-        keys.sort_by(|a, b| a.kid.cmp(&b.kid));
-        JwkSet {
-            keys: keys
-                .into_iter()
-                .map(|k| Jwk {
-                    common: CommonParameters {
-                        public_key_use: Some(PublicKeyUse::Signature),
-                        key_algorithm: Some(KeyAlgorithm::EdDSA),
-                        key_id: Some(k.kid.clone()),
-                        ..CommonParameters::default()
-                    },
-                    algorithm: AlgorithmParameters::OctetKeyPair(OctetKeyPairParameters {
-                        key_type: OctetKeyPairType::OctetKeyPair,
-                        curve: EllipticCurve::Ed25519,
-                        x: URL_SAFE_NO_PAD.encode(k.public.as_bytes()),
-                    }),
-                })
-                .collect(),
-        }
-    }
-
-    /// A verification-only ring from a JWK set. Keys that are not Ed25519 are skipped; a key
-    /// whose `kid` does not match its public key is refused (the kid is our digest of it).
-    pub fn from_jwks(jwks: &JwkSet, active_kid: &str) -> Result<Self, KeyError> {
-        let mut verifiers = HashMap::new();
-        for jwk in &jwks.keys {
-            let AlgorithmParameters::OctetKeyPair(okp) = &jwk.algorithm else {
-                continue;
-            };
-            if okp.curve != EllipticCurve::Ed25519 {
-                continue;
-            }
-            let bad = || KeyError::BadPublicKey {
-                path: format!("jwk {:?}", jwk.common.key_id),
-            };
-            let raw = URL_SAFE_NO_PAD.decode(&okp.x).map_err(|_| bad())?;
-            let bytes: [u8; 32] = raw.try_into().map_err(|_| bad())?;
-            let public = VerifyingKey::from_bytes(&bytes).map_err(|_| bad())?;
-            let key = verification_key(public);
-            if jwk.common.key_id.as_deref() != Some(key.kid.as_str()) {
-                return Err(bad());
-            }
-            verifiers.insert(key.kid.clone(), key);
-        }
-        Ok(KeyRing {
-            active_kid: active_kid.to_owned(),
-            signer: None,
-            verifiers,
-            ephemeral: false,
-            generation: next_generation(),
-        })
-    }
-
     /// The key ids it verifies, sorted.
     pub fn kids(&self) -> Vec<String> {
         let mut kids: Vec<String> = self.verifiers.keys().cloned().collect();
@@ -230,86 +179,5 @@ impl KeyRing {
 
     pub fn verification_keys(&self) -> impl Iterator<Item = &VerificationKey> {
         self.verifiers.values()
-    }
-}
-
-/// Generates a new Ed25519 private key as PKCS#8 PEM (for `authcell keygen`).
-pub fn generate_pem() -> Result<zeroize::Zeroizing<String>, KeyError> {
-    use ed25519_dalek::pkcs8::spki::der::pem::LineEnding;
-    let signing = SigningKey::generate(&mut rand_core::OsRng);
-    signing
-        .to_pkcs8_pem(LineEnding::LF)
-        .map_err(|_| KeyError::Encode)
-}
-
-/// The SPKI PEM of a private key's public half (for distributing verification keys).
-pub fn public_pem_of(private_pem: &str) -> Result<String, KeyError> {
-    use ed25519_dalek::pkcs8::spki::der::pem::LineEnding;
-    use ed25519_dalek::pkcs8::EncodePublicKey;
-    let signing = SigningKey::from_pkcs8_pem(private_pem).map_err(|_| KeyError::BadPrivateKey {
-        path: "<stdin>".into(),
-    })?;
-    signing
-        .verifying_key()
-        .to_public_key_pem(LineEnding::LF)
-        .map_err(|_| KeyError::Encode)
-}
-
-/// Where a node's keys live on disk: the signing key file, extra verification key files, and a
-/// directory whose `*.pem` public keys are all trusted. Re-reading them is how keys rotate
-/// without a restart (Kubernetes updates mounted secrets in place).
-#[derive(Clone, Debug, Default)]
-pub struct KeyFiles {
-    pub signing_key_file: Option<String>,
-    pub verification_key_files: Vec<String>,
-    pub verification_keys_dir: Option<String>,
-}
-
-impl KeyFiles {
-    /// Every file that makes up the ring, in a stable order.
-    fn paths(&self) -> Result<Vec<String>, KeyError> {
-        let mut paths: Vec<String> = self.verification_key_files.clone();
-        if let Some(dir) = &self.verification_keys_dir {
-            let entries = std::fs::read_dir(dir).map_err(|source| KeyError::Read {
-                path: dir.clone(),
-                source,
-            })?;
-            let mut found: Vec<String> = entries
-                .filter_map(|e| e.ok())
-                .map(|e| e.path())
-                .filter(|p| p.extension().is_some_and(|x| x == "pem"))
-                .map(|p| p.to_string_lossy().into_owned())
-                .collect();
-            found.sort();
-            paths.extend(found);
-        }
-        Ok(paths)
-    }
-
-    /// A digest of every file's content: unchanged digest, unchanged ring.
-    pub fn fingerprint(&self) -> Result<Vec<u8>, KeyError> {
-        let mut hasher = Sha256::new();
-        for path in self.signing_key_file.iter().cloned().chain(self.paths()?) {
-            let content = std::fs::read(&path).map_err(|source| KeyError::Read {
-                path: path.clone(),
-                source,
-            })?;
-            hasher.update(path.as_bytes());
-            hasher.update(Sha256::digest(&content));
-        }
-        Ok(hasher.finalize().to_vec())
-    }
-
-    /// Loads the ring: the signing key (or an ephemeral one when none is configured) plus every
-    /// verification key.
-    pub fn load(&self) -> Result<KeyRing, KeyError> {
-        let mut ring = match &self.signing_key_file {
-            Some(path) => KeyRing::from_pem_file(path)?,
-            None => KeyRing::ephemeral()?,
-        };
-        for path in self.paths()? {
-            ring.add_public_pem_file(&path)?;
-        }
-        Ok(ring)
     }
 }
