@@ -118,50 +118,52 @@ fn rule_from_proto(field: &str, rule: &pr::Rule) -> Result<Rule, Invalid> {
     Ok(match kind {
         Kind::AccountManagementRule(r) => {
             let f = format!("{field}.account_management_rule.permissions");
-            Rule::Account(ops_from(&f, &r.permissions, |v| {
-                pr::AccountManagementPermissions::try_from(v)
-                    .ok()
-                    .map(|p| match p {
-                        pr::AccountManagementPermissions::AccountRead => Ops::READ,
-                        pr::AccountManagementPermissions::AccountWrite => Ops::WRITE,
-                        pr::AccountManagementPermissions::AccountList => Ops::LIST,
-                    })
-            })?)
+            Rule::Account(family_ops(
+                &f,
+                &r.permissions,
+                [
+                    pr::AccountManagementPermissions::AccountRead as i32,
+                    pr::AccountManagementPermissions::AccountWrite as i32,
+                    pr::AccountManagementPermissions::AccountList as i32,
+                ],
+            )?)
         }
         Kind::AuthManagementRule(r) => {
             let f = format!("{field}.auth_management_rule.permissions");
-            Rule::Auth(ops_from(&f, &r.permissions, |v| {
-                pr::AuthManagementPermissions::try_from(v)
-                    .ok()
-                    .map(|p| match p {
-                        pr::AuthManagementPermissions::AuthRead => Ops::READ,
-                        pr::AuthManagementPermissions::AuthWrite => Ops::WRITE,
-                        pr::AuthManagementPermissions::AuthList => Ops::LIST,
-                    })
-            })?)
+            Rule::Auth(family_ops(
+                &f,
+                &r.permissions,
+                [
+                    pr::AuthManagementPermissions::AuthRead as i32,
+                    pr::AuthManagementPermissions::AuthWrite as i32,
+                    pr::AuthManagementPermissions::AuthList as i32,
+                ],
+            )?)
         }
         Kind::ResourceManagementRule(r) => {
             let f = format!("{field}.resource_management_rule.permissions");
-            Rule::Resource(ops_from(&f, &r.permissions, |v| {
-                pr::ResourceManagementPermissions::try_from(v)
-                    .ok()
-                    .map(|p| match p {
-                        pr::ResourceManagementPermissions::ResourceRead => Ops::READ,
-                        pr::ResourceManagementPermissions::ResourceWrite => Ops::WRITE,
-                        pr::ResourceManagementPermissions::ResourceList => Ops::LIST,
-                    })
-            })?)
+            Rule::Resource(family_ops(
+                &f,
+                &r.permissions,
+                [
+                    pr::ResourceManagementPermissions::ResourceRead as i32,
+                    pr::ResourceManagementPermissions::ResourceWrite as i32,
+                    pr::ResourceManagementPermissions::ResourceList as i32,
+                ],
+            )?)
         }
         Kind::CacheRule(r) => {
             use pr::rule::cache_rule::{Cache, CacheItem};
             let f = format!("{field}.cache_rule");
-            let ops = ops_from(&format!("{f}.permissions"), &r.permissions, |v| {
-                pr::CacheApiPermissions::try_from(v).ok().map(|p| match p {
-                    pr::CacheApiPermissions::CacheList => Ops::LIST,
-                    pr::CacheApiPermissions::CacheRead => Ops::READ,
-                    pr::CacheApiPermissions::CacheWrite => Ops::WRITE,
-                })
-            })?;
+            let ops = family_ops(
+                &format!("{f}.permissions"),
+                &r.permissions,
+                [
+                    pr::CacheApiPermissions::CacheRead as i32,
+                    pr::CacheApiPermissions::CacheWrite as i32,
+                    pr::CacheApiPermissions::CacheList as i32,
+                ],
+            )?;
             let cache = cache_sel(
                 &f,
                 match &r.cache {
@@ -190,13 +192,15 @@ fn rule_from_proto(field: &str, rule: &pr::Rule) -> Result<Rule, Invalid> {
         Kind::TopicRule(r) => {
             use pr::rule::topic_rule::{Cache, Topic};
             let f = format!("{field}.topic_rule");
-            let ops = ops_from(&format!("{f}.permissions"), &r.permissions, |v| {
-                pr::TopicApiPermissions::try_from(v).ok().map(|p| match p {
-                    pr::TopicApiPermissions::TopicList => Ops::LIST,
-                    pr::TopicApiPermissions::TopicRead => Ops::READ,
-                    pr::TopicApiPermissions::TopicWrite => Ops::WRITE,
-                })
-            })?;
+            let ops = family_ops(
+                &format!("{f}.permissions"),
+                &r.permissions,
+                [
+                    pr::TopicApiPermissions::TopicRead as i32,
+                    pr::TopicApiPermissions::TopicWrite as i32,
+                    pr::TopicApiPermissions::TopicList as i32,
+                ],
+            )?;
             let cache = cache_sel(
                 &f,
                 match &r.cache {
@@ -223,13 +227,15 @@ fn rule_from_proto(field: &str, rule: &pr::Rule) -> Result<Rule, Invalid> {
         Kind::StorageRule(r) => {
             use pr::rule::store_rule::{Store, StoreItem};
             let f = format!("{field}.storage_rule");
-            let ops = ops_from(&format!("{f}.permissions"), &r.permissions, |v| {
-                pr::StoreApiPermissions::try_from(v).ok().map(|p| match p {
-                    pr::StoreApiPermissions::StoreList => Ops::LIST,
-                    pr::StoreApiPermissions::StoreRead => Ops::READ,
-                    pr::StoreApiPermissions::StoreWrite => Ops::WRITE,
-                })
-            })?;
+            let ops = family_ops(
+                &format!("{f}.permissions"),
+                &r.permissions,
+                [
+                    pr::StoreApiPermissions::StoreRead as i32,
+                    pr::StoreApiPermissions::StoreWrite as i32,
+                    pr::StoreApiPermissions::StoreList as i32,
+                ],
+            )?;
             let store = name_sel(
                 &f,
                 &STORE,
@@ -444,6 +450,15 @@ fn text_sel(
 }
 
 /// Collects enum values into an operation set, refusing unknown values and empty lists.
+/// The operations of a family whose permission values are read, write and list, in that order.
+fn family_ops(field: &str, values: &[i32], [read, write, list]: [i32; 3]) -> Result<Ops, Invalid> {
+    ops_from(field, values, |v| {
+        [(read, Ops::READ), (write, Ops::WRITE), (list, Ops::LIST)]
+            .into_iter()
+            .find_map(|(value, op)| (value == v).then_some(op))
+    })
+}
+
 fn ops_from(field: &str, values: &[i32], map: impl Fn(i32) -> Option<Ops>) -> Result<Ops, Invalid> {
     if values.is_empty() {
         return Err(Invalid::new(field, "at least one permission is required"));
