@@ -192,22 +192,21 @@ pub struct TokenRevocation {
 
 impl TokenRevocation {
     pub fn new(token: Option<TokenRef>, expires_at: u64) -> Result<Self, Invalid> {
+        let Some(token) = token else {
+            return Err(Invalid::new("token", "set id or token_id"));
+        };
         match &token {
-            None => return Err(Invalid::new("token", "set id or token_id")),
-            Some(TokenRef::Id(id)) => {
+            TokenRef::Id(id) => {
                 validate_key_id(id).map_err(|_| Invalid::new("id", "not a token id (a UUID)"))?
             }
-            Some(TokenRef::TokenId(token_id)) => {
+            TokenRef::TokenId(token_id) => {
                 validate_token_id("token_id", token_id)?;
                 if token_id.is_empty() {
                     return Err(Invalid::new("token_id", "must not be empty"));
                 }
             }
         }
-        Ok(TokenRevocation {
-            token: token.unwrap_or(TokenRef::Id(String::new())),
-            expires_at,
-        })
+        Ok(TokenRevocation { token, expires_at })
     }
 }
 

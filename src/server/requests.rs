@@ -8,9 +8,13 @@ use crate::authority::{
     ApiToken, AuditListing, DisposableToken, Expiry, KeyId, KeyListing, NewKey, NewRole, Refresh,
     RevocationWait, RoleChange, RoleId, RoleUpdate, TokenRef, TokenRevocation,
 };
+use std::net::{IpAddr, SocketAddr};
+
 use crate::policy::proto::{permission_set_from_proto, statements_from_proto, Invalid};
+use crate::policy::{Action, Resource};
 use crate::proto::authcell::v1 as pb;
 use crate::proto::{auth, global_admin as ga, token};
+use crate::verifier::Query;
 
 /// GenerateGlobalApiKey, with the `idempotency-key` the client sent.
 impl TryFrom<(ga::GenerateGlobalApiKeyRequest, Option<String>)> for NewKey {
@@ -159,4 +163,76 @@ impl TryFrom<auth::RefreshApiTokenRequest> for Refresh {
     fn try_from(req: auth::RefreshApiTokenRequest) -> Result<Self, Invalid> {
         Refresh::new(req.api_key, req.refresh_token)
     }
+}
+
+/// Authorize and each BatchAuthorize item: borrowed from the request, nothing copied (the
+/// data-plane hot path).
+impl<'a> TryFrom<&'a pb::AuthorizeRequest> for Query<'a> {
+    type Error = Invalid;
+
+    fn try_from(req: &'a pb::AuthorizeRequest) -> Result<Self, Invalid> {
+        let (action, resource) = action_and_resource(req)?;
+        Ok(Query {
+            action,
+            resource,
+            peer: parse_peer(&req.peer_address)?,
+        })
+    }
+}
+
+/// Parses `peer_address`: an IP, or an IP with a port (`1.2.3.4:5`, `[::1]:5`).
+fn parse_peer(s: &str) -> Result<Option<IpAddr>, Invalid> {
+    if s.is_empty() {
+        return Ok(None);
+    }
+    s.parse::<IpAddr>()
+        .or_else(|_| s.parse::<SocketAddr>().map(|a| a.ip()))
+        .map(Some)
+        .map_err(|_| Invalid::new("peer_address", "not an IP address (optionally with a port)"))
+}
+
+fn require_name<'a>(field: &str, value: &'a str) -> Result<&'a str, Invalid> {
+    if value.is_empty() {
+        Err(Invalid::new(field, "required for this action"))
+    } else {
+        Ok(value)
+    }
+}
+
+/// Validates the request shape and builds the action and resource to check.
+fn action_and_resource(req: &pb::AuthorizeRequest) -> Result<(Action, Resource<'_>), Invalid> {
+    let action = match pb::Action::try_from(req.action) {
+        Ok(pb::Action::CacheRead) => Action::CacheRead,
+        Ok(pb::Action::CacheWrite) => Action::CacheWrite,
+        Ok(pb::Action::CacheReadWrite) => Action::CacheReadWrite,
+        Ok(pb::Action::TopicSubscribe) => Action::TopicSubscribe,
+        Ok(pb::Action::TopicPublish) => Action::TopicPublish,
+        Ok(pb::Action::FunctionInvoke) => Action::FunctionInvoke,
+        Ok(pb::Action::Unspecified) => return Err(Invalid::new("action", "required")),
+        Err(_) => {
+            return Err(Invalid::new(
+                "action",
+                format!("unknown value {}", req.action),
+            ))
+        }
+    };
+    let cache = Some(require_name("cache", &req.cache)?);
+    let resource = match action {
+        Action::TopicSubscribe | Action::TopicPublish => Resource {
+            cache,
+            topic: Some(require_name("topic", &req.topic)?),
+            ..Resource::default()
+        },
+        Action::FunctionInvoke => Resource {
+            cache,
+            function: Some(require_name("function", &req.function)?),
+            ..Resource::default()
+        },
+        _ => Resource {
+            cache,
+            key: (!req.key.is_empty()).then_some(req.key.as_slice()),
+            ..Resource::default()
+        },
+    };
+    Ok((action, resource))
 }

@@ -1,15 +1,13 @@
 //! `authcell.v1.Verifier`: Authorize, a thin wrapper over [`crate::verifier::Verifier::check`].
 
-use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
 use tonic::{Request, Response, Status};
 
 use crate::authority::Authority;
 use crate::policy::proto::Invalid;
-use crate::policy::{Action, Resource};
 use crate::proto::authcell::v1 as pb;
-use crate::verifier::Reason;
+use crate::verifier::{Query, Reason};
 
 pub struct VerifierService {
     authority: Arc<Authority>,
@@ -34,63 +32,6 @@ impl VerifierService {
         }
         Ok(())
     }
-}
-
-/// Parses `peer_address`: an IP, or an IP with a port (`1.2.3.4:5`, `[::1]:5`).
-fn parse_peer(s: &str) -> Result<Option<IpAddr>, Invalid> {
-    if s.is_empty() {
-        return Ok(None);
-    }
-    s.parse::<IpAddr>()
-        .or_else(|_| s.parse::<SocketAddr>().map(|a| a.ip()))
-        .map(Some)
-        .map_err(|_| Invalid::new("peer_address", "not an IP address (optionally with a port)"))
-}
-
-fn require_name<'a>(field: &str, value: &'a str) -> Result<&'a str, Invalid> {
-    if value.is_empty() {
-        Err(Invalid::new(field, "required for this action"))
-    } else {
-        Ok(value)
-    }
-}
-
-/// Validates the request shape and builds the action and resource to check.
-fn action_and_resource(req: &pb::AuthorizeRequest) -> Result<(Action, Resource<'_>), Invalid> {
-    let action = match pb::Action::try_from(req.action) {
-        Ok(pb::Action::CacheRead) => Action::CacheRead,
-        Ok(pb::Action::CacheWrite) => Action::CacheWrite,
-        Ok(pb::Action::CacheReadWrite) => Action::CacheReadWrite,
-        Ok(pb::Action::TopicSubscribe) => Action::TopicSubscribe,
-        Ok(pb::Action::TopicPublish) => Action::TopicPublish,
-        Ok(pb::Action::FunctionInvoke) => Action::FunctionInvoke,
-        Ok(pb::Action::Unspecified) => return Err(Invalid::new("action", "required")),
-        Err(_) => {
-            return Err(Invalid::new(
-                "action",
-                format!("unknown value {}", req.action),
-            ))
-        }
-    };
-    let cache = Some(require_name("cache", &req.cache)?);
-    let resource = match action {
-        Action::TopicSubscribe | Action::TopicPublish => Resource {
-            cache,
-            topic: Some(require_name("topic", &req.topic)?),
-            ..Resource::default()
-        },
-        Action::FunctionInvoke => Resource {
-            cache,
-            function: Some(require_name("function", &req.function)?),
-            ..Resource::default()
-        },
-        _ => Resource {
-            cache,
-            key: (!req.key.is_empty()).then_some(req.key.as_slice()),
-            ..Resource::default()
-        },
-    };
-    Ok((action, resource))
 }
 
 fn reason(r: Reason) -> pb::Reason {
@@ -118,12 +59,13 @@ impl VerifierService {
         &self,
         req: &pb::AuthorizeRequest,
     ) -> Result<pb::AuthorizeResponse, Invalid> {
-        let (action, resource) = action_and_resource(req)?;
-        let peer = parse_peer(&req.peer_address)?;
-        let decision = self
-            .authority
-            .verifier()
-            .check(&req.credential, action, &resource, peer);
+        let query = Query::try_from(req)?;
+        let decision = self.authority.verifier().check(
+            &req.credential,
+            query.action,
+            &query.resource,
+            query.peer,
+        );
         let mut response = pb::AuthorizeResponse::default();
         if let Some(p) = &decision.principal {
             let c = &p.credential;

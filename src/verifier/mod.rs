@@ -118,6 +118,16 @@ impl Principal {
     }
 }
 
+/// One question to the verifier once its shape is checked: which action, on what, from where
+/// (the credential travels beside it). Built from an Authorize request at the server's
+/// validation boundary.
+#[derive(Clone, Copy, Debug)]
+pub struct Query<'a> {
+    pub action: Action,
+    pub resource: Resource<'a>,
+    pub peer: Option<IpAddr>,
+}
+
 /// What a node does when its revocation view is older than the bound.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 #[cfg_attr(feature = "server", derive(clap::ValueEnum))]
