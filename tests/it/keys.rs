@@ -187,6 +187,21 @@ async fn viewer_cannot_generate_keys() {
     assert_status(result, Code::PermissionDenied, &["AuthWrite"]);
 }
 
+/// One order for every RPC (server/requests.rs): authenticate, then the request's shape, then
+/// permissions. Each step is shown to be reached only once the one before it passes.
+#[tokio::test]
+async fn a_request_is_authenticated_then_checked_for_shape_then_for_permission() {
+    let server = TestServer::start().await;
+    let (viewer, _) = server.create_key(&server.owner_key, "viewer").await;
+    let malformed = "";
+    let result = generate(&server, "not-a-key", "viewer", malformed, never()).await;
+    assert_status(result, Code::Unauthenticated, &[]);
+    let result = generate(&server, &viewer, "viewer", malformed, never()).await;
+    assert_status(result, Code::InvalidArgument, &["description"]);
+    let result = generate(&server, &viewer, "viewer", "ok", never()).await;
+    assert_status(result, Code::PermissionDenied, &["AuthWrite"]);
+}
+
 #[tokio::test]
 async fn operator_cannot_mint_an_owner_key() {
     let server = TestServer::start().await;
