@@ -3,14 +3,32 @@
 
 use super::*;
 
-/// Signs claims with the ring's active key.
+/// Signs claims with the ring's active key: the compact JWS `header.claims.signature`, with
+/// the header jsonwebtoken would write (`typ`, `alg`, `kid`), signed with the ring's parsed key.
 pub fn sign(ring: &KeyRing, claims: &Claims) -> Result<String, jsonwebtoken::errors::Error> {
-    let mut header = Header::new(Algorithm::EdDSA);
-    header.kid = Some(ring.active_kid().to_owned());
+    use ed25519_dalek::Signer;
     let signer = ring.signer().ok_or_else(|| {
         jsonwebtoken::errors::Error::from(jsonwebtoken::errors::ErrorKind::InvalidKeyFormat)
     })?;
-    jsonwebtoken::encode(&header, claims, signer)
+    let mut header = Header::new(Algorithm::EdDSA);
+    header.kid = Some(ring.active_kid().to_owned());
+    let header = serde_json::to_vec(&header).map_err(|e| {
+        jsonwebtoken::errors::Error::from(jsonwebtoken::errors::ErrorKind::Json(
+            std::sync::Arc::new(e),
+        ))
+    })?;
+    let claims = serde_json::to_vec(claims).map_err(|e| {
+        jsonwebtoken::errors::Error::from(jsonwebtoken::errors::ErrorKind::Json(
+            std::sync::Arc::new(e),
+        ))
+    })?;
+    let mut token = URL_SAFE_NO_PAD.encode(header);
+    token.push('.');
+    URL_SAFE_NO_PAD.encode_string(claims, &mut token);
+    let signature = signer.sign(token.as_bytes());
+    token.push('.');
+    URL_SAFE_NO_PAD.encode_string(signature.to_bytes(), &mut token);
+    Ok(token)
 }
 
 /// The header authcell writes, and the only one it reads: any other parameter (`crit`, `jku`,

@@ -181,6 +181,45 @@ impl CredentialId {
 mod tests {
     use super::*;
 
+    /// The JWS `sign` writes by hand is what a standard implementation reads: jsonwebtoken
+    /// verifies it with the ring's public key and gets the same claims and header back.
+    #[test]
+    fn a_signed_credential_is_a_standard_eddsa_jws() {
+        let ring = KeyRing::ephemeral().expect("ring");
+        let claims = Claims {
+            t: TYPE_API_KEY.into(),
+            jti: "01978f3c-0000-7000-8000-000000000001".into(),
+            sub: "acme".into(),
+            role: Some("viewer".into()),
+            p: None,
+            ipf: Vec::new(),
+            anc: Vec::new(),
+            tid: None,
+            cell: None,
+            iat: 1_700_000_000,
+            iatm: Some(1_700_000_000_123),
+            oiatm: None,
+            rr: None,
+            aexp: None,
+            exp: Some(4_102_444_800),
+            nbf: None,
+        };
+        let token = sign(&ring, &claims).expect("sign");
+        let key = ring
+            .verification_key(ring.active_kid())
+            .expect("active key");
+        let mut validation = jsonwebtoken::Validation::new(Algorithm::EdDSA);
+        validation.required_spec_claims.clear();
+        validation.validate_exp = false;
+        let read = jsonwebtoken::decode::<Claims>(&token, &key.decoding, &validation)
+            .expect("jsonwebtoken verifies it");
+        assert_eq!(read.claims, claims);
+        assert_eq!(read.header.kid.as_deref(), Some(ring.active_kid()));
+        assert_eq!(read.header.typ.as_deref(), Some("JWT"));
+        // And authcell's own strict decoder takes it.
+        decode(&ring, &token).expect("authcell decodes it");
+    }
+
     #[test]
     fn rules_round_trip_through_the_compact_encoding() {
         let rules = vec![

@@ -3,7 +3,7 @@
 //!
 //! Private keys come from PEM files (PKCS#8) or are generated ephemerally for the embedded
 //! default; they are never stored in the state store. The private key is held only inside
-//! jsonwebtoken's [`EncodingKey`], and `Debug` never prints it.
+//! a parsed, zeroizing [`SigningKey`], and `Debug` never prints it.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -16,7 +16,7 @@ use jsonwebtoken::jwk::{
     AlgorithmParameters, CommonParameters, EllipticCurve, Jwk, JwkSet, KeyAlgorithm,
     OctetKeyPairParameters, OctetKeyPairType, PublicKeyUse,
 };
-use jsonwebtoken::{DecodingKey, EncodingKey};
+use jsonwebtoken::DecodingKey;
 use sha2::{Digest, Sha256};
 
 mod files;
@@ -51,7 +51,9 @@ pub struct VerificationKey {
 /// from a JWK set (a verifier library's) has no signer.
 pub struct KeyRing {
     active_kid: String,
-    signer: Option<EncodingKey>,
+    /// The active private key, parsed once (re-parsing PKCS#8 for every token was most of the
+    /// cost of minting one); zeroized on drop (ed25519-dalek's `zeroize` feature).
+    signer: Option<SigningKey>,
     verifiers: HashMap<String, VerificationKey>,
     ephemeral: bool,
     /// Distinguishes successive rings of one process: a credential verified under an older
@@ -94,15 +96,15 @@ fn verification_key(public: VerifyingKey) -> VerificationKey {
 
 impl KeyRing {
     fn from_signing_key(signing: SigningKey, ephemeral: bool) -> Result<Self, KeyError> {
-        let der = signing.to_pkcs8_der().map_err(|_| KeyError::Encode)?;
-        let signer = EncodingKey::from_ed_der(der.as_bytes());
+        // A key that cannot be encoded as PKCS#8 is refused here, as it always was.
+        signing.to_pkcs8_der().map_err(|_| KeyError::Encode)?;
         let verification = verification_key(signing.verifying_key());
         let active_kid = verification.kid.clone();
         let mut verifiers = HashMap::new();
         verifiers.insert(active_kid.clone(), verification);
         Ok(KeyRing {
             active_kid,
-            signer: Some(signer),
+            signer: Some(signing),
             verifiers,
             ephemeral,
             generation: next_generation(),
@@ -162,7 +164,7 @@ impl KeyRing {
     }
 
     /// The signing key; `None` for a verification-only ring.
-    pub fn signer(&self) -> Option<&EncodingKey> {
+    pub fn signer(&self) -> Option<&SigningKey> {
         self.signer.as_ref()
     }
 
