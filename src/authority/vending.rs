@@ -198,8 +198,7 @@ impl Authority {
             statements,
             token_id,
         } = request;
-        let parent = parent.clone();
-        let set = self.delegated_set(&parent, "permissions", statements)?;
+        let set = self.delegated_set(parent, "permissions", statements)?;
         self.rate_limit(&parent.credential.account).await?;
         let stamp = self.stamp(&parent.credential.account);
         let c = &parent.credential;
@@ -209,7 +208,7 @@ impl Authority {
         )
         .unwrap_or(stamp / 1000);
         let claims = self.child_claims(
-            &parent,
+            parent,
             credential::TYPE_DISPOSABLE,
             &set,
             token_id,

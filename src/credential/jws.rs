@@ -12,16 +12,13 @@ pub fn sign(ring: &KeyRing, claims: &Claims) -> Result<String, jsonwebtoken::err
     })?;
     let mut header = Header::new(Algorithm::EdDSA);
     header.kid = Some(ring.active_kid().to_owned());
-    let header = serde_json::to_vec(&header).map_err(|e| {
+    let json = |e: serde_json::Error| {
         jsonwebtoken::errors::Error::from(jsonwebtoken::errors::ErrorKind::Json(
             std::sync::Arc::new(e),
         ))
-    })?;
-    let claims = serde_json::to_vec(claims).map_err(|e| {
-        jsonwebtoken::errors::Error::from(jsonwebtoken::errors::ErrorKind::Json(
-            std::sync::Arc::new(e),
-        ))
-    })?;
+    };
+    let header = serde_json::to_vec(&header).map_err(json)?;
+    let claims = serde_json::to_vec(claims).map_err(json)?;
     let mut token = URL_SAFE_NO_PAD.encode(header);
     token.push('.');
     URL_SAFE_NO_PAD.encode_string(claims, &mut token);
