@@ -92,6 +92,27 @@ pub struct NodeOptions {
     pub max_confirmations: usize,
 }
 
+impl NodeOptions {
+    /// The authority's settings for these options, with the node's limiters and counters (the
+    /// one thing an embedded and a Redis-backed node build differently is the limiters).
+    fn settings(
+        &self,
+        limiter: Box<dyn crate::store::limiter::RateLimiter>,
+        revocation_limiter: Box<dyn crate::store::limiter::RateLimiter>,
+        counters: &Arc<Counters>,
+    ) -> Settings {
+        Settings {
+            cell: self.cell.clone(),
+            endpoint: self.endpoint.clone(),
+            limiter,
+            revocation_limiter,
+            max_token_id_revocations: self.max_token_id_revocations,
+            max_confirmations: self.max_confirmations,
+            counters: counters.clone(),
+        }
+    }
+}
+
 impl Default for NodeOptions {
     fn default() -> Self {
         NodeOptions {
@@ -126,18 +147,11 @@ impl Node {
         let authority = Arc::new(Authority::new(
             store,
             verifier,
-            Settings {
-                cell: options.cell.clone(),
-                endpoint: options.endpoint.clone(),
-                limiter: limiter::from_config(options.vend_rate_per_second, options.vend_burst),
-                revocation_limiter: limiter::from_config(
-                    options.revoke_rate_per_second,
-                    options.revoke_burst,
-                ),
-                max_token_id_revocations: options.max_token_id_revocations,
-                max_confirmations: options.max_confirmations,
-                counters: counters.clone(),
-            },
+            options.settings(
+                limiter::from_config(options.vend_rate_per_second, options.vend_burst),
+                limiter::from_config(options.revoke_rate_per_second, options.revoke_burst),
+                &counters,
+            ),
         ));
         Node::assemble(authority, counters, None)
     }
@@ -383,15 +397,7 @@ async fn with_redis(
     let authority = Arc::new(Authority::new(
         store,
         verifier,
-        Settings {
-            cell: options.cell.clone(),
-            endpoint: options.endpoint.clone(),
-            limiter,
-            revocation_limiter,
-            max_token_id_revocations: options.max_token_id_revocations,
-            max_confirmations: options.max_confirmations,
-            counters: counters.clone(),
-        },
+        options.settings(limiter, revocation_limiter, counters),
     ));
     Ok((authority, sync))
 }
