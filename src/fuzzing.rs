@@ -201,12 +201,7 @@ pub fn credential_decode(data: &[u8]) {
 
 /// The parts of a decision that must not depend on whether the verdict was cached.
 fn decision_summary(d: &Decision) -> impl PartialEq + std::fmt::Debug + '_ {
-    (
-        &d.outcome,
-        d.principal
-            .as_ref()
-            .map(|p| (p.credential.as_ref(), p.permissions.as_ref())),
-    )
+    (&d.outcome, d.credential())
 }
 
 /// Target `credential_check`: [`crate::verifier::Verifier::check`] of the fixture's authority,
@@ -254,7 +249,21 @@ fn check_probes(verifier: &Verifier, token: &str) {
         let again = verifier.check(token, action, &resource, peer);
         assert_eq!(decision_summary(&first), decision_summary(&again));
         if first.allowed() {
-            assert!(first.principal.is_some(), "allowed without a principal");
+            assert!(first.credential().is_some(), "allowed without a credential");
+        }
+        // The principal the management APIs see agrees with the check, cached or not.
+        let principal = |v: &Verifier| {
+            v.authenticate(token)
+                .map(|p| (p.credential, p.permissions, p.bound))
+        };
+        let (a, b) = (principal(verifier), principal(verifier));
+        assert_eq!(a.is_ok(), b.is_ok());
+        if first.allowed() {
+            assert!(a.is_ok(), "a check allowed what authenticate refuses");
+        }
+        if let (Ok(a), Ok(b)) = (a, b) {
+            assert_eq!((&a.0, &a.1, &a.2), (&b.0, &b.1, &b.2));
+            assert_eq!(first.credential(), Some(a.0.as_ref()));
         }
     }
 }

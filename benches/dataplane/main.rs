@@ -7,7 +7,9 @@
 //! 3. check latency with 1 000 vs 1 000 000 revoked ids of the token's account in the view;
 //! 4. resident-set growth per revoked id at 1 000 000 ids (in a child process: a clean heap);
 //! 5. Authorize throughput and latency vs `grpc.health.v1.Health/Check` on the same server;
-//! 6. GenerateDisposableToken throughput and latency vs Health/Check.
+//! 6. GenerateDisposableToken throughput and latency vs Health/Check;
+//! 7. the metrics layer's cost per RPC;
+//! 8. cached checks of one account during a revocation storm in another vs quiet.
 //!
 //! Micro benchmarks time interleaved batches (baseline, measured, baseline, ...) with
 //! `Instant` and take the median batch; the load figures interleave one-second segments of each
@@ -49,6 +51,7 @@ mod load;
 mod memory;
 mod metrics_layer;
 mod report;
+mod storm;
 mod tokens;
 mod verifier;
 
@@ -56,6 +59,7 @@ use load::*;
 use memory::*;
 use metrics_layer::*;
 use report::*;
+use storm::*;
 use tokens::*;
 use verifier::*;
 
@@ -159,7 +163,7 @@ fn main() {
         figure_memory(&mut report, &scale);
     }
 
-    if wants(&["1", "2", "3"]) {
+    if wants(&["1", "2", "3", "8"]) {
         let ring = KeyRing::ephemeral().expect("key ring");
         let verifier = Verifier::new(ring, Arc::new(View::new()), Arc::new(SystemClock));
         let keys = verifier.keys().load();
@@ -176,6 +180,9 @@ fn main() {
         }
         if wants(&["3"]) {
             figure_view_size(&mut report, &scale, &verifier, &tokens);
+        }
+        if wants(&["8"]) {
+            figure_storm(&mut report, &scale, &verifier, &tokens);
         }
     }
 

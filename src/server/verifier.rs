@@ -67,8 +67,7 @@ impl VerifierService {
             query.peer,
         );
         let mut response = pb::AuthorizeResponse::default();
-        if let Some(p) = &decision.principal {
-            let c = &p.credential;
+        if let Some(c) = decision.credential() {
             response.key_id = c.id.clone();
             response.account_id = c.account.clone();
             response.token_id = c.token_id.clone().unwrap_or_default();

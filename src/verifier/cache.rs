@@ -1,5 +1,5 @@
 //! The cache of verified credentials: bounded in bytes, each entry's verdict valid for one
-//! generation of the view.
+//! generation of its account in the view.
 
 use std::sync::Arc;
 
@@ -8,15 +8,16 @@ use arc_swap::ArcSwap;
 use crate::credential::{Credential, CredentialError};
 use crate::policy::PermissionSet;
 
+use super::view::{Shard, Stamp};
 use super::ENTRY_OVERHEAD_BYTES;
 
 /// What a credential may do, as resolved against the view: its own set and its bound.
 pub(super) type Resolution =
     Result<(Arc<PermissionSet>, Option<Arc<PermissionSet>>), CredentialError>;
 
-/// A verdict about a cached credential, valid while the view stays at `generation`.
+/// A verdict about a cached credential, valid while its account's stamp stays `stamp`.
 pub(super) struct Resolved {
-    pub(super) generation: u64,
+    pub(super) stamp: Stamp,
     pub(super) outcome: Resolution,
 }
 
@@ -41,5 +42,7 @@ pub(super) fn new_cache(bytes: u64) -> CredentialCache {
 
 pub(super) struct Entry {
     pub(super) credential: Arc<Credential>,
+    /// The view's generation counter of the credential's account.
+    pub(super) shard: Shard,
     pub(super) resolved: ArcSwap<Resolved>,
 }

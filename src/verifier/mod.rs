@@ -9,10 +9,12 @@
 //! Signature and claim validation is cached per token string in a bounded concurrent cache
 //! (entries are dropped at the token's expiry, and re-verified when the key ring changed, so a
 //! retired key stops working at once). What can change after issue (revocations, watermarks,
-//! role permissions) is never cached blindly: each cached entry remembers the live view's
-//! generation its verdict was computed at, and the verdict is reused only while the view is
-//! still at that generation. Any revocation or role change bumps the generation, so the very
-//! next check looks again. A cache hit therefore costs one cache lookup, two atomic loads and
+//! role permissions) is never cached blindly: each cached entry remembers the generation of its
+//! account in the live view ([`view::Stamp`]) its verdict was computed at, and the verdict is
+//! reused only while the account is still at that generation. Any revocation or role change in
+//! the account bumps it, so the very next check looks again; a revocation storm in another
+//! account leaves it alone (generations are per account, spread over 1 024 counters on their
+//! own cache lines). A cache hit therefore costs one cache lookup, two atomic loads and
 //! the permission evaluation: no JSON, no signature, no lock but the cache shard's read lock,
 //! no Redis, and no log line.
 //!
@@ -28,7 +30,7 @@
 //! fixed inline permissions that already contained the child's at mint (the subset test), so
 //! the root role is the one thing that can change: narrowing a role narrows every credential
 //! minted from its keys on the next check, in every cell (the role change is an event like a
-//! revocation, and bumps the view generation). Both sets must allow an action; a delegation
+//! revocation, and bumps the account's generation). Both sets must allow an action; a delegation
 //! must fit within both.
 
 use std::net::IpAddr;
@@ -46,9 +48,9 @@ mod cache;
 mod stats;
 pub mod view;
 
-use cache::{new_cache, CredentialCache, Entry, Resolution, Resolved};
+use cache::{new_cache, CredentialCache, Entry, Resolved};
 pub use stats::{Stats, StatsSnapshot};
-use view::View;
+use view::{Stamp, View};
 
 /// Clock skew tolerated on `exp` and `iat`, in seconds.
 pub const LEEWAY_SECS: u64 = 5;
@@ -76,11 +78,13 @@ impl Principal {
         resource: &Resource<'_>,
         peer: Option<IpAddr>,
     ) -> Result<(), Denial> {
-        policy::evaluate(&self.permissions, action, resource, peer)?;
-        match &self.bound {
-            Some(bound) => policy::evaluate(bound, action, resource, peer),
-            None => Ok(()),
-        }
+        evaluate_both(
+            &self.permissions,
+            self.bound.as_deref(),
+            action,
+            resource,
+            peer,
+        )
     }
 
     /// Whether its conditions (and its bound's) admit a caller at `peer`.
@@ -202,17 +206,32 @@ impl From<CredentialError> for Reason {
 }
 
 /// The outcome of a check.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct Decision {
     /// `Ok` if allowed; else the reason and a message for humans (never the credential).
     pub outcome: Result<(), (Reason, String)>,
-    /// The credential, when it could be authenticated (also on a permission denial).
-    pub principal: Option<Principal>,
+    /// The authenticated credential's cache entry (also on a permission denial). Held rather
+    /// than copied into a [`Principal`]: a check touches no reference count but this one.
+    entry: Option<Arc<Entry>>,
 }
 
 impl Decision {
     pub fn allowed(&self) -> bool {
         self.outcome.is_ok()
+    }
+
+    /// The credential, when it could be authenticated (also on a permission denial).
+    pub fn credential(&self) -> Option<&Credential> {
+        self.entry.as_deref().map(|e| e.credential.as_ref())
+    }
+}
+
+impl std::fmt::Debug for Decision {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Decision")
+            .field("outcome", &self.outcome)
+            .field("credential", &self.credential())
+            .finish()
     }
 }
 
@@ -347,20 +366,25 @@ impl Verifier {
     /// Verifies signature, algorithm, key id, type, time and revocation, and resolves the
     /// credential's current permissions.
     pub fn authenticate(&self, token: &str) -> Result<Principal, CredentialError> {
-        self.authenticate_inner(token, true)
+        self.admit(token, true)
+            .map(|(entry, resolved)| principal(&entry, &resolved))
     }
 
     /// As [`Self::authenticate`], but an expired credential still passes (refreshing an
     /// expired SDK-made key). Everything else, revocation included, is checked.
     pub fn authenticate_allowing_expiry(&self, token: &str) -> Result<Principal, CredentialError> {
-        self.authenticate_inner(token, false)
+        self.admit(token, false)
+            .map(|(entry, resolved)| principal(&entry, &resolved))
     }
 
-    fn authenticate_inner(
+    /// Everything [`Self::authenticate`] checks, returning the cached entry and its current
+    /// verdict (whose permissions are then borrowed, not cloned: on the hot path the only
+    /// reference count touched is the entry's).
+    fn admit(
         &self,
         token: &str,
         check_expiry: bool,
-    ) -> Result<Principal, CredentialError> {
+    ) -> Result<(Arc<Entry>, Verdict), CredentialError> {
         // An empty, never-loaded view would let revoked credentials through.
         if !self.view.is_loaded() {
             return Err(CredentialError::StateNotLoaded);
@@ -397,12 +421,11 @@ impl Verifier {
         {
             return Err(CredentialError::NotYetValid);
         }
-        let (permissions, bound) = self.resolve(&entry, now)?;
-        Ok(Principal {
-            credential: entry.credential.clone(),
-            permissions,
-            bound,
-        })
+        let verdict = self.resolve(&entry, now);
+        if let Err(e) = &verdict.outcome {
+            return Err(*e);
+        }
+        Ok((entry, verdict))
     }
 
     /// The cached entry for `token`, verifying it on a miss.
@@ -427,9 +450,10 @@ impl Verifier {
         self.stats.cache_misses.fetch_add(1, Ordering::Relaxed);
         let credential = credential::decode(&self.keys.load(), token)?;
         let entry = Arc::new(Entry {
+            shard: self.view.shard(&credential.account),
             credential: Arc::new(credential),
             resolved: ArcSwap::from_pointee(Resolved {
-                generation: 0,
+                stamp: Stamp::default(),
                 outcome: Err(CredentialError::Revoked),
             }),
         });
@@ -444,15 +468,16 @@ impl Verifier {
         Ok(entry)
     }
 
-    /// Revocation and role lookup, reused while the view's generation is unchanged.
-    fn resolve(&self, entry: &Entry, now: u64) -> Resolution {
-        // Read the generation before looking: a change made during the lookups leaves this
-        // verdict tagged with the older generation, so the next check recomputes.
-        let generation = self.view.generation();
+    /// Revocation and role lookup, reused while the account's stamp in the view is unchanged.
+    fn resolve(&self, entry: &Entry, now: u64) -> Verdict {
+        // Read the stamp before looking: a change made during the lookups leaves this verdict
+        // tagged with the older stamp, so the next check recomputes.
+        let stamp = self.view.stamp(entry.shard);
         let cached = entry.resolved.load();
-        if cached.generation == generation {
-            return cached.outcome.clone();
+        if cached.stamp == stamp {
+            return cached;
         }
+        self.stats.resolves.fetch_add(1, Ordering::Relaxed);
         let c = &entry.credential;
         let role = |role_id: &str| {
             system_role(role_id)
@@ -475,11 +500,9 @@ impl Verifier {
             let bound = c.root_role.as_deref().map(role).transpose();
             own.and_then(|own| Ok((own, bound?)))
         };
-        entry.resolved.store(Arc::new(Resolved {
-            generation,
-            outcome: outcome.clone(),
-        }));
-        outcome
+        let resolved = Arc::new(Resolved { stamp, outcome });
+        entry.resolved.store(resolved.clone());
+        Verdict::from_inner(resolved)
     }
 
     /// May `token` do `action` on `resource` from `peer`?
@@ -490,37 +513,72 @@ impl Verifier {
         resource: &Resource<'_>,
         peer: Option<IpAddr>,
     ) -> Decision {
-        let principal = match self.authenticate(token) {
-            Ok(p) => p,
+        let (entry, verdict) = match self.admit(token, true) {
+            Ok(admitted) => admitted,
             Err(e) => {
                 let reason = Reason::from(e);
                 self.stats.denied[reason.index()].fetch_add(1, Ordering::Relaxed);
                 return Decision {
                     outcome: Err((reason, e.to_string())),
-                    principal: None,
+                    entry: None,
                 };
             }
         };
-        let outcome = principal
-            .evaluate(action, resource, peer)
-            .map_err(|denial| match denial {
-                Denial::Permission => (
-                    Reason::Permission,
-                    format!("credential does not allow {action:?} on this resource"),
-                ),
-                Denial::IpNotAllowed => (
-                    Reason::IpNotAllowed,
-                    "the peer address is not allowed by the credential's ip_filter".to_owned(),
-                ),
-            });
+        let evaluated = match &verdict.outcome {
+            Ok((own, bound)) => evaluate_both(own, bound.as_deref(), action, resource, peer),
+            // `admit` returns only verdicts that allow.
+            Err(_) => Err(Denial::Permission),
+        };
+        let outcome = evaluated.map_err(|denial| match denial {
+            Denial::Permission => (
+                Reason::Permission,
+                format!("credential does not allow {action:?} on this resource"),
+            ),
+            Denial::IpNotAllowed => (
+                Reason::IpNotAllowed,
+                "the peer address is not allowed by the credential's ip_filter".to_owned(),
+            ),
+        });
         match &outcome {
             Ok(()) => self.stats.allowed.fetch_add(1, Ordering::Relaxed),
             Err((reason, _)) => self.stats.denied[reason.index()].fetch_add(1, Ordering::Relaxed),
         };
         Decision {
             outcome,
-            principal: Some(principal),
+            entry: Some(entry),
         }
+    }
+}
+
+/// A verdict as loaded from an entry (no reference count taken on the hot path).
+type Verdict = arc_swap::Guard<Arc<Resolved>>;
+
+/// The principal an allowing verdict describes.
+fn principal(entry: &Arc<Entry>, verdict: &Resolved) -> Principal {
+    let (permissions, bound) = match &verdict.outcome {
+        Ok((own, bound)) => (own.clone(), bound.clone()),
+        // Not reached: `admit` returns only verdicts that allow; an empty set allows nothing.
+        Err(_) => (Arc::new(PermissionSet::rules(Vec::new())), None),
+    };
+    Principal {
+        credential: entry.credential.clone(),
+        permissions,
+        bound,
+    }
+}
+
+/// Both a credential's own set and its bound must allow (see [`Principal::evaluate`]).
+fn evaluate_both(
+    own: &PermissionSet,
+    bound: Option<&PermissionSet>,
+    action: Action,
+    resource: &Resource<'_>,
+    peer: Option<IpAddr>,
+) -> Result<(), Denial> {
+    policy::evaluate(own, action, resource, peer)?;
+    match bound {
+        Some(bound) => policy::evaluate(bound, action, resource, peer),
+        None => Ok(()),
     }
 }
 
@@ -529,6 +587,7 @@ mod tests {
     use super::*;
     use crate::clock::ManualClock;
     use crate::credential::{Claims, TYPE_API_KEY};
+    use crate::verifier::view::Event;
 
     fn big_key(ring: &KeyRing, now: u64, i: usize) -> String {
         let claims = Claims {
@@ -551,6 +610,88 @@ mod tests {
             nbf: None,
         };
         credential::sign(ring, &claims).expect("sign")
+    }
+
+    fn viewer_key(ring: &KeyRing, account: &str, now: u64) -> (String, String) {
+        let jti = uuid::Uuid::now_v7().to_string();
+        let claims = Claims {
+            t: TYPE_API_KEY.into(),
+            jti: jti.clone(),
+            sub: account.into(),
+            role: Some("viewer".into()),
+            p: None,
+            ipf: Vec::new(),
+            anc: Vec::new(),
+            tid: None,
+            cell: None,
+            iat: now,
+            iatm: Some(now * 1000),
+            oiatm: None,
+            rr: None,
+            aexp: None,
+            exp: None,
+            nbf: None,
+        };
+        (credential::sign(ring, &claims).expect("sign"), jti)
+    }
+
+    /// Generations are per account: a storm of revocations in one account leaves another's
+    /// cached verdicts in place, and a revocation still applies to its own account's very next
+    /// check.
+    #[test]
+    fn a_revocation_storm_in_one_account_leaves_anothers_verdicts_cached() {
+        let ring = KeyRing::ephemeral().expect("ring");
+        let clock = Arc::new(ManualClock::starting_now());
+        let now = clock.now();
+        let view = Arc::new(View::new());
+        // Two accounts on different generation counters (the hasher is keyed per process).
+        let quiet = "quiet";
+        let stormy = (0..)
+            .map(|i| format!("stormy-{i}"))
+            .find(|a| view.shard(a) != view.shard(quiet))
+            .expect("an account on another counter");
+        let (quiet_key, _) = viewer_key(&ring, quiet, now);
+        let (stormy_key, stormy_id) = viewer_key(&ring, &stormy, now);
+        let verifier = Verifier::new(ring, view.clone(), clock);
+        let resource = Resource {
+            cache: Some("c"),
+            key: Some(b"k"),
+            ..Resource::default()
+        };
+        let allowed = |token: &str| verifier.check(token, Action::CacheRead, &resource, None);
+        assert!(allowed(&quiet_key).allowed());
+        assert!(allowed(&stormy_key).allowed());
+        let resolves = |v: &Verifier| v.stats().snapshot().resolves;
+        let before = resolves(&verifier);
+        for _ in 0..100 {
+            view.apply(&Event::CredentialRevoked {
+                account: stormy.clone(),
+                id: uuid::Uuid::now_v7().to_string(),
+                by: None,
+            });
+            assert!(allowed(&quiet_key).allowed());
+        }
+        assert_eq!(
+            resolves(&verifier),
+            before,
+            "no quiet verdict was looked up again"
+        );
+        // The stormy account's own credential is looked up again, and its revocation applies
+        // on the very next check.
+        assert!(allowed(&stormy_key).allowed());
+        assert_eq!(resolves(&verifier), before + 1);
+        view.apply(&Event::CredentialRevoked {
+            account: stormy.clone(),
+            id: stormy_id,
+            by: None,
+        });
+        let decision = allowed(&stormy_key);
+        assert_eq!(decision.outcome.map_err(|(r, _)| r), Err(Reason::Revoked));
+        // A reload (the view-wide epoch) makes every verdict look again.
+        view.reload(Vec::new());
+        let before = resolves(&verifier);
+        assert!(allowed(&quiet_key).allowed());
+        assert_eq!(resolves(&verifier), before + 1);
     }
 
     #[test]

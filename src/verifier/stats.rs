@@ -1,4 +1,5 @@
-//! Counters of the hot path (allowed, denied by reason, cache hits and misses).
+//! Counters of the hot path (allowed, denied by reason, cache hits and misses, verdicts looked
+//! up again).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -11,6 +12,7 @@ pub struct Stats {
     pub(super) denied: [AtomicU64; Reason::ALL.len()],
     pub(super) cache_hits: AtomicU64,
     pub(super) cache_misses: AtomicU64,
+    pub(super) resolves: AtomicU64,
 }
 
 /// A copy of the counters.
@@ -20,6 +22,9 @@ pub struct StatsSnapshot {
     pub denied: Vec<(&'static str, u64)>,
     pub cache_hits: u64,
     pub cache_misses: u64,
+    /// Verdicts looked up in the view (revocations, roles) rather than reused: a cache miss, or
+    /// a hit after a change to the credential's account.
+    pub resolves: u64,
 }
 
 impl Stats {
@@ -32,6 +37,7 @@ impl Stats {
                 .collect(),
             cache_hits: self.cache_hits.load(Ordering::Relaxed),
             cache_misses: self.cache_misses.load(Ordering::Relaxed),
+            resolves: self.resolves.load(Ordering::Relaxed),
         }
     }
 }

@@ -6,6 +6,7 @@
 //! the events it tails from its cell's replica. A check never waits on the store.
 
 use std::collections::{HashMap, HashSet};
+use std::hash::BuildHasher;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
@@ -125,6 +126,31 @@ fn uuid_of(id: &str) -> Option<u128> {
     uuid::Uuid::try_parse(id).ok().map(|u| u.as_u128())
 }
 
+/// How many generation counters the accounts are spread over (see [`Stamp`]).
+const GENERATION_SHARDS: usize = 1024;
+
+/// A counter alone on its cache lines: a storm of bumps to one account's counter must not
+/// evict its neighbours' from the readers' caches.
+#[derive(Default)]
+#[repr(align(128))]
+struct Padded(AtomicU64);
+
+/// Which of the view's generation counters an account's changes bump. Computed once per
+/// credential (when it is verified), kept beside it in the verifier's cache.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Shard(usize);
+
+/// The view's generation as seen by one account: the view-wide epoch (bumped by a reload) and
+/// the account's counter (bumped by every change to an account of its shard). A verdict about a
+/// credential computed at stamp s stays valid while the stamp of its account is still s; a
+/// revocation storm in another account bumps another counter (with 1 024 counters, two
+/// accounts share one with odds of 1 in 1 024, and then only cost each other a re-resolve).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct Stamp {
+    epoch: u64,
+    account: u64,
+}
+
 /// The live view. Reads vastly outnumber writes (every check reads; only revocations and role
 /// changes write), so a reader-writer lock fits: checks share it and never block each other.
 pub struct View {
@@ -139,10 +165,14 @@ pub struct View {
     /// not by whether the replica answers: a replica cut off from its primary keeps answering
     /// with old data, and its heartbeat stamp stops moving.
     fresh_as_of_ms: AtomicU64,
-    /// Bumped by every change. A verdict computed at generation g stays valid while the
-    /// generation is still g, which lets the verifier skip the lookups on a cache hit without
-    /// ever missing a revocation or role change.
-    generation: AtomicU64,
+    /// Bumped by a reload. With `shards`, the generation (see [`Stamp`]): a verdict computed
+    /// at stamp s stays valid while the stamp is still s, which lets the verifier skip the
+    /// lookups on a cache hit without ever missing a revocation or role change.
+    epoch: Padded,
+    /// Per-account generations: every change to an account bumps its shard's counter.
+    shards: Box<[Padded]>,
+    /// Keyed at random per process, so nobody can choose account names that share a counter.
+    shard_hasher: std::collections::hash_map::RandomState,
 }
 
 impl Default for View {
@@ -158,7 +188,7 @@ impl View {
             accounts: RwLock::new(HashMap::new()),
             loaded: AtomicBool::new(true),
             fresh_as_of_ms: AtomicU64::new(u64::MAX),
-            generation: AtomicU64::new(1),
+            ..Self::tracked()
         }
     }
 
@@ -168,7 +198,9 @@ impl View {
             accounts: RwLock::new(HashMap::new()),
             loaded: AtomicBool::new(false),
             fresh_as_of_ms: AtomicU64::new(0),
-            generation: AtomicU64::new(1),
+            epoch: Padded(AtomicU64::new(1)),
+            shards: (0..GENERATION_SHARDS).map(|_| Padded::default()).collect(),
+            shard_hasher: Default::default(),
         }
     }
 
@@ -210,7 +242,7 @@ impl View {
             fresh.entry(name).or_default().absorb_revocations(old);
         }
         *accounts = fresh;
-        self.generation.fetch_add(1, Ordering::AcqRel);
+        self.epoch.0.fetch_add(1, Ordering::AcqRel);
         drop(accounts);
         self.loaded.store(true, Ordering::Release);
     }
@@ -225,9 +257,9 @@ impl View {
     pub fn apply(&self, event: &Event) {
         let mut accounts = self.accounts.write().unwrap_or_else(|e| e.into_inner());
         apply_to(&mut accounts, event);
-        // Bumped while the write lock is held: a reader that saw the old generation either ran
-        // its lookups before this change or will recompute on its next check.
-        self.generation.fetch_add(1, Ordering::AcqRel);
+        // Bumped while the write lock is held: a reader that saw the old stamp either ran its
+        // lookups before this change or will recompute on its next check.
+        self.bump(self.shard(event.account()));
     }
 
     /// Drops token-id revocations that ended at or before `now` (epoch seconds). Returns how
@@ -235,23 +267,42 @@ impl View {
     pub fn prune_expired(&self, now: u64) -> usize {
         let mut accounts = self.accounts.write().unwrap_or_else(|e| e.into_inner());
         let mut dropped = 0;
-        for state in accounts.values_mut() {
+        for (account, state) in accounts.iter_mut() {
+            let mut here = 0;
             state.revoked_token_ids.retain(|_, entries| {
                 let before = entries.len();
                 entries.retain(|e| e.until > now);
-                dropped += before - entries.len();
+                here += before - entries.len();
                 !entries.is_empty()
             });
-        }
-        if dropped > 0 {
-            self.generation.fetch_add(1, Ordering::AcqRel);
+            if here > 0 {
+                self.bump(self.shard(account));
+            }
+            dropped += here;
         }
         dropped
     }
 
-    /// The current generation (see the field's doc).
-    pub fn generation(&self) -> u64 {
-        self.generation.load(Ordering::Acquire)
+    fn bump(&self, shard: Shard) {
+        if let Some(counter) = self.shards.get(shard.0) {
+            counter.0.fetch_add(1, Ordering::AcqRel);
+        }
+    }
+
+    /// The generation counter `account`'s changes bump.
+    pub fn shard(&self, account: &str) -> Shard {
+        Shard((self.shard_hasher.hash_one(account) as usize) % self.shards.len().max(1))
+    }
+
+    /// The current stamp of the accounts of `shard` (see [`Stamp`]).
+    pub fn stamp(&self, shard: Shard) -> Stamp {
+        Stamp {
+            epoch: self.epoch.0.load(Ordering::Acquire),
+            account: self
+                .shards
+                .get(shard.0)
+                .map_or(0, |c| c.0.load(Ordering::Acquire)),
+        }
     }
 
     /// Whether the credential is revoked at `now` (epoch seconds): its chain issued before the
