@@ -25,7 +25,26 @@ pub(crate) struct Load {
     pub(crate) calls: u64,
     pub(crate) errors: u64,
     pub(crate) elapsed: Duration,
+    /// CPU time of the whole process (server and load generator) over the segment.
+    pub(crate) cpu: Duration,
     pub(crate) latencies: Vec<Duration>,
+}
+
+/// CPU time this process has used (user + system), from /proc/self/stat (clock ticks of 10 ms:
+/// fine over one-second segments).
+pub(crate) fn process_cpu() -> Duration {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // Fields after the command name (which may hold spaces) in parentheses.
+    let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    // utime and stime are fields 14 and 15 of the line, 12 and 13 after the name.
+    Duration::from_millis((ticks(11) + ticks(12)) * 10)
 }
 
 impl Load {
@@ -33,11 +52,22 @@ impl Load {
         self.calls += other.calls;
         self.errors += other.errors;
         self.elapsed += other.elapsed;
+        self.cpu += other.cpu;
         self.latencies.extend(other.latencies);
     }
 
     pub(crate) fn rate(&self) -> f64 {
         self.calls as f64 / self.elapsed.as_secs_f64()
+    }
+
+    /// CPU time per call, server and client together.
+    pub(crate) fn cpu_per_call(&self) -> Duration {
+        self.cpu / u32::try_from(self.calls.max(1)).unwrap_or(u32::MAX)
+    }
+
+    /// How busy the cores were: CPU time over wall time (2.0 = both cores of two).
+    pub(crate) fn busy(&self) -> f64 {
+        self.cpu.as_secs_f64() / self.elapsed.as_secs_f64().max(1e-9)
     }
 
     pub(crate) fn percentile(&mut self, p: f64) -> Duration {
@@ -110,6 +140,7 @@ pub(crate) async fn load(
     duration: Duration,
 ) -> Load {
     let started = Instant::now();
+    let cpu_before = process_cpu();
     let deadline = started + duration;
     let tasks: Vec<_> = (0..in_flight)
         .map(|i| {
@@ -136,6 +167,7 @@ pub(crate) async fn load(
         total.absorb(task.await.expect("load task"));
     }
     total.elapsed = started.elapsed();
+    total.cpu = process_cpu().saturating_sub(cpu_before);
     total
 }
 
@@ -202,6 +234,75 @@ pub(crate) fn sign_cost(scale: &Scale) -> Row {
     );
     Row::new(
         "sign 1 token: ed25519 sign vs credential::sign",
+        ns(m[0]),
+        ns(m[1]),
+        m[1] / m[0],
+    )
+}
+
+/// What vending one token costs in process, without gRPC: `vending_caller` (authenticating the
+/// caller), the request's validation and `mint_disposable`, vs `credential::sign` of a token
+/// of the same shape. Explains the rest of figure 6.
+pub(crate) fn vend_cost(scale: &Scale) -> Row {
+    use authcell::authority::requests::DisposableToken;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let ring = KeyRing::ephemeral().expect("key ring");
+    let options = NodeOptions {
+        cell: "bench".into(),
+        endpoint: "bench:443".into(),
+        vend_rate_per_second: 0,
+        vend_burst: 0,
+        ..Default::default()
+    };
+    let node =
+        runtime.block_on(async { node::Node::embedded(ring, Arc::new(SystemClock), &options) });
+    let authority = node.authority().clone();
+    let (owner, _) = runtime
+        .block_on(authority.bootstrap(ACCOUNT, false))
+        .expect("bootstrap");
+    let request = || token::GenerateDisposableTokenRequest {
+        expires: Some(token::generate_disposable_token_request::Expires {
+            valid_for_seconds: 60,
+        }),
+        auth_token: owner.clone(),
+        permissions: Some(read_cache_permissions()),
+        token_id: String::new(),
+    };
+    let keys = authority.verifier().keys().load();
+    let claims = disposable_claims(SystemClock.now(), &uuid::Uuid::now_v7().to_string());
+    let mut baseline = |r: Range<usize>| {
+        for _ in r {
+            black_box(credential::sign(&keys, black_box(&claims)).expect("sign"));
+        }
+    };
+    let mut measured = |r: Range<usize>| {
+        runtime.block_on(async {
+            for _ in r {
+                let req = black_box(request());
+                let parent = authority
+                    .vending_caller(&req.auth_token, None)
+                    .expect("caller");
+                let req = DisposableToken::try_from(req).expect("valid request");
+                black_box(
+                    authority
+                        .mint_disposable(&parent, req)
+                        .await
+                        .expect("minted"),
+                );
+            }
+        })
+    };
+    let batch = (scale.uncached_batch / 2).max(1);
+    let m = interleaved(
+        scale.uncached_rounds,
+        batch,
+        &mut [&mut baseline, &mut measured],
+    );
+    Row::new(
+        "vend 1 token in process vs credential::sign",
         ns(m[0]),
         ns(m[1]),
         m[1] / m[0],
@@ -325,9 +426,22 @@ pub(crate) fn figures_load(report: &mut Report, scale: &Scale, sign_row: Option<
                 ms(p99),
                 p99.as_secs_f64() / h99.as_secs_f64(),
             ),
+            Row::new(
+                "CPU per call (server + client)",
+                ns(health.cpu_per_call().as_nanos() as f64),
+                ns(measured.cpu_per_call().as_nanos() as f64),
+                measured.cpu_per_call().as_secs_f64() / health.cpu_per_call().as_secs_f64(),
+            ),
+            Row::new(
+                "cores busy",
+                format!("{:.2}", health.busy()),
+                format!("{:.2}", measured.busy()),
+                measured.busy() / health.busy(),
+            ),
         ];
         if id == "6" {
             rows.extend(sign_row.take());
+            rows.push(vend_cost(scale));
         }
         report.figure(
             id,

@@ -4,27 +4,26 @@
 use super::*;
 
 /// Signs claims with the ring's active key: the compact JWS `header.claims.signature`, with
-/// the header jsonwebtoken would write (`typ`, `alg`, `kid`), signed with the ring's parsed key.
+/// the header jsonwebtoken would write (`typ`, `alg`, `kid`; encoded once per key ring), signed
+/// with the ring's parsed key.
 pub fn sign(ring: &KeyRing, claims: &Claims) -> Result<String, jsonwebtoken::errors::Error> {
-    use ed25519_dalek::Signer;
     let signer = ring.signer().ok_or_else(|| {
         jsonwebtoken::errors::Error::from(jsonwebtoken::errors::ErrorKind::InvalidKeyFormat)
     })?;
-    let mut header = Header::new(Algorithm::EdDSA);
-    header.kid = Some(ring.active_kid().to_owned());
-    let json = |e: serde_json::Error| {
+    let claims = serde_json::to_vec(claims).map_err(|e| {
         jsonwebtoken::errors::Error::from(jsonwebtoken::errors::ErrorKind::Json(
             std::sync::Arc::new(e),
         ))
-    };
-    let header = serde_json::to_vec(&header).map_err(json)?;
-    let claims = serde_json::to_vec(claims).map_err(json)?;
-    let mut token = URL_SAFE_NO_PAD.encode(header);
+    })?;
+    let header = signer.header();
+    // header . claims . signature (86 characters)
+    let mut token = String::with_capacity(header.len() + claims.len().div_ceil(3) * 4 + 88);
+    token.push_str(header);
     token.push('.');
     URL_SAFE_NO_PAD.encode_string(claims, &mut token);
     let signature = signer.sign(token.as_bytes());
     token.push('.');
-    URL_SAFE_NO_PAD.encode_string(signature.to_bytes(), &mut token);
+    URL_SAFE_NO_PAD.encode_string(signature, &mut token);
     Ok(token)
 }
 

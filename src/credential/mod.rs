@@ -26,7 +26,6 @@ use std::sync::Arc;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use ipnet::IpNet;
-use jsonwebtoken::{Algorithm, Header};
 use serde::{Deserialize, Serialize};
 
 use crate::keyring::KeyRing;
@@ -208,7 +207,7 @@ mod tests {
         let key = ring
             .verification_key(ring.active_kid())
             .expect("active key");
-        let mut validation = jsonwebtoken::Validation::new(Algorithm::EdDSA);
+        let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::EdDSA);
         validation.required_spec_claims.clear();
         validation.validate_exp = false;
         let read = jsonwebtoken::decode::<Claims>(&token, &key.decoding, &validation)
