@@ -362,11 +362,15 @@ async fn with_redis(
     sync::report(&mut primary, &keys, &identity, &clock, "0-0")
         .await
         .map_err(|e| format!("Redis primary: {e}"))?;
-    let store = Arc::new(RedisStore::new(
-        primary.clone(),
-        redis_config(settings, acks),
-        view.clone(),
-    ));
+    // A second connection to this cell's replica (the sync's blocks on stream reads).
+    let nearby = read
+        .separate(redis_store::RESPONSE_TIMEOUT)
+        .map_err(|e| format!("Redis replica: {e}"))?;
+    let store = Arc::new(
+        RedisStore::new(primary.clone(), redis_config(settings, acks), view.clone())
+            .with_nearby(nearby),
+    );
+    store.warm_up().await;
     let limiter = shared_limiter::shared(
         primary.clone(),
         keys.clone(),

@@ -23,13 +23,26 @@ pub fn with_key<T>(message: T, key: &str) -> Request<T> {
 
 /// A node of `cell` with `settings` (vending unlimited), serving on a free loopback port once
 /// its view is loaded: a channel to it, and its authority.
+#[allow(dead_code)] // Not every bench that includes this file uses it.
 pub async fn start(pem: &str, cell: &str, settings: &RedisSettings) -> (Channel, Arc<Authority>) {
+    start_limited(pem, cell, settings, 0).await
+}
+
+/// As [`start`], with the shared vending limiter at `vend_rate` per second (burst the same).
+pub async fn start_limited(
+    pem: &str,
+    cell: &str,
+    settings: &RedisSettings,
+    vend_rate: u32,
+) -> (Channel, Arc<Authority>) {
     let ring = KeyRing::from_pem("bench", pem).expect("signing key");
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("addr");
     let options = NodeOptions {
         cell: cell.into(),
         endpoint: addr.to_string(),
+        vend_rate_per_second: vend_rate,
+        vend_burst: vend_rate,
         ..Default::default()
     };
     let node = node::Node::redis(ring, &options, settings)

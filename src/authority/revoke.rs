@@ -13,17 +13,18 @@ impl Authority {
     ) -> Result<(KeyRecord, Option<String>)> {
         self.require(caller, Action::AuthWrite)?;
         let key_id = key_id.as_str();
+        // What the key grants never changes, so the nearest copy serves the check; the revoke
+        // script on the primary settles the rest (one round trip from a far cell).
         let key = self
             .store
-            .get_key(caller.account(), key_id)
+            .get_key_nearby(caller.account(), key_id)
             .await?
             .ok_or_else(|| not_found_key(key_id))?;
         self.require_revocable(caller, &key).await?;
         Ok(self
             .store
             .revoke_key(
-                caller.account(),
-                key_id,
+                &key,
                 self.clock.now(),
                 Some(&Self::caller_audit(
                     caller,
@@ -101,7 +102,7 @@ impl Authority {
                     );
                     let (_, event_id) = self
                         .store
-                        .revoke_key(&account, &id, self.clock.now(), Some(&audit))
+                        .revoke_key(&key, self.clock.now(), Some(&audit))
                         .await?;
                     return Ok(event_id);
                 }

@@ -245,11 +245,11 @@ impl Store for MemoryStore {
 
     async fn revoke_key(
         &self,
-        account: &str,
-        key_id: &str,
+        key: &KeyRecord,
         now: u64,
         audit: Option<&AuditRecord>,
     ) -> StoreResult<(KeyRecord, Option<String>)> {
+        let (account, key_id) = (key.account.as_str(), key.key_id.as_str());
         let mut data = self.lock();
         let key = data
             .keys

@@ -182,6 +182,15 @@ pub trait Store: Send + Sync + 'static {
 
     async fn get_key(&self, account: &str, key_id: &str) -> StoreResult<Option<KeyRecord>>;
 
+    /// A key as the nearest copy of the state holds it, for checks about what the key grants
+    /// (its role, its inline permissions, who made it: none of which ever change after it is
+    /// created) ahead of a mutation that settles the rest on the system of record. A Redis node
+    /// reads its cell's replica (no round trip to a primary a region away) and falls back to
+    /// the primary for a key the replica does not hold yet. Never use it for `revoked_at`.
+    async fn get_key_nearby(&self, account: &str, key_id: &str) -> StoreResult<Option<KeyRecord>> {
+        self.get_key(account, key_id).await
+    }
+
     /// Keys of the account in key-id order, strictly after `after`, at most `limit`.
     async fn list_keys(
         &self,
@@ -190,13 +199,14 @@ pub trait Store: Send + Sync + 'static {
         limit: usize,
     ) -> StoreResult<Vec<KeyRecord>>;
 
-    /// Marks a key revoked (idempotent: revoking a revoked key keeps the first time) and
-    /// publishes its revocation. `NotFound` if the account has no such key. Returns the record
-    /// and the revocation's event id (`None` where there is no event stream).
+    /// Marks `key` (as the caller read it: its account, id and role are what count) revoked
+    /// (idempotent: revoking a revoked key keeps the first time) and publishes its revocation,
+    /// in one round trip to the system of record. `NotFound` if the account has no such key.
+    /// Returns the record with its revocation time, and the revocation's event id (`None` where
+    /// there is no event stream).
     async fn revoke_key(
         &self,
-        account: &str,
-        key_id: &str,
+        key: &KeyRecord,
         now: u64,
         audit: Option<&AuditRecord>,
     ) -> StoreResult<(KeyRecord, Option<String>)>;

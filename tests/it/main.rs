@@ -25,3 +25,4 @@ mod support;
 mod surface;
 mod tls;
 mod vending;
+mod wan;

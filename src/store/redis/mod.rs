@@ -76,6 +76,8 @@ pub struct RedisStore {
     /// the stream later is harmless: events are idempotent).
     view: Arc<View>,
     scripts: Scripts,
+    /// This cell's replica, for [`Store::get_key_nearby`].
+    nearby: Option<Link>,
 }
 
 /// How long one command may take: a Redis outage must turn into a prompt UNAVAILABLE, not a
@@ -152,11 +154,30 @@ impl RedisStore {
             config,
             view,
             scripts: Scripts::load(),
+            nearby: None,
         }
+    }
+
+    /// Reads what never changes after it is written from `replica` (see
+    /// [`Store::get_key_nearby`]).
+    pub fn with_nearby(mut self, replica: Link) -> Self {
+        self.nearby = Some(replica);
+        self
     }
 
     pub fn keys(&self) -> &Keys {
         &self.keys
+    }
+
+    /// Opens every mutation connection now (a `PING` on each), so that no caller pays for a
+    /// connection set-up (a TCP handshake and `HELLO`: two extra round trips to a primary a
+    /// region away) on its first mutation. A connection that cannot open now opens on first use.
+    pub async fn warm_up(&self) {
+        for link in self.writes.iter().chain(&self.nearby) {
+            let _ = redis::cmd("PING")
+                .query_async::<String>(&mut link.clone())
+                .await;
+        }
     }
 
     fn conn(&self) -> Link {
@@ -282,6 +303,24 @@ impl Store for RedisStore {
         self.read_key(account, key_id).await
     }
 
+    async fn get_key_nearby(&self, account: &str, key_id: &str) -> StoreResult<Option<KeyRecord>> {
+        if let Some(nearby) = &self.nearby {
+            let fields: Result<Vec<Option<String>>, _> = redis::cmd("HMGET")
+                .arg(self.keys.key(account, key_id))
+                .arg(&["rec", "revoked_at", "refresh"])
+                .query_async(&mut nearby.clone())
+                .await;
+            // Not there yet (made a moment ago in another cell), or the replica is down: ask
+            // the primary.
+            if let Ok(fields) = fields {
+                if let Some(record) = decode_key(&fields)? {
+                    return Ok(Some(record));
+                }
+            }
+        }
+        self.read_key(account, key_id).await
+    }
+
     async fn list_keys(
         &self,
         account: &str,
@@ -325,14 +364,12 @@ impl Store for RedisStore {
 
     async fn revoke_key(
         &self,
-        account: &str,
-        key_id: &str,
+        key: &KeyRecord,
         now: u64,
         audit: Option<&AuditRecord>,
     ) -> StoreResult<(KeyRecord, Option<String>)> {
-        let record = self.read_key(account, key_id).await?.ok_or_else(|| {
-            StoreError::NotFound(format!("key_id: no key {key_id} in this account"))
-        })?;
+        let (account, key_id) = (key.account.as_str(), key.key_id.as_str());
+        let record = key.clone();
         let event = Event::CredentialRevoked {
             account: account.to_owned(),
             id: key_id.to_owned(),

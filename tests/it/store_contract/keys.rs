@@ -128,7 +128,16 @@ async fn a_key_is_invisible_to_other_accounts(store: &dyn Store, view: &View) {
     assert_eq!(get_key(store, OTHER, &key.key_id).await, None);
     assert_eq!(store.list_keys(OTHER, None, 100).await.expect("list"), []);
     assert_eq!(store.count_live_keys(OTHER, NOW).await.expect("count"), 0);
-    let e = err(store.revoke_key(OTHER, &key.key_id, NOW, None).await);
+    let e = err(store
+        .revoke_key(
+            &KeyRecord {
+                account: OTHER.into(),
+                ..key.clone()
+            },
+            NOW,
+            None,
+        )
+        .await);
     assert!(is_not_found(&e), "{e:?}");
     let e = err(store
         .rotate_refresh(OTHER, &key.key_id, "", sdk_key(OTHER, "h"), NOW, None)
@@ -242,10 +251,7 @@ async fn count_live_keys_ignores_revoked_and_expired_keys(store: &dyn Store, _: 
         3,
         "precondition: never, later and revoked are live before the revocation"
     );
-    store
-        .revoke_key(ACCOUNT, &revoked.key_id, NOW, None)
-        .await
-        .expect("revoke");
+    store.revoke_key(&revoked, NOW, None).await.expect("revoke");
     assert_eq!(store.count_live_keys(ACCOUNT, NOW).await.expect("count"), 2);
     assert_eq!(
         store
@@ -268,10 +274,7 @@ async fn revoke_key_keeps_the_first_revocation_time_and_reaches_the_view(
     insert(store, &untouched).await;
     assert!(!revoked_in_view(view, ACCOUNT, &key), "precondition");
 
-    let (record, _) = store
-        .revoke_key(ACCOUNT, &key.key_id, NOW, None)
-        .await
-        .expect("revoke");
+    let (record, _) = store.revoke_key(&key, NOW, None).await.expect("revoke");
     let expected = KeyRecord {
         revoked_at: Some(NOW),
         ..key.clone()
@@ -284,7 +287,7 @@ async fn revoke_key_keeps_the_first_revocation_time_and_reaches_the_view(
     assert!(revoked_in_view(view, ACCOUNT, &key));
 
     let (again, _) = store
-        .revoke_key(ACCOUNT, &key.key_id, NOW + 50, None)
+        .revoke_key(&key, NOW + 50, None)
         .await
         .expect("revoking twice is not an error");
     assert_eq!(
@@ -315,7 +318,16 @@ async fn revoking_an_unknown_key_is_not_found(store: &dyn Store, view: &View) {
         None,
         "precondition"
     );
-    let e = err(store.revoke_key(ACCOUNT, &unknown, NOW, None).await);
+    let e = err(store
+        .revoke_key(
+            &KeyRecord {
+                key_id: unknown.clone(),
+                ..role_key(ACCOUNT, "owner")
+            },
+            NOW,
+            None,
+        )
+        .await);
     assert!(is_not_found(&e), "{e:?}");
     assert!(
         !view.is_revoked(ACCOUNT, NOW, [&unknown], None, NOW),

@@ -120,10 +120,7 @@ async fn rotate_refresh_with_a_wrong_hash_is_refused(store: &dyn Store, view: &V
 async fn rotate_refresh_of_a_revoked_key_is_refused(store: &dyn Store, _: &View) {
     let old = sdk_key(ACCOUNT, "h");
     insert(store, &old).await;
-    store
-        .revoke_key(ACCOUNT, &old.key_id, NOW, None)
-        .await
-        .expect("revoke");
+    store.revoke_key(&old, NOW, None).await.expect("revoke");
     assert_eq!(
         get_key(store, ACCOUNT, &old.key_id)
             .await
@@ -160,7 +157,7 @@ async fn rotate_refresh_onto_an_existing_key_id_changes_nothing(store: &dyn Stor
     insert(store, &old).await;
     insert(store, &existing).await;
     let (existing, _) = store
-        .revoke_key(ACCOUNT, &existing.key_id, NOW - 5, None)
+        .revoke_key(&existing, NOW - 5, None)
         .await
         .expect("revoke");
     assert_eq!(

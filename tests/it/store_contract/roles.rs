@@ -234,10 +234,7 @@ async fn a_role_used_by_live_keys_cannot_be_deleted(store: &dyn Store, view: &Vi
     for key in live.iter().chain([&expired, &revoked]) {
         insert(store, key).await;
     }
-    store
-        .revoke_key(ACCOUNT, &revoked.key_id, NOW, None)
-        .await
-        .expect("revoke");
+    store.revoke_key(&revoked, NOW, None).await.expect("revoke");
     assert_eq!(
         store.count_live_keys(ACCOUNT, NOW).await.expect("count"),
         2,
@@ -265,18 +262,12 @@ async fn a_role_used_by_live_keys_cannot_be_deleted(store: &dyn Store, view: &Vi
     );
     assert!(view.role(ACCOUNT, &readers.role_id).is_some());
 
-    store
-        .revoke_key(ACCOUNT, &live[0].key_id, NOW, None)
-        .await
-        .expect("revoke");
+    store.revoke_key(&live[0], NOW, None).await.expect("revoke");
     let e = err(store
         .delete_role(ACCOUNT, &readers.role_id, NOW, None)
         .await);
     assert!(is_failed_precondition(&e), "one live key left: {e:?}");
-    store
-        .revoke_key(ACCOUNT, &live[1].key_id, NOW, None)
-        .await
-        .expect("revoke");
+    store.revoke_key(&live[1], NOW, None).await.expect("revoke");
 
     store
         .delete_role(ACCOUNT, &readers.role_id, NOW, None)

@@ -13,10 +13,7 @@ async fn event_ids_follow_revocations(store: &dyn Store, has_stream: bool) {
     assert_eq!(store.nodes().await.expect("nodes"), [], "no node reported");
     let key = role_key(ACCOUNT, "viewer");
     insert(store, &key).await;
-    let (_, first) = store
-        .revoke_key(ACCOUNT, &key.key_id, NOW, None)
-        .await
-        .expect("revoke");
+    let (_, first) = store.revoke_key(&key, NOW, None).await.expect("revoke");
     assert_eq!(first.is_some(), has_stream, "{first:?}");
     assert_eq!(store.latest_event_id().await.expect("latest"), first);
 
@@ -111,11 +108,7 @@ async fn redis_outage_makes_every_mutation_unavailable_promptly_and_the_store_re
     ));
     timings.push((
         "revoke_key",
-        unavailable(
-            "revoke_key",
-            store.revoke_key(ACCOUNT, &key.key_id, NOW, None),
-        )
-        .await,
+        unavailable("revoke_key", store.revoke_key(&key, NOW, None)).await,
     ));
     timings.push((
         "revoke(token id)",
@@ -213,10 +206,7 @@ async fn redis_outage_makes_every_mutation_unavailable_promptly_and_the_store_re
 
     // And every mutation works again.
     insert(store, &new_key).await;
-    store
-        .revoke_key(ACCOUNT, &key.key_id, NOW, None)
-        .await
-        .expect("revoke");
+    store.revoke_key(&key, NOW, None).await.expect("revoke");
     assert!(revoked_in_view(&view, ACCOUNT, &key));
     store
         .rotate_refresh(ACCOUNT, &sdk.key_id, "h", successor.clone(), NOW, None)
@@ -226,10 +216,7 @@ async fn redis_outage_makes_every_mutation_unavailable_promptly_and_the_store_re
         .update_role(renamed.clone(), None)
         .await
         .expect("update");
-    store
-        .revoke_key(ACCOUNT, &bound.key_id, NOW, None)
-        .await
-        .expect("revoke");
+    store.revoke_key(&bound, NOW, None).await.expect("revoke");
     store
         .delete_role(ACCOUNT, &readers.role_id, NOW, None)
         .await

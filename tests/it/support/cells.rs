@@ -14,7 +14,7 @@ use authcell::verifier::StalePolicy;
 use tokio::net::TcpListener;
 use tonic::transport::Channel;
 
-use super::redis::{Topology, SENTINEL_MASTER};
+use super::redis::{Topology, WanLink, SENTINEL_MASTER};
 use super::server::Served;
 use super::statements::read_cache;
 use super::*;
@@ -244,6 +244,8 @@ pub(crate) struct Cells {
     pub(crate) a: Node,
     pub(crate) b: Node,
     pub(crate) owner: String,
+    /// Node b's link to the primary, when cell b is a WAN away ([`Cells::start_wan`]).
+    pub(crate) wan_node_b: Option<WanLink>,
 }
 
 impl Cells {
@@ -274,6 +276,37 @@ impl Cells {
             a,
             b,
             owner,
+            wan_node_b: None,
+        }
+    }
+
+    /// Two cells where cell b is a region away: its replica and its node both reach the
+    /// primary through a [`WanLink`] delaying each direction by `one_way`. `tweak` adjusts both
+    /// nodes' configuration.
+    pub(crate) async fn start_wan(
+        one_way: Duration,
+        tweak: impl for<'c> Fn(NodeConfig<'c>) -> NodeConfig<'c>,
+    ) -> Cells {
+        let topology = Topology::start_wan(one_way);
+        let wan_node_b = WanLink::start(topology.primary.port(), one_way);
+        let pem = signing_pem();
+        let primary = topology.primary.url();
+        let primary_b = wan_node_b.redis_url();
+        let (replica_a, replica_b) = (topology.replica_a.url(), topology.replica_b.url());
+        let a = Node::start(tweak(NodeConfig::new(&pem, "a", &primary, &replica_a))).await;
+        let b = Node::start(tweak(NodeConfig::new(&pem, "b", &primary_b, &replica_b))).await;
+        let (owner, _) = a
+            .authority
+            .bootstrap("acme", false)
+            .await
+            .expect("bootstrap");
+        Cells {
+            topology,
+            pem,
+            a,
+            b,
+            owner,
+            wan_node_b: Some(wan_node_b),
         }
     }
 

@@ -33,9 +33,11 @@ mod resp;
 mod server;
 #[cfg(test)]
 mod tests;
+mod wan;
 
 use resp::*;
 pub use server::RedisServer;
+pub use wan::WanLink;
 
 /// How long a server may take to answer `PING` after it is started.
 pub(super) const READY_TIMEOUT: Duration = Duration::from_secs(10);
@@ -136,6 +138,8 @@ pub struct Topology {
     pub primary: RedisServer,
     pub replica_a: RedisServer,
     pub replica_b: RedisServer,
+    /// Replica b's link to the primary, when cell b is a WAN away ([`Topology::start_wan`]).
+    pub wan_b: Option<WanLink>,
 }
 
 impl Topology {
@@ -157,7 +161,32 @@ impl Topology {
             primary,
             replica_a,
             replica_b,
+            wan_b: None,
         }
+    }
+
+    /// As [`Topology::start`] without persistence, but replica b follows the primary through a
+    /// [`WanLink`] delaying each direction by `one_way` (cell b is a region away).
+    pub fn start_wan(one_way: std::time::Duration) -> Topology {
+        require_redis_server();
+        let primary = RedisServer::start(RedisOptions::default());
+        let replica_a = RedisServer::start(RedisOptions {
+            replica_of: Some(primary.port()),
+            ..RedisOptions::default()
+        });
+        let wan_b = WanLink::start(primary.port(), one_way);
+        let replica_b = RedisServer::start(RedisOptions {
+            replica_of: Some(wan_b.port()),
+            ..RedisOptions::default()
+        });
+        let topology = Topology {
+            primary,
+            replica_a,
+            replica_b,
+            wan_b: Some(wan_b),
+        };
+        topology.wait_for_links_up();
+        topology
     }
 
     /// The server of the topology on `port` (which one is the primary changes on failover).

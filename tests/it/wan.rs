@@ -1,0 +1,123 @@
+//! Cells a WAN apart: cell b's replica and node reach the primary through a link that delays
+//! every byte by 25 ms each way (see `support::redis::WanLink`). Revocations still reach cell b
+//! within the replication delay plus a small local cost; checks never wait on the WAN; a key
+//! created or revoked in cell b costs one round trip to the primary.
+//!
+//! The full figures (percentiles beside the replication floor measured through the same link)
+//! are in `cargo bench --bench propagation` with `AUTHCELL_BENCH_WAN_MS`.
+
+use std::time::{Duration, Instant};
+
+use crate::support::cells::{read, until_revoked, Cells};
+use crate::support::redis::WanLink;
+
+const ONE_WAY: Duration = Duration::from_millis(25);
+
+/// The link itself: a round trip through it costs twice the one-way delay, and it counts it.
+#[tokio::test]
+async fn the_wan_link_delays_each_direction_and_counts_round_trips() {
+    let redis = crate::support::redis::RedisServer::start(Default::default());
+    let link = WanLink::start(redis.port(), ONE_WAY);
+    let client = redis::Client::open(link.redis_url()).expect("client");
+    let mut conn = client
+        .get_multiplexed_async_connection()
+        .await
+        .expect("connect through the link");
+    let before = link.requests();
+    let started = Instant::now();
+    let pong: String = redis::cmd("PING")
+        .query_async(&mut conn)
+        .await
+        .expect("PING");
+    let took = started.elapsed();
+    assert_eq!(pong, "PONG");
+    assert!(took >= 2 * ONE_WAY, "a round trip took {took:?}");
+    assert!(took < 2 * ONE_WAY + Duration::from_millis(200), "{took:?}");
+    assert_eq!(link.requests() - before, 1, "one round trip counted");
+}
+
+/// Back-to-back revocations in cell a are refused in cell b within the replication delay plus a
+/// small local cost (not a second round trip: the tailer once waited on its report to the
+/// primary before reading the next event, which made each revocation take two one-way delays
+/// or more when another had just been applied).
+#[tokio::test]
+async fn revocations_cross_the_wan_within_the_replication_delay() {
+    let cells = Cells::start_wan(ONE_WAY, |c| c).await;
+    let mut took = Vec::new();
+    for _ in 0..10 {
+        let (key, key_id) = cells
+            .a
+            .create_key(&cells.owner, "viewer")
+            .await
+            .expect("key");
+        // Checks in cell b never wait on the WAN: the key is allowed at once.
+        assert!(cells.b.authorize(read(&key)).await.allowed);
+        cells
+            .a
+            .revoke_key(&cells.owner, &key_id)
+            .await
+            .expect("revoke");
+        let revoked_at = Instant::now();
+        until_revoked(&cells.b, &key, Duration::from_secs(5)).await;
+        took.push(revoked_at.elapsed());
+    }
+    took.sort();
+    let median = took[took.len() / 2];
+    assert!(
+        median >= ONE_WAY,
+        "a revocation reached cell b before the delayed link could carry it: {took:?}"
+    );
+    assert!(
+        median < 2 * ONE_WAY - Duration::from_millis(5),
+        "cell b pays more than the replication delay: {took:?}"
+    );
+    assert!(
+        took[took.len() - 1] < ONE_WAY + Duration::from_millis(250),
+        "{took:?}"
+    );
+}
+
+/// Creating and revoking a key in cell b costs one round trip to the primary each, whatever it
+/// does there (script, audit, waiting for replicas), timed from outside.
+#[tokio::test]
+async fn a_key_created_or_revoked_in_the_far_cell_costs_one_round_trip() {
+    let cells = Cells::start_wan(ONE_WAY, |c| c).await;
+    let round_trip = 2 * ONE_WAY;
+    // Warm the connections (the first call may open one).
+    let (_, warm) = cells
+        .b
+        .create_key(&cells.owner, "viewer")
+        .await
+        .expect("key");
+    cells
+        .b
+        .revoke_key(&cells.owner, &warm)
+        .await
+        .expect("revoke");
+    let started = Instant::now();
+    let (key, key_id) = cells
+        .b
+        .create_key(&cells.owner, "viewer")
+        .await
+        .expect("key");
+    let create = started.elapsed();
+    let started = Instant::now();
+    cells
+        .b
+        .revoke_key(&cells.owner, &key_id)
+        .await
+        .expect("revoke");
+    let revoke = started.elapsed();
+    for (what, took) in [("create", create), ("revoke", revoke)] {
+        assert!(
+            took >= round_trip,
+            "{what} took {took:?}: the link is not in the path"
+        );
+        assert!(
+            took < 2 * round_trip,
+            "{what} took {took:?}: more than one round trip of {round_trip:?}"
+        );
+    }
+    // And the revocation applies in cell b itself once its replica has it.
+    until_revoked(&cells.b, &key, Duration::from_secs(5)).await;
+}
