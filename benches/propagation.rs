@@ -78,7 +78,7 @@ async fn main() {
     let mut admin_a = ga::global_admin_client::GlobalAdminClient::new(a.clone());
     let mut verifier_b = pb::verifier_client::VerifierClient::new(b.clone());
     let mut keys = Vec::with_capacity(n);
-    for _ in 0..n {
+    while keys.len() < n {
         let created = admin_a
             .generate_global_api_key(with_key(
                 ga::GenerateGlobalApiKeyRequest {
@@ -90,10 +90,18 @@ async fn main() {
                 },
                 &owner,
             ))
-            .await
-            .expect("create key")
-            .into_inner();
-        keys.push((created.api_key, created.key_info.expect("info").key_id));
+            .await;
+        match created {
+            Ok(created) => {
+                let created = created.into_inner();
+                keys.push((created.api_key, created.key_info.expect("info").key_id));
+            }
+            // The vending limiter is on (key creation counts): wait for the bucket.
+            Err(status) if status.code() == tonic::Code::ResourceExhausted => {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Err(status) => panic!("create key: {status}"),
+        }
     }
 
     // Floor: Redis replication lag primary -> replica b, polled the same way.

@@ -1,8 +1,28 @@
 //! The shared rate limiter: one GCRA bucket per account and operation kind on the primary, so
 //! every node of every cell draws from the same budget.
+//!
+//! # Budget shares: no round trip to the primary per call
+//!
+//! A cell may be a region away from the primary. Asking the primary's bucket on every vend
+//! would add a WAN round trip to each GenerateDisposableToken there. So a node *leases* tokens
+//! from the shared bucket a few at a time ([`LeasedRateLimiter`]): a call spends a token held
+//! locally, and when the node's share runs low it takes the next share in the background,
+//! before it is needed. A call waits on the primary only when the node holds nothing (its
+//! first call for an account, or a share that ran out faster than a round trip).
+//!
+//! The limit stays global: every token a node spends was taken from the shared bucket first,
+//! under the shared bucket's rate and burst. What a share changes is *when* a token counts:
+//! a node may spend, within [`LEASE_TTL`], tokens it took earlier, at most `2 x share` of them
+//! (a share is `rate / 5`, at least 1 and at most half the burst). So over any window of T
+//! seconds, the tokens spent across C nodes are at most `rate x T + burst + C x 2 x share`; for
+//! the default 5/s and burst 10, the share is 1 and the tolerance 2 tokens per node. Tokens a
+//! node took and did not spend within [`LEASE_TTL`] are dropped (never hoarded), so a node that
+//! goes quiet costs the others at most one share for a second.
 
+use std::collections::HashMap;
 use std::num::NonZeroU32;
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 
@@ -11,6 +31,11 @@ use super::Keys;
 use crate::store::limiter::{quota, LocalRateLimiter, RateLimiter, Unlimited};
 
 const GCRA: &str = include_str!("scripts/gcra.lua");
+
+/// How long a leased token may wait to be spent.
+pub const LEASE_TTL: Duration = Duration::from_secs(1);
+/// Accounts whose leases a node keeps before it drops the expired ones.
+const MAX_LEASES: usize = 10_000;
 
 /// A limiter shared by every node of every cell: a GCRA bucket per account in Redis (the
 /// primary), using Redis's clock so nodes' clocks do not matter. If Redis cannot be reached it
@@ -50,21 +75,31 @@ impl RedisRateLimiter {
             fallback: LocalRateLimiter::new(per_second, burst),
         }
     }
+
+    /// Takes up to `want` tokens of the account's bucket: how many it got, or how long to wait
+    /// for one.
+    async fn take(&self, account: &str, want: u32) -> redis::RedisResult<Result<u32, Duration>> {
+        let (taken, wait_ms): (u32, u64) = self
+            .script
+            .key(self.keys.rate(&format!("{}{account}", self.bucket)))
+            .arg(self.interval_ms)
+            .arg(self.burst)
+            .arg(want.max(1))
+            .invoke_async(&mut self.conn.clone())
+            .await?;
+        Ok(if taken > 0 {
+            Ok(taken)
+        } else {
+            Err(Duration::from_millis(wait_ms.max(1)))
+        })
+    }
 }
 
 #[async_trait]
 impl RateLimiter for RedisRateLimiter {
     async fn acquire(&self, account: &str) -> Result<(), Duration> {
-        let waited: redis::RedisResult<u64> = self
-            .script
-            .key(self.keys.rate(&format!("{}{account}", self.bucket)))
-            .arg(self.interval_ms)
-            .arg(self.burst)
-            .invoke_async(&mut self.conn.clone())
-            .await;
-        match waited {
-            Ok(0) => Ok(()),
-            Ok(ms) => Err(Duration::from_millis(ms)),
+        match self.take(account, 1).await {
+            Ok(taken) => taken.map(|_| ()),
             Err(e) => {
                 tracing::warn!(error = %e, "shared rate limiter unreachable; limiting on this node");
                 self.fallback.acquire(account).await
@@ -73,7 +108,133 @@ impl RateLimiter for RedisRateLimiter {
     }
 }
 
-/// Builds the shared limiter of one bucket for a configured rate: 0 means unlimited.
+/// A node's share of an account's budget.
+#[derive(Debug)]
+struct Lease {
+    tokens: u32,
+    expires: Instant,
+    refilling: bool,
+}
+
+/// The shared limiter with budget shares (see the module docs).
+pub struct LeasedRateLimiter {
+    inner: Arc<Leases>,
+}
+
+struct Leases {
+    shared: RedisRateLimiter,
+    share: u32,
+    leases: Mutex<HashMap<String, Lease>>,
+}
+
+impl Leases {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Lease>> {
+        // Every critical section leaves the map whole: a poisoned lock is still usable.
+        self.leases.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Adds `taken` tokens to the account's share (at most two shares held), valid for
+    /// [`LEASE_TTL`] from now.
+    fn credit(&self, account: &str, taken: u32) {
+        let now = Instant::now();
+        let mut leases = self.lock();
+        if leases.len() >= MAX_LEASES {
+            leases.retain(|_, l| l.expires > now || l.refilling);
+        }
+        let lease = leases.entry(account.to_owned()).or_insert(Lease {
+            tokens: 0,
+            expires: now,
+            refilling: false,
+        });
+        let held = if lease.expires > now { lease.tokens } else { 0 };
+        lease.tokens = held.saturating_add(taken).min(2 * self.share);
+        lease.expires = now + LEASE_TTL;
+    }
+
+    /// Takes the next share in the background.
+    fn refill(self: &Arc<Self>, account: String) {
+        let leases = self.clone();
+        tokio::spawn(async move {
+            let taken = match leases.shared.take(&account, leases.share).await {
+                Ok(Ok(taken)) => taken,
+                Ok(Err(_)) => 0,
+                Err(e) => {
+                    tracing::debug!(error = %e, "cannot lease vending tokens in the background");
+                    0
+                }
+            };
+            leases.credit(&account, taken);
+            if let Some(lease) = leases.lock().get_mut(&account) {
+                lease.refilling = false;
+            }
+        });
+    }
+}
+
+impl LeasedRateLimiter {
+    pub fn new(shared: RedisRateLimiter, per_second: NonZeroU32, burst: NonZeroU32) -> Self {
+        LeasedRateLimiter {
+            inner: Arc::new(Leases {
+                shared,
+                share: share(per_second.get(), burst.get()),
+                leases: Mutex::new(HashMap::new()),
+            }),
+        }
+    }
+}
+
+/// The tokens a node leases at a time: a fifth of a second's worth, at least 1, at most half
+/// the burst.
+pub fn share(per_second: u32, burst: u32) -> u32 {
+    (per_second / 5).clamp(1, (burst / 2).max(1))
+}
+
+#[async_trait]
+impl RateLimiter for LeasedRateLimiter {
+    async fn acquire(&self, account: &str) -> Result<(), Duration> {
+        let inner = &self.inner;
+        let spent = {
+            let now = Instant::now();
+            let mut leases = inner.lock();
+            match leases.get_mut(account) {
+                Some(lease) if lease.expires > now && lease.tokens > 0 => {
+                    lease.tokens -= 1;
+                    let low = lease.tokens <= inner.share / 2 && !lease.refilling;
+                    if low {
+                        lease.refilling = true;
+                    }
+                    Some(low)
+                }
+                _ => None,
+            }
+        };
+        match spent {
+            Some(low) => {
+                if low {
+                    inner.refill(account.to_owned());
+                }
+                Ok(())
+            }
+            // Nothing held: ask the primary now (one round trip), one token for this call and
+            // a share to hold.
+            None => match inner.shared.take(account, inner.share + 1).await {
+                Ok(Ok(taken)) => {
+                    inner.credit(account, taken - 1);
+                    Ok(())
+                }
+                Ok(Err(wait)) => Err(wait),
+                Err(e) => {
+                    tracing::warn!(error = %e, "shared rate limiter unreachable; limiting on this node");
+                    inner.shared.fallback.acquire(account).await
+                }
+            },
+        }
+    }
+}
+
+/// Builds the shared limiter of one bucket for a configured rate: 0 means unlimited. The
+/// vending bucket is leased in shares (see the module docs); the revocation bucket, whose calls
+/// wait on the primary anyway, is asked on every call.
 pub fn shared(
     conn: Link,
     keys: Keys,
@@ -82,7 +243,26 @@ pub fn shared(
     burst: u32,
 ) -> Box<dyn RateLimiter> {
     match quota(per_second, burst) {
+        Some((rate, burst)) if bucket == VENDING => Box::new(LeasedRateLimiter::new(
+            RedisRateLimiter::new(conn, keys, bucket, rate, burst),
+            rate,
+            burst,
+        )),
         Some((rate, burst)) => Box::new(RedisRateLimiter::new(conn, keys, bucket, rate, burst)),
         None => Box::new(Unlimited),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_share_is_a_fifth_of_a_second_within_half_the_burst() {
+        assert_eq!(share(5, 10), 1, "the defaults");
+        assert_eq!(share(1, 3), 1);
+        assert_eq!(share(40, 40), 8);
+        assert_eq!(share(1000, 10), 5, "at most half the burst");
+        assert_eq!(share(1000, 1), 1);
     }
 }
