@@ -13,6 +13,7 @@ use tonic::transport::Channel;
 use tonic::Request;
 
 /// `message` with `key` as its `authorization` metadata.
+#[allow(dead_code)] // Not every bench that includes this file uses it.
 pub fn with_key<T>(message: T, key: &str) -> Request<T> {
     let mut request = Request::new(message);
     if let Ok(value) = key.parse() {
