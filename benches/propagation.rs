@@ -219,6 +219,21 @@ async fn main() {
             if benching { 200 } else { 10 },
         )
         .await;
+        // The limit across cells: two more nodes at the default 5/s (burst 5 here), one per
+        // cell, minting flat out for an account of its own.
+        let rate = 5;
+        let (c, _) =
+            redis_node::start_limited(&pem, "a", &cell(&primary, topology.replica_a.url()), rate)
+                .await;
+        let (d, _) =
+            redis_node::start_limited(&pem, "b", &cell(&primary_b, topology.replica_b.url()), rate)
+                .await;
+        let (limited_owner, _) = authority_a
+            .bootstrap("limited", false)
+            .await
+            .expect("bootstrap");
+        let run = Duration::from_secs(if benching { 10 } else { 2 });
+        limit_figure(&c, &d, &limited_owner, rate, rate, run).await;
     }
 }
 
@@ -422,4 +437,63 @@ fn read_cache_permissions() -> authcell::proto::permission_messages::Permissions
             }],
         })),
     }
+}
+
+/// Two cells minting as fast as they can for `run`: what the shared limit let through.
+async fn limit_figure(
+    a: &tonic::transport::Channel,
+    b: &tonic::transport::Channel,
+    owner: &str,
+    rate: u32,
+    burst: u32,
+    run: Duration,
+) {
+    let started = Instant::now();
+    let mint = |channel: tonic::transport::Channel| {
+        let owner = owner.to_owned();
+        async move {
+            let mut token = authcell::proto::token::token_client::TokenClient::new(channel);
+            let (mut accepted, mut refused) = (0u32, 0u32);
+            while started.elapsed() < run {
+                let result = token
+                    .generate_disposable_token(
+                        authcell::proto::token::GenerateDisposableTokenRequest {
+                            expires: Some(
+                                authcell::proto::token::generate_disposable_token_request::Expires {
+                                    valid_for_seconds: 60,
+                                },
+                            ),
+                            auth_token: owner.clone(),
+                            permissions: Some(read_cache_permissions()),
+                            token_id: String::new(),
+                        },
+                    )
+                    .await;
+                match result {
+                    Ok(_) => accepted += 1,
+                    Err(s) if s.code() == tonic::Code::ResourceExhausted => refused += 1,
+                    Err(s) => panic!("vend: {s}"),
+                }
+            }
+            (accepted, refused)
+        }
+    };
+    let ((aa, ar), (ba, br)) = tokio::join!(mint(a.clone()), mint(b.clone()));
+    let elapsed = started.elapsed().as_secs_f64();
+    let share = authcell::store::redis::limiter::share(rate, burst);
+    let tolerance = f64::from(2 * 2 * share);
+    let bound = f64::from(rate) * elapsed + f64::from(burst) + tolerance;
+    let total = f64::from(aa + ba);
+    println!();
+    println!(
+        "shared vending limit {rate}/s (burst {burst}, share {share}), two cells (b a WAN away) minting flat out for {elapsed:.1} s:"
+    );
+    println!(
+        "  accepted: cell a {aa} (refused {ar}), cell b {ba} (refused {br}); total {total:.0} = {:.2}/s",
+        total / elapsed
+    );
+    println!(
+        "  bound rate x T + burst + cells x 2 x share = {bound:.1}: {}",
+        if total <= bound { "met" } else { "MISSED" }
+    );
 }
