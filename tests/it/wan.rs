@@ -1,5 +1,5 @@
 //! Cells a WAN apart: cell b's replica and node reach the primary through a link that delays
-//! every byte by 25 ms each way (see `support::redis::WanLink`). Revocations still reach cell b
+//! every byte by 50 ms each way (see `support::redis::WanLink`). Revocations still reach cell b
 //! within the replication delay plus a small local cost; checks never wait on the WAN; a key
 //! created or revoked in cell b costs one round trip to the primary.
 //!
@@ -11,7 +11,9 @@ use std::time::{Duration, Instant};
 use crate::support::cells::{read, until_revoked, Cells};
 use crate::support::redis::WanLink;
 
-const ONE_WAY: Duration = Duration::from_millis(25);
+/// Longer than the 25 ms, so that a loaded CI machine's own delays stay small beside
+/// it (the benchmark measures 25 ms).
+const ONE_WAY: Duration = Duration::from_millis(50);
 
 /// The link itself: a round trip through it costs twice the one-way delay, and it counts it.
 #[tokio::test]
