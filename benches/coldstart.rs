@@ -222,6 +222,7 @@ async fn populate(url: &str, revoked: usize, keys: usize, roles: usize) {
                 expires_at: None,
                 revoked_at: None,
                 refresh_hash: None,
+                rotation: Default::default(),
             };
             pipe.cmd("HSET")
                 .arg(layout.key(&account, &key_id))

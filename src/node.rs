@@ -135,6 +135,35 @@ pub struct Node {
     authority: Arc<Authority>,
     metrics: Arc<Metrics>,
     sync: Option<SyncHandle>,
+    /// Revokes rotated keys whose overlap ended ([`spawn_rotation_scheduler`]).
+    scheduler: Option<tokio::task::JoinHandle<()>>,
+}
+
+/// How often a node looks for rotated keys whose overlap ended: the most a scheduled
+/// revocation can come late, before it propagates like any other.
+pub const ROTATION_TICK: Duration = Duration::from_millis(500);
+
+/// Every node, in every cell, revokes rotated keys whose overlap ended, every
+/// [`ROTATION_TICK`]. The schedule lives in the store (in Redis: a sorted set that one script
+/// takes each entry from), so a scheduled revocation happens whichever nodes are alive; it
+/// never depends on the node that accepted the rotation. Without a Tokio runtime (a library
+/// caller building a node outside one) nothing is spawned.
+fn spawn_rotation_scheduler(authority: &Arc<Authority>) -> Option<tokio::task::JoinHandle<()>> {
+    let handle = tokio::runtime::Handle::try_current().ok()?;
+    let authority = authority.clone();
+    Some(handle.spawn(async move {
+        loop {
+            tokio::time::sleep(ROTATION_TICK).await;
+            match authority.revoke_due().await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(
+                    revoked = n,
+                    "rotated keys revoked at the end of their overlap"
+                ),
+                Err(e) => tracing::debug!(error = %e, "cannot revoke rotated keys now; retrying"),
+            }
+        }
+    }))
 }
 
 impl Node {
@@ -178,10 +207,12 @@ impl Node {
         sync: Option<SyncHandle>,
     ) -> Node {
         let metrics = Arc::new(Metrics::new(authority.verifier().clone(), counters));
+        let scheduler = spawn_rotation_scheduler(&authority);
         Node {
             authority,
             metrics,
             sync,
+            scheduler,
         }
     }
 
@@ -200,9 +231,21 @@ impl Node {
     }
 
     /// Stops the node's background work (the sync task), once the server has returned.
-    pub async fn stop(self) {
-        if let Some(sync) = self.sync {
+    pub async fn stop(mut self) {
+        if let Some(scheduler) = self.scheduler.take() {
+            scheduler.abort();
+        }
+        if let Some(sync) = self.sync.take() {
             sync.stop().await;
+        }
+    }
+}
+
+impl Drop for Node {
+    /// A node dropped without [`Node::stop`] still stops revoking on its timer.
+    fn drop(&mut self) {
+        if let Some(scheduler) = self.scheduler.take() {
+            scheduler.abort();
         }
     }
 }

@@ -3,18 +3,15 @@
 use super::*;
 
 impl Authority {
-    /// Mints a role-bound v2 API key and stores its metadata. Returns the key (shown once).
-    #[allow(clippy::too_many_arguments)]
-    async fn mint_role_key(
+    /// A new role-bound key: its token (signed) and record, not stored yet.
+    fn new_role_key(
         &self,
         account: &str,
         role_id: &str,
         description: String,
         expires_at: Option<u64>,
         created_by: String,
-        peer: Option<IpAddr>,
-        request_id: Option<&str>,
-    ) -> Result<(String, KeyRecord)> {
+    ) -> Result<(String, KeyRecord, Claims)> {
         let now_ms = self.stamp(account);
         let now = now_ms / 1000;
         let key_id = credential_id(now_ms);
@@ -52,7 +49,25 @@ impl Authority {
             expires_at,
             revoked_at: None,
             refresh_hash: None,
+            rotation: Default::default(),
         };
+        Ok((token, record, claims))
+    }
+
+    /// Mints a role-bound v2 API key and stores its metadata. Returns the key (shown once).
+    #[allow(clippy::too_many_arguments)]
+    async fn mint_role_key(
+        &self,
+        account: &str,
+        role_id: &str,
+        description: String,
+        expires_at: Option<u64>,
+        created_by: String,
+        peer: Option<IpAddr>,
+        request_id: Option<&str>,
+    ) -> Result<(String, KeyRecord)> {
+        let (token, record, claims) =
+            self.new_role_key(account, role_id, description, expires_at, created_by)?;
         let audit = Self::audit(
             account,
             &record.created_by,
@@ -149,6 +164,106 @@ impl Authority {
             request_id.as_deref(),
         )
         .await
+    }
+
+    /// RotateApiKey: a new key with the old one's role, description and lifetime, and the old
+    /// key revoked once `overlap_secs` have passed (at once for 0), in one atomic mutation. The
+    /// caller must be able to revoke the old key and to create one of its role (nobody rotates a
+    /// key stronger than their own). SDK-made keys rotate by RefreshApiToken instead. Returns
+    /// the new key's token and record, and the old key's record as it is now.
+    pub async fn rotate_key(
+        &self,
+        caller: &Caller,
+        request: KeyRotation,
+    ) -> Result<(String, KeyRecord, KeyRecord)> {
+        self.require(caller, Action::AuthWrite)?;
+        let account = caller.account();
+        let key_id = request.key_id.as_str();
+        let mut old = self
+            .store
+            .get_key(account, key_id)
+            .await?
+            .ok_or_else(|| not_found_key(key_id))?;
+        match self.key_status(&old) {
+            KeyStatus::Active => {}
+            KeyStatus::Revoked => {
+                return Err(Error::FailedPrecondition(format!(
+                    "key_id: key {key_id} is revoked; only a live key can be rotated"
+                )))
+            }
+            KeyStatus::Expired => {
+                return Err(Error::FailedPrecondition(format!(
+                    "key_id: key {key_id} has expired; only a live key can be rotated"
+                )))
+            }
+        }
+        if let Some(to) = &old.rotation.to {
+            return Err(Error::FailedPrecondition(format!(
+                "key_id: key {key_id} is already rotating (replaced by {to})"
+            )));
+        }
+        let Some(role_id) = old.role_id.clone() else {
+            return Err(Error::FailedPrecondition(format!(
+                "key_id: key {key_id} is an SDK-made key: rotate it with auth.Auth/RefreshApiToken"
+            )));
+        };
+        self.require_revocable(caller, &old).await?;
+        let role = self.role_permissions(account, &role_id).await?;
+        self.require_delegable(caller, &format!("role {role_id:?}"), &role)?;
+        self.rate_limit(account).await?;
+        // The same lifetime policy: a key that expired N seconds after issue is replaced by one
+        // that expires N seconds after its own; a key that never expires, by one that never does.
+        let expires_at = old
+            .expires_at
+            .map(|exp| self.clock.now() + exp.saturating_sub(old.issued_at));
+        let (token, mut new, _) = self.new_role_key(
+            account,
+            &role_id,
+            old.description.clone(),
+            expires_at,
+            caller.key_id().to_owned(),
+        )?;
+        let now = new.issued_at;
+        let revokes_at = now.saturating_add(request.overlap_secs);
+        let audit = [
+            Self::audit(
+                account,
+                caller.key_id(),
+                caller.peer,
+                "key.rotated",
+                key_id,
+                format!(
+                    "replaced by {}; old key revoked at {revokes_at} (overlap {} s)",
+                    new.key_id, request.overlap_secs
+                ),
+            ),
+            Self::audit(
+                account,
+                caller.key_id(),
+                caller.peer,
+                "key.revoked",
+                key_id,
+                format!("rotated to {} with no overlap", new.key_id),
+            ),
+        ];
+        self.store
+            .rotate_key(&old, new.clone(), revokes_at, now, &audit)
+            .await?;
+        Counters::bump(&self.settings.counters.keys_issued);
+        new.rotation.from = Some(old.key_id.clone());
+        old.rotation.to = Some(new.key_id.clone());
+        old.rotation.revokes_at = Some(revokes_at);
+        if revokes_at <= now {
+            old.revoked_at = Some(now);
+        }
+        tracing::info!(account = %account, old = %old.key_id, new = %new.key_id, revokes_at, "key rotated");
+        Ok((token, new, old))
+    }
+
+    /// Revokes rotated keys whose overlap has ended (every node runs this on a timer; see
+    /// [`crate::store::Store::revoke_due`]).
+    pub async fn revoke_due(&self) -> Result<usize> {
+        Ok(self.store.revoke_due(self.clock.now()).await?)
     }
 
     /// The status of a key now. Revoked covers every way a key stops working for good: its

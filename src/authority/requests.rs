@@ -33,6 +33,32 @@ impl KeyId {
     }
 }
 
+/// Longest overlap of a rotation: 30 days.
+pub const MAX_ROTATION_OVERLAP_SECS: u64 = 30 * 24 * 3600;
+
+/// RotateApiKey: which key, and how long it keeps working beside its replacement.
+#[derive(Clone, Debug)]
+pub struct KeyRotation {
+    pub key_id: KeyId,
+    pub overlap_secs: u64,
+}
+
+impl KeyRotation {
+    pub fn new(key_id: String, overlap_secs: u64) -> Result<KeyRotation, Invalid> {
+        let key_id = KeyId::new(key_id)?;
+        if overlap_secs > MAX_ROTATION_OVERLAP_SECS {
+            return Err(Invalid::new(
+                "overlap_seconds",
+                format!("at most {MAX_ROTATION_OVERLAP_SECS} (30 days), got {overlap_secs}"),
+            ));
+        }
+        Ok(KeyRotation {
+            key_id,
+            overlap_secs,
+        })
+    }
+}
+
 /// GenerateGlobalApiKey.
 #[derive(Clone, Debug)]
 pub struct NewKey {

@@ -38,7 +38,7 @@ impl Authority {
 
     /// Revoking is also a power over the key: nobody revokes a key that can do more than they
     /// can (an operator cannot revoke an owner's key). A key may always revoke itself.
-    async fn require_revocable(&self, caller: &Caller, key: &KeyRecord) -> Result<()> {
+    pub(super) async fn require_revocable(&self, caller: &Caller, key: &KeyRecord) -> Result<()> {
         if key.key_id == caller.key_id() {
             return Ok(());
         }

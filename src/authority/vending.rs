@@ -318,6 +318,7 @@ impl Authority {
             expires_at,
             revoked_at: None,
             refresh_hash: Some(refresh_hash(&refresh_token)),
+            rotation: Default::default(),
         };
         let audit = match replacing {
             None => Authority::audit(

@@ -104,6 +104,19 @@ pub enum KeysCommand {
     Describe(KeysDescribe),
     /// Revoke a key: its next call, on any RPC and any cell, is refused.
     Revoke(KeysRevoke),
+    /// Replace a key with a new one of the same role, description and lifetime; the old key
+    /// keeps working for --overlap, then is revoked in every cell. The new key is printed once.
+    Rotate(KeysRotate),
+}
+
+#[derive(Debug, Args)]
+pub struct KeysRotate {
+    /// The key id (a UUID, as `keys list` shows it).
+    pub key_id: String,
+    /// How long the old key keeps working beside the new one: 24h, 30m, 0s (revoked at
+    /// once); at most 30d.
+    #[arg(long, value_name = "DURATION", value_parser = parse_overlap)]
+    pub overlap: Duration,
 }
 
 #[derive(Debug, Args)]

@@ -179,6 +179,18 @@ pub(crate) fn key_block(k: &pb::ApiKeyInfo) -> String {
     if !k.token_id.is_empty() {
         pairs.push(("token id", cell(&k.token_id)));
     }
+    if !k.rotated_from.is_empty() {
+        pairs.push(("rotated from", cell(&k.rotated_from)));
+    }
+    if !k.rotated_to.is_empty() {
+        pairs.push(("rotated to", cell(&k.rotated_to)));
+    }
+    if let (Some(at), None) = (k.revokes_at_epoch_seconds, k.revoked_at_epoch_seconds) {
+        pairs.push((
+            "revoked at",
+            format!("{} (end of rotation overlap)", format_secs(at)),
+        ));
+    }
     render_block(&pairs)
 }
 
@@ -265,6 +277,44 @@ pub(crate) async fn keys_revoke(client: &ClientArgs, args: KeysRevoke) -> Result
     if let (Some(c), Some(ms)) = (&confirmation, args.confirm_timeout) {
         out(&confirmation_text(c, ms));
     }
+    Ok(())
+}
+
+pub(crate) async fn keys_rotate(client: &ClientArgs, args: KeysRotate) -> Result<(), Failure> {
+    let api = Api::connect(client).await?;
+    let rotated = api
+        .admin()
+        .rotate_api_key(api.req(pb::RotateApiKeyRequest {
+            key_id: args.key_id,
+            overlap_seconds: args.overlap.as_secs(),
+        }))
+        .await
+        .map_err(from_status)?
+        .into_inner();
+    let (new, old) = (
+        rotated.key.unwrap_or_default(),
+        rotated.rotated.unwrap_or_default(),
+    );
+    if client.json {
+        return json_out(&RotatedKeyJson {
+            api_key: rotated.api_key,
+            endpoint: rotated.endpoint,
+            key: key_json(&new),
+            rotated: key_json(&old),
+        });
+    }
+    out(&format!("{}\n", rotated.api_key));
+    note(&format!(
+        "Rotated key {} to {}: the old key {}. The new key is printed on stdout this once: store it now.\n",
+        printable(&old.key_id),
+        printable(&new.key_id),
+        match old.revokes_at_epoch_seconds {
+            Some(at) if old.revoked_at_epoch_seconds.is_none() => {
+                format!("keeps working until {}, then is revoked in every cell", format_secs(at))
+            }
+            _ => "is revoked now".to_owned(),
+        }
+    ));
     Ok(())
 }
 

@@ -219,6 +219,7 @@ pub(crate) async fn execute(command: ClientCommand) -> Result<(), Failure> {
             KeysCommand::List(c) => keys_list(&a.client, c).await,
             KeysCommand::Describe(c) => keys_describe(&a.client, c).await,
             KeysCommand::Revoke(c) => keys_revoke(&a.client, c).await,
+            KeysCommand::Rotate(c) => keys_rotate(&a.client, c).await,
         },
         ClientCommand::Roles(a) => match a.command {
             RolesCommand::List => roles_list(&a.client).await,

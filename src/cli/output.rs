@@ -104,6 +104,12 @@ pub(crate) struct KeyJson {
     pub(crate) revoked_at_epoch_seconds: Option<u64>,
     pub(crate) created_by: String,
     pub(crate) token_id: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub(crate) rotated_to: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub(crate) rotated_from: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) revokes_at_epoch_seconds: Option<u64>,
 }
 
 pub(crate) fn key_status(status: i32) -> &'static str {
@@ -136,7 +142,20 @@ pub(crate) fn key_json(k: &pb::ApiKeyInfo) -> KeyJson {
         revoked_at_epoch_seconds: k.revoked_at_epoch_seconds,
         created_by: k.created_by.clone(),
         token_id: k.token_id.clone(),
+        rotated_to: k.rotated_to.clone(),
+        rotated_from: k.rotated_from.clone(),
+        revokes_at_epoch_seconds: k.revokes_at_epoch_seconds,
     }
+}
+
+#[derive(Serialize)]
+pub(crate) struct RotatedKeyJson {
+    /// The new key itself, shown this once.
+    pub(crate) api_key: String,
+    pub(crate) endpoint: String,
+    pub(crate) key: KeyJson,
+    /// The old key, with the time it is revoked.
+    pub(crate) rotated: KeyJson,
 }
 
 #[derive(Serialize)]

@@ -2,6 +2,11 @@ use super::*;
 
 #[test]
 fn durations() {
+    assert_eq!(parse_overlap("0"), Ok(Duration::ZERO));
+    assert_eq!(parse_overlap("0s"), Ok(Duration::ZERO));
+    assert_eq!(parse_overlap("24h"), Ok(Duration::from_secs(86_400)));
+    assert!(parse_overlap("").is_err());
+    assert!(parse_overlap("0x").is_err());
     assert_eq!(parse_duration("45s"), Ok(Duration::from_secs(45)));
     assert_eq!(parse_duration("90m"), Ok(Duration::from_secs(5400)));
     assert_eq!(parse_duration("12h"), Ok(Duration::from_secs(43_200)));

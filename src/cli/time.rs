@@ -71,6 +71,19 @@ pub(crate) fn parse_rfc3339_ms(text: &str) -> Option<u64> {
     u64::try_from(at.unix_timestamp_nanos() / 1_000_000).ok()
 }
 
+/// As [`parse_duration`], but zero (`0` or `0s`) is allowed: a rotation's overlap.
+pub fn parse_overlap(text: &str) -> Result<Duration, String> {
+    // `0`, `0s`, `0m`, ...: one zero, with or without one unit.
+    let number = text
+        .trim()
+        .strip_suffix(['s', 'm', 'h', 'd'])
+        .unwrap_or(text.trim());
+    if number.parse::<u64>() == Ok(0) {
+        return Ok(Duration::ZERO);
+    }
+    parse_duration(text)
+}
+
 /// Parses `30d`, `12h`, `90m`, `45s`, or several of them together (`1h30m`).
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();

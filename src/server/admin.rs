@@ -6,8 +6,8 @@ use tonic::{Request, Response, Status};
 
 use super::caller;
 use crate::authority::{
-    AuditListing, Authority, KeyId, KeyListing, KeyStatus, NewRole, RevocationWait, RoleChange,
-    RoleId, RoleView, TokenRevocation,
+    AuditListing, Authority, KeyId, KeyListing, KeyRotation, KeyStatus, NewRole, RevocationWait,
+    RoleChange, RoleId, RoleView, TokenRevocation,
 };
 use crate::policy::proto::permission_set_to_proto;
 use crate::proto::authcell::v1 as pb;
@@ -44,6 +44,9 @@ fn key_info(key: KeyRecord, status: KeyStatus) -> pb::ApiKeyInfo {
         created_by: key.created_by,
         revoked_at_epoch_seconds: key.revoked_at,
         token_id: key.token_id.unwrap_or_default(),
+        rotated_to: key.rotation.to.unwrap_or_default(),
+        rotated_from: key.rotation.from.unwrap_or_default(),
+        revokes_at_epoch_seconds: key.rotation.revokes_at,
     }
 }
 
@@ -65,6 +68,22 @@ fn role(r: RoleView) -> pb::Role {
 
 #[tonic::async_trait]
 impl pb::admin_server::Admin for AdminService {
+    async fn rotate_api_key(
+        &self,
+        request: Request<pb::RotateApiKeyRequest>,
+    ) -> Result<Response<pb::RotateApiKeyResponse>, Status> {
+        let caller = caller(&self.authority, &request)?;
+        let rotation = KeyRotation::try_from(request.into_inner())?;
+        let (token, new, old) = self.authority.rotate_key(&caller, rotation).await?;
+        let old_status = self.authority.key_status(&old);
+        Ok(Response::new(pb::RotateApiKeyResponse {
+            api_key: token,
+            key: Some(key_info(new, KeyStatus::Active)),
+            rotated: Some(key_info(old, old_status)),
+            endpoint: self.authority.endpoint().to_owned(),
+        }))
+    }
+
     async fn describe_api_key(
         &self,
         request: Request<pb::DescribeApiKeyRequest>,

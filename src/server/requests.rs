@@ -5,8 +5,8 @@
 
 use crate::authority::vending::KeyLifetime;
 use crate::authority::{
-    ApiToken, AuditListing, DisposableToken, Expiry, KeyId, KeyListing, NewKey, NewRole, Refresh,
-    RevocationWait, RoleChange, RoleId, RoleUpdate, TokenRef, TokenRevocation,
+    ApiToken, AuditListing, DisposableToken, Expiry, KeyId, KeyListing, KeyRotation, NewKey,
+    NewRole, Refresh, RevocationWait, RoleChange, RoleId, RoleUpdate, TokenRef, TokenRevocation,
 };
 use std::net::{IpAddr, SocketAddr};
 
@@ -37,6 +37,14 @@ impl TryFrom<ga::RevokeGlobalApiKeyRequest> for KeyId {
 
     fn try_from(req: ga::RevokeGlobalApiKeyRequest) -> Result<Self, Invalid> {
         KeyId::new(req.key_id)
+    }
+}
+
+impl TryFrom<pb::RotateApiKeyRequest> for KeyRotation {
+    type Error = Invalid;
+
+    fn try_from(req: pb::RotateApiKeyRequest) -> Result<Self, Invalid> {
+        KeyRotation::new(req.key_id, req.overlap_seconds)
     }
 }
 

@@ -41,6 +41,28 @@ pub struct KeyRecord {
     pub revoked_at: Option<u64>,
     /// SHA-256 (hex) of the key's single-use refresh token (SDK-made keys only).
     pub refresh_hash: Option<String>,
+    /// The rotation this key took part in, if any (RotateApiKey).
+    #[serde(default, skip_serializing_if = "Rotation::is_none")]
+    pub rotation: Rotation,
+}
+
+/// A key's part in rotations: the key that replaced it and when it is revoked, and the key it
+/// replaced.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Rotation {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub to: Option<String>,
+    /// When a rotated key is revoked (epoch seconds): the end of its overlap.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revokes_at: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from: Option<String>,
+}
+
+impl Rotation {
+    pub fn is_none(&self) -> bool {
+        *self == Rotation::default()
+    }
 }
 
 impl KeyRecord {
@@ -102,7 +124,7 @@ pub struct AuditRecord {
     /// Key id of the acting credential ("bootstrap" or "system" when none).
     pub actor: String,
     pub peer: Option<String>,
-    /// `key.created`, `key.revoked`, `key.refreshed`, `role.created`, `role.updated`,
+    /// `key.created`, `key.revoked`, `key.refreshed`, `key.rotated`, `role.created`, `role.updated`,
     /// `role.deleted`, `token.revoked`, `credentials.revoked_before`, `signing_key.rotated`.
     pub action: String,
     pub target: String,
@@ -198,6 +220,26 @@ pub trait Store: Send + Sync + 'static {
         after: Option<&str>,
         limit: usize,
     ) -> StoreResult<Vec<KeyRecord>>;
+
+    /// Rotates `old` (as the caller read it) to `new` in one atomic mutation: `new` is stored
+    /// with `rotation.from` naming `old`; `old` gets `rotation.to` and `revokes_at`, and a
+    /// schedule entry that [`Store::revoke_due`] acts on. With `revokes_at <= now` the old key is
+    /// revoked (and its revocation published) in the same mutation instead. `NotFound` if `old`
+    /// is not in the account; `FailedPrecondition` if it is revoked or already rotated. The
+    /// audit records (`key.rotated`, and `key.revoked` when immediate) go with it.
+    async fn rotate_key(
+        &self,
+        old: &KeyRecord,
+        new: KeyRecord,
+        revokes_at: u64,
+        now: u64,
+        audit: &[AuditRecord],
+    ) -> StoreResult<Option<String>>;
+
+    /// Revokes every rotated key whose overlap ended by `now` (epoch seconds), each with its
+    /// event and a `key.revoked` audit record by `system`. Safe to run from every node at once:
+    /// each scheduled revocation is taken by exactly one run. Returns how many it revoked.
+    async fn revoke_due(&self, now: u64) -> StoreResult<usize>;
 
     /// Marks `key` (as the caller read it: its account, id and role are what count) revoked
     /// (idempotent: revoking a revoked key keeps the first time) and publishes its revocation,

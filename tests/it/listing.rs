@@ -194,6 +194,7 @@ async fn seed(url: &str, owner: &KeyRecord) -> Vec<String> {
                 expires_at: None,
                 revoked_at: None,
                 refresh_hash: None,
+                rotation: Default::default(),
             })
             .collect();
         inserts.spawn(async move {

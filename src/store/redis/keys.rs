@@ -8,7 +8,8 @@
 //! | --- | --- | --- |
 //! | `accounts` | set | account names |
 //! | `acct:{account}:keys` | sorted set, all scores 0 | key ids; lexicographic order = creation order (UUIDv7), so pages are `ZRANGEBYLEX` in O(log n + page) |
-//! | `key:{account}:{key_id}` | hash | `rec` (KeyRecord JSON, immutable), `revoked_at`, `refresh` (SHA-256 of the refresh token) |
+//! | `key:{account}:{key_id}` | hash | `rec` (KeyRecord JSON, immutable), `revoked_at`, `refresh` (SHA-256 of the refresh token), `rotated_to` and `revokes_at` (a rotated key), `rotated_from` (its replacement) |
+//! | `rotations` | sorted set | `{account}\0{key_id}` of rotated keys, scored by the end of their overlap (epoch seconds); every node's scheduler takes due entries off it in one script |
 //! | `acct:{account}:rolekeys:{role_id}` | sorted set | ids of the role's unrevoked keys, scored by expiry (`+inf` for never): live keys are `ZCOUNT (now +inf` |
 //! | `acct:{account}:roles` | hash | role id -> RoleRecord JSON |
 //! | `acct:{account}:rolenames` | hash | role name -> role id (unique names) |
@@ -20,7 +21,7 @@
 //! | `beats` | stream | the last heartbeat of any node (capped at one entry): its id's milliseconds are the primary's clock; read back through a replica, it says how fresh that replica's data is |
 //! | `events` | stream | field `e`: [`Event`](crate::verifier::view::Event) JSON; capped with `MAXLEN ~` |
 //! | `nodes` | hash | node id -> [`NodeStatus`](crate::store::NodeStatus) JSON (progress reports) |
-//! | `rl:{account}` | string | GCRA theoretical arrival time, ms (rate limiter) |
+//! | `rl:{account}` | string | GCRA theoretical arrival time, ms (the shared rate limiter; nodes lease tokens from it a share at a time) |
 //! | `fence` | string | a counter every mutation increments before its `WAIT` (see [`super::link::Durable`]) |
 //! | `idem:{account}:{request id}` | string | [`Receipt`](crate::store::Receipt) JSON of a key created under an `idempotency-key`; expires after 24 h |
 //! | `audit:{account}` | stream | field `a`: [`AuditRecord`](crate::store::AuditRecord) JSON; capped with `MAXLEN ~` (ids give the time) |
@@ -85,6 +86,13 @@ impl Keys {
     }
     pub fn audit(&self, account: &str) -> String {
         format!("{}audit:{account}", self.prefix)
+    }
+    /// Rotated keys' scheduled revocations: member `account NUL key id`, score the time.
+    pub fn rotations(&self) -> String {
+        format!("{}rotations", self.prefix)
+    }
+    pub fn prefix(&self) -> &str {
+        &self.prefix
     }
     pub fn fence(&self) -> String {
         format!("{}fence", self.prefix)

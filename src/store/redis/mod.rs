@@ -208,7 +208,7 @@ impl RedisStore {
     async fn read_key(&self, account: &str, key_id: &str) -> StoreResult<Option<KeyRecord>> {
         let fields: Vec<Option<String>> = redis::cmd("HMGET")
             .arg(self.keys.key(account, key_id))
-            .arg(&["rec", "revoked_at", "refresh"])
+            .arg(&KEY_FIELDS[..])
             .query_async(&mut self.conn())
             .await
             .map_err(unavailable)?;
@@ -235,16 +235,29 @@ impl RedisStore {
 }
 
 /// Decodes the `rec`, `revoked_at`, `refresh` fields of a key hash.
+/// The fields of a key's hash a read takes, in the order [`decode_key`] reads them.
+const KEY_FIELDS: [&str; 6] = [
+    "rec",
+    "revoked_at",
+    "refresh",
+    "rotated_to",
+    "revokes_at",
+    "rotated_from",
+];
+
 fn decode_key(fields: &[Option<String>]) -> StoreResult<Option<KeyRecord>> {
     let Some(Some(rec)) = fields.first() else {
         return Ok(None);
     };
     let mut record: KeyRecord = serde_json::from_str(rec).map_err(|e| corrupt("key", e))?;
-    record.revoked_at = fields
-        .get(1)
-        .and_then(|v| v.as_deref())
-        .and_then(|v| v.parse().ok());
-    record.refresh_hash = fields.get(2).and_then(|v| v.clone());
+    let field = |i: usize| fields.get(i).and_then(|v| v.clone());
+    record.revoked_at = field(1).and_then(|v| v.parse().ok());
+    record.refresh_hash = field(2);
+    record.rotation = crate::store::Rotation {
+        to: field(3),
+        revokes_at: field(4).and_then(|v| v.parse().ok()),
+        from: field(5),
+    };
     Ok(Some(record))
 }
 
@@ -307,7 +320,7 @@ impl Store for RedisStore {
         if let Some(nearby) = &self.nearby {
             let fields: Result<Vec<Option<String>>, _> = redis::cmd("HMGET")
                 .arg(self.keys.key(account, key_id))
-                .arg(&["rec", "revoked_at", "refresh"])
+                .arg(&KEY_FIELDS[..])
                 .query_async(&mut nearby.clone())
                 .await;
             // Not there yet (made a moment ago in another cell), or the replica is down: ask
@@ -402,6 +415,109 @@ impl Store for RedisStore {
         let mut record = record;
         record.revoked_at = values.get(1).and_then(|at| at.parse().ok()).or(Some(now));
         Ok((record, values.first().cloned()))
+    }
+
+    async fn rotate_key(
+        &self,
+        old: &KeyRecord,
+        new: KeyRecord,
+        revokes_at: u64,
+        now: u64,
+        audit: &[AuditRecord],
+    ) -> StoreResult<Option<String>> {
+        let (account, old_id) = (old.account.as_str(), old.key_id.as_str());
+        let mut stored = new.clone();
+        stored.revoked_at = None;
+        stored.refresh_hash = None;
+        stored.rotation = crate::store::Rotation::default();
+        let role_id = new.role_id.clone().unwrap_or_default();
+        let immediate = revokes_at <= now;
+        let event = Event::CredentialRevoked {
+            account: account.to_owned(),
+            id: old_id.to_owned(),
+            by: None,
+        };
+        let (rotated, revoked) = match audit {
+            [rotated, revoked, ..] => (Some(rotated), Some(revoked)),
+            [rotated] => (Some(rotated), None),
+            [] => (None, None),
+        };
+        let reply: Reply = run_script(
+            self.with_audit(
+                self.scripts
+                    .rotate_key
+                    .key(self.keys.key(account, old_id))
+                    .key(self.keys.key(account, &new.key_id))
+                    .key(self.keys.account_keys(account))
+                    .key(self.keys.role_keys(account, &role_id))
+                    .key(self.keys.rotations())
+                    .key(self.keys.revoked())
+                    .key(self.keys.events())
+                    .arg(old_id)
+                    .arg(&new.key_id)
+                    .arg(to_json(&stored)?)
+                    .arg(expiry_score(new.expires_at))
+                    .arg(&role_id)
+                    .arg(revokes_at)
+                    .arg(now)
+                    .arg(if immediate { "1" } else { "" })
+                    .arg(format!("{account}\u{0}{old_id}"))
+                    .arg(revoked_credential_field(account, old_id))
+                    .arg(to_json(&event)?)
+                    .arg(self.max_len())
+                    .arg(audit_json(revoked.filter(|_| immediate))?),
+                account,
+                rotated,
+            )?,
+            &mut self.write(),
+        )
+        .await
+        .map_err(unavailable)?;
+        let values = reply.ok(|refusal| match refusal {
+            Refusal::NotFound => {
+                StoreError::NotFound(format!("key_id: no key {old_id} in this account"))
+            }
+            Refusal::Exists => {
+                StoreError::AlreadyExists(format!("key {} already exists", new.key_id))
+            }
+            Refusal::Other(word) if word == "REVOKED" => {
+                StoreError::FailedPrecondition(format!("key_id: key {old_id} is revoked"))
+            }
+            Refusal::Other(word) if word == "ROTATING" => {
+                StoreError::FailedPrecondition(format!("key_id: key {old_id} is already rotating"))
+            }
+            other => StoreError::Unavailable(format!("rotation refused: {other:?}")),
+        })?;
+        if immediate {
+            self.view.apply(&event);
+        }
+        Ok(values.first().filter(|id| !id.is_empty()).cloned())
+    }
+
+    async fn revoke_due(&self, now: u64) -> StoreResult<usize> {
+        let mut invocation = self.scripts.revoke_due.key(self.keys.rotations());
+        invocation
+            .key(self.keys.revoked())
+            .key(self.keys.events())
+            .arg(now)
+            .arg(self.max_len())
+            .arg(self.keys.prefix())
+            .arg(self.audit_max_len())
+            .arg(100);
+        let revoked: Vec<String> = run_script(&invocation, &mut self.write())
+            .await
+            .map_err(unavailable)?;
+        // This node's view has them at once, as with every mutation of its own.
+        for member in &revoked {
+            if let Some((account, key_id)) = member.split_once('\u{0}') {
+                self.view.apply(&Event::CredentialRevoked {
+                    account: account.to_owned(),
+                    id: key_id.to_owned(),
+                    by: None,
+                });
+            }
+        }
+        Ok(revoked.len())
     }
 
     async fn revoke(

@@ -40,6 +40,13 @@ const DELETE_ROLE: &str = include_str!("scripts/delete_role.lua");
 
 const ROTATE_REFRESH: &str = include_str!("scripts/rotate_refresh.lua");
 
+/// Rotates a key: the new key, the old one's rotation and its scheduled (or immediate)
+/// revocation, in one mutation.
+const ROTATE_KEY: &str = include_str!("scripts/rotate_key.lua");
+
+/// Revokes rotated keys whose overlap ended (run by every node's scheduler).
+const REVOKE_DUE: &str = include_str!("scripts/revoke_due.lua");
+
 /// The mutation scripts, loaded once per store.
 pub(super) struct Scripts {
     pub(super) insert_key: Script,
@@ -50,6 +57,8 @@ pub(super) struct Scripts {
     pub(super) put_role: Script,
     pub(super) delete_role: Script,
     pub(super) rotate_refresh: Script,
+    pub(super) rotate_key: Script,
+    pub(super) revoke_due: Script,
 }
 
 impl Scripts {
@@ -63,6 +72,8 @@ impl Scripts {
             put_role: mutation(PUT_ROLE),
             delete_role: mutation(DELETE_ROLE),
             rotate_refresh: mutation(ROTATE_REFRESH),
+            rotate_key: mutation(ROTATE_KEY),
+            revoke_due: Script::new(REVOKE_DUE),
         }
     }
 }

@@ -266,3 +266,68 @@ async fn keys_list_follows_every_page_and_stops_at_the_limit() {
     assert_eq!(human.ok().lines().count(), 3, "header and two rows");
     assert!(human.stderr.contains("raise --limit"), "{human:?}");
 }
+
+#[tokio::test]
+async fn keys_rotate_prints_the_new_key_once_and_revokes_the_old_one() {
+    let server = TestServer::start().await;
+    let owner = server.owner_key.clone();
+    let (old_key, old) = server.create_key(&owner, "viewer").await;
+    let rotated = cli(
+        &server,
+        &owner,
+        &["keys", "rotate", &old.key_id, "--overlap", "0s"],
+    )
+    .await;
+    let stdout = rotated.ok();
+    assert_eq!(
+        stdout.lines().count(),
+        1,
+        "only the key on stdout: {rotated:?}"
+    );
+    let new_key = stdout.trim_end().to_owned();
+    assert!(rotated.stderr.contains("Rotated key"), "{rotated:?}");
+    assert!(rotated.stderr.contains("revoked now"), "{rotated:?}");
+    assert!(
+        !rotated.stderr.contains(&new_key),
+        "the key goes to stdout only"
+    );
+    let check = |key: &str| cache_check(key, pb::Action::CacheRead, "c", b"k");
+    assert!(server.authorize(check(&new_key)).await.allowed);
+    let verdict = server.authorize(check(&old_key)).await;
+    assert_eq!(verdict.reason, pb::Reason::Revoked as i32, "{verdict:?}");
+
+    // JSON: the new key, the endpoint, both records; then a second rotation of the same key is
+    // refused with the rule.
+    let (_, other) = server.create_key(&owner, "viewer").await;
+    let json = cli(
+        &server,
+        &owner,
+        &[
+            "keys",
+            "rotate",
+            &other.key_id,
+            "--overlap",
+            "24h",
+            "--json",
+        ],
+    )
+    .await;
+    let doc = json.json();
+    assert_eq!(doc["key"]["rotated_from"], other.key_id.as_str());
+    assert_eq!(doc["rotated"]["status"], "active");
+    assert!(doc["api_key"]
+        .as_str()
+        .is_some_and(|k| k.split('.').count() == 3));
+    assert!(doc["endpoint"].as_str().is_some_and(|e| !e.is_empty()));
+    assert!(doc["rotated"]["revokes_at_epoch_seconds"]
+        .as_u64()
+        .is_some());
+    let again = cli(
+        &server,
+        &owner,
+        &["keys", "rotate", &other.key_id, "--overlap", "1h"],
+    )
+    .await;
+    assert_ne!(again.code, 0, "{again:?}");
+    assert!(again.stderr.contains("already rotating"), "{again:?}");
+}

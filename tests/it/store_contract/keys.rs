@@ -18,7 +18,92 @@ contract!(
     token_id_revocations_are_capped_per_account,
     scoped_revocations_apply_only_below_their_revoker,
     a_request_id_stores_one_key_and_replays_its_receipt,
+    a_rotation_schedules_the_old_keys_revocation_and_revoke_due_carries_it_out_once,
+    a_rotation_with_no_overlap_revokes_the_old_key_in_the_same_mutation,
 );
+
+async fn a_rotation_schedules_the_old_keys_revocation_and_revoke_due_carries_it_out_once(
+    store: &dyn Store,
+    view: &View,
+) {
+    let old = role_key(ACCOUNT, "viewer");
+    insert(store, &old).await;
+    let new = role_key(ACCOUNT, "viewer");
+    let event_id = store
+        .rotate_key(&old, new.clone(), NOW + 60, NOW, &[])
+        .await
+        .expect("rotate");
+    assert_eq!(event_id, None, "nothing revoked yet");
+    let stored_old = get_key(store, ACCOUNT, &old.key_id).await.expect("old");
+    assert_eq!(stored_old.rotation.to.as_deref(), Some(new.key_id.as_str()));
+    assert_eq!(stored_old.rotation.revokes_at, Some(NOW + 60));
+    assert_eq!(stored_old.revoked_at, None);
+    let stored_new = get_key(store, ACCOUNT, &new.key_id).await.expect("new");
+    assert_eq!(
+        stored_new.rotation.from.as_deref(),
+        Some(old.key_id.as_str())
+    );
+    // A second rotation of the same key is refused, and stores nothing.
+    let again = role_key(ACCOUNT, "viewer");
+    let e = err(store
+        .rotate_key(&old, again.clone(), NOW + 60, NOW, &[])
+        .await);
+    assert!(matches!(e, StoreError::FailedPrecondition(_)), "{e:?}");
+    assert_eq!(get_key(store, ACCOUNT, &again.key_id).await, None);
+    // Not due before its time; then revoked exactly once, however many runs.
+    assert_eq!(store.revoke_due(NOW + 59).await.expect("not yet"), 0);
+    assert!(!revoked_in_view(view, ACCOUNT, &old));
+    assert_eq!(store.revoke_due(NOW + 60).await.expect("due"), 1);
+    assert_eq!(store.revoke_due(NOW + 61).await.expect("done"), 0);
+    let revoked = get_key(store, ACCOUNT, &old.key_id).await.expect("old");
+    assert_eq!(revoked.revoked_at, Some(NOW + 60));
+    assert!(revoked_in_view(view, ACCOUNT, &old));
+    assert!(!revoked_in_view(view, ACCOUNT, &new));
+    assert_eq!(
+        get_key(store, ACCOUNT, &new.key_id)
+            .await
+            .expect("new")
+            .revoked_at,
+        None
+    );
+}
+
+async fn a_rotation_with_no_overlap_revokes_the_old_key_in_the_same_mutation(
+    store: &dyn Store,
+    view: &View,
+) {
+    let old = role_key(ACCOUNT, "operator");
+    insert(store, &old).await;
+    let new = role_key(ACCOUNT, "operator");
+    store
+        .rotate_key(&old, new.clone(), NOW, NOW, &[])
+        .await
+        .expect("rotate");
+    assert_eq!(
+        get_key(store, ACCOUNT, &old.key_id)
+            .await
+            .expect("old")
+            .revoked_at,
+        Some(NOW)
+    );
+    // The store's own view has it at once (this node's next check refuses it).
+    assert!(revoked_in_view(view, ACCOUNT, &old));
+    assert_eq!(
+        store.revoke_due(NOW + 1).await.expect("nothing scheduled"),
+        0
+    );
+    // A revoked key cannot be rotated.
+    let e = err(store
+        .rotate_key(&old, role_key(ACCOUNT, "operator"), NOW, NOW, &[])
+        .await);
+    assert!(matches!(e, StoreError::FailedPrecondition(_)), "{e:?}");
+    // Nor can a key that does not exist.
+    let missing = role_key(ACCOUNT, "viewer");
+    let e = err(store
+        .rotate_key(&missing, role_key(ACCOUNT, "viewer"), NOW, NOW, &[])
+        .await);
+    assert!(matches!(e, StoreError::NotFound(_)), "{e:?}");
+}
 
 async fn a_request_id_stores_one_key_and_replays_its_receipt(store: &dyn Store, _: &View) {
     use authcell::store::Receipt;

@@ -97,6 +97,7 @@ fn role_key(account: &str, role_id: &str) -> KeyRecord {
         expires_at: None,
         revoked_at: None,
         refresh_hash: None,
+        rotation: Default::default(),
     }
 }
 
@@ -117,6 +118,7 @@ fn sdk_key(account: &str, refresh_hash: &str) -> KeyRecord {
         expires_at: Some(NOW + 3600),
         revoked_at: None,
         refresh_hash: Some(refresh_hash.into()),
+        rotation: Default::default(),
     }
 }
 

@@ -194,6 +194,7 @@ async fn a_key_revoked_by_refresh_no_longer_blocks_role_deletion(store: &dyn Sto
         .expect("create");
     let old = KeyRecord {
         refresh_hash: Some("h".into()),
+        rotation: Default::default(),
         ..role_key(ACCOUNT, &readers.role_id)
     };
     insert(store, &old).await;
@@ -231,6 +232,7 @@ async fn a_key_inserted_by_refresh_blocks_role_deletion(store: &dyn Store, _: &V
     insert(store, &old).await;
     let successor = KeyRecord {
         refresh_hash: Some("h2".into()),
+        rotation: Default::default(),
         ..role_key(ACCOUNT, &readers.role_id)
     };
     store

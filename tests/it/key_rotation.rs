@@ -1,0 +1,301 @@
+//! RotateApiKey: a new key beside the old one for an overlap, then the old one revoked in every
+//! cell by whichever node finds it due, in both stores.
+
+use std::time::{Duration, Instant};
+
+use authcell::proto::authcell::v1 as pb;
+use tonic::transport::Channel;
+use tonic::Code;
+
+use crate::support::cells::{read, until_revoked, Cells, NodeConfig};
+use crate::support::redis::{RedisOptions, RedisServer};
+use crate::support::*;
+
+async fn rotate(
+    channel: Channel,
+    caller: &str,
+    key_id: &str,
+    overlap_seconds: u64,
+) -> Result<pb::RotateApiKeyResponse, tonic::Status> {
+    pb::admin_client::AdminClient::new(channel)
+        .rotate_api_key(with_key(
+            pb::RotateApiKeyRequest {
+                key_id: key_id.into(),
+                overlap_seconds,
+            },
+            caller,
+        ))
+        .await
+        .map(|r| r.into_inner())
+}
+
+async fn describe(channel: Channel, caller: &str, key_id: &str) -> pb::ApiKeyInfo {
+    pb::admin_client::AdminClient::new(channel)
+        .describe_api_key(with_key(
+            pb::DescribeApiKeyRequest {
+                key_id: key_id.into(),
+            },
+            caller,
+        ))
+        .await
+        .expect("describe")
+        .into_inner()
+        .key
+        .expect("key")
+}
+
+async fn audit(channel: Channel, caller: &str) -> Vec<pb::AuditEvent> {
+    pb::admin_client::AdminClient::new(channel)
+        .list_audit_events(with_key(
+            pb::ListAuditEventsRequest {
+                limit: 100,
+                ..Default::default()
+            },
+            caller,
+        ))
+        .await
+        .expect("audit")
+        .into_inner()
+        .events
+}
+
+async fn allowed(server: &TestServer, key: &str) -> pb::AuthorizeResponse {
+    server
+        .authorize(cache_check(key, pb::Action::CacheRead, "c", b"k"))
+        .await
+}
+
+#[tokio::test]
+async fn a_rotated_key_works_through_its_overlap_then_is_revoked() {
+    let server = TestServer::start().await;
+    let owner = server.owner_key.clone();
+    let (old_key, old) = server.create_key(&owner, "viewer").await;
+    let rotated = rotate(server.channel().await, &owner, &old.key_id, 2)
+        .await
+        .expect("rotate");
+    let new = rotated.key.expect("new key");
+    let old_info = rotated.rotated.expect("old key");
+    assert_eq!(new.role_id, "viewer");
+    assert_eq!(new.rotated_from, old.key_id);
+    assert_eq!(old_info.rotated_to, new.key_id);
+    assert_eq!(
+        old_info.revokes_at_epoch_seconds,
+        Some(new.issued_at_epoch_seconds + 2)
+    );
+    assert_eq!(old_info.status, pb::KeyStatus::Active as i32);
+    assert!(!rotated.endpoint.is_empty());
+    // Both work during the overlap; describe shows the rotation.
+    assert!(allowed(&server, &old_key).await.allowed);
+    assert!(allowed(&server, &rotated.api_key).await.allowed);
+    let described = describe(server.channel().await, &owner, &old.key_id).await;
+    assert_eq!(described.rotated_to, new.key_id);
+    assert_eq!(
+        described.revokes_at_epoch_seconds,
+        old_info.revokes_at_epoch_seconds
+    );
+    // One second in (the server's clock is manual), still both; and no scheduler tick revokes
+    // it early.
+    server.clock.advance(1);
+    tokio::time::sleep(authcell::node::ROTATION_TICK * 2).await;
+    assert!(allowed(&server, &old_key).await.allowed);
+    // Past the overlap, the old key is revoked within a scheduler tick; the new one keeps
+    // working.
+    server.clock.advance(2);
+    let started = Instant::now();
+    loop {
+        let verdict = allowed(&server, &old_key).await;
+        if verdict.reason == pb::Reason::Revoked as i32 {
+            break;
+        }
+        assert!(verdict.allowed, "{verdict:?}");
+        assert!(
+            started.elapsed() < authcell::node::ROTATION_TICK * 4,
+            "not revoked a scheduler tick after the overlap"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(allowed(&server, &rotated.api_key).await.allowed);
+    let described = describe(server.channel().await, &owner, &old.key_id).await;
+    assert_eq!(described.status, pb::KeyStatus::Revoked as i32);
+    let events = audit(server.channel().await, &owner).await;
+    let of_old = |action: &str| {
+        events
+            .iter()
+            .filter(|e| e.action == action && e.target == old.key_id)
+            .count()
+    };
+    assert_eq!(of_old("key.rotated"), 1, "{events:?}");
+    assert_eq!(of_old("key.revoked"), 1, "{events:?}");
+    assert!(events
+        .iter()
+        .any(|e| e.action == "key.revoked" && e.actor_key_id == "system"));
+}
+
+#[tokio::test]
+async fn rotating_with_no_overlap_revokes_the_old_key_at_once() {
+    let server = TestServer::start().await;
+    let owner = server.owner_key.clone();
+    let (old_key, old) = server.create_key(&owner, "operator").await;
+    let rotated = rotate(server.channel().await, &owner, &old.key_id, 0)
+        .await
+        .expect("rotate");
+    let verdict = allowed(&server, &old_key).await;
+    assert_eq!(verdict.reason, pb::Reason::Revoked as i32, "{verdict:?}");
+    assert!(allowed(&server, &rotated.api_key).await.allowed);
+    assert_eq!(
+        rotated.rotated.expect("old").status,
+        pb::KeyStatus::Revoked as i32
+    );
+    assert_eq!(rotated.key.expect("new").role_id, "operator");
+}
+
+#[tokio::test]
+async fn rotation_refusals_name_the_rule() {
+    let server = TestServer::start().await;
+    let owner = server.owner_key.clone();
+    let (_, key) = server.create_key(&owner, "viewer").await;
+    rotate(server.channel().await, &owner, &key.key_id, 3600)
+        .await
+        .expect("first rotation");
+    let again = rotate(server.channel().await, &owner, &key.key_id, 60)
+        .await
+        .expect_err("already rotating");
+    assert_eq!(again.code(), Code::FailedPrecondition, "{again:?}");
+    assert!(again.message().contains("already rotating"), "{again:?}");
+
+    let (_, revoked) = server.create_key(&owner, "viewer").await;
+    server.revoke_key(&owner, &revoked.key_id).await;
+    let e = rotate(server.channel().await, &owner, &revoked.key_id, 0)
+        .await
+        .expect_err("revoked");
+    assert_eq!(e.code(), Code::FailedPrecondition, "{e:?}");
+    assert!(e.message().contains("revoked"), "{e:?}");
+
+    let (_, live) = server.create_key(&owner, "viewer").await;
+    let e = rotate(server.channel().await, &owner, &live.key_id, 31 * 24 * 3600)
+        .await
+        .expect_err("overlap too long");
+    assert_eq!(e.code(), Code::InvalidArgument, "{e:?}");
+    assert!(e.message().contains("overlap_seconds"), "{e:?}");
+
+    let e = rotate(
+        server.channel().await,
+        &owner,
+        &uuid::Uuid::now_v7().to_string(),
+        0,
+    )
+    .await
+    .expect_err("unknown");
+    assert_eq!(e.code(), Code::NotFound, "{e:?}");
+
+    // Nobody rotates a key stronger than their own.
+    let (operator, _) = server.create_key(&owner, "operator").await;
+    let (_, owner2) = server.create_key(&owner, "owner").await;
+    let e = rotate(server.channel().await, &operator, &owner2.key_id, 0)
+        .await
+        .expect_err("operator rotating an owner key");
+    assert_eq!(e.code(), Code::PermissionDenied, "{e:?}");
+    // A viewer may not rotate at all.
+    let (viewer, _) = server.create_key(&owner, "viewer").await;
+    let e = rotate(server.channel().await, &viewer, &live.key_id, 0)
+        .await
+        .expect_err("viewer");
+    assert_eq!(e.code(), Code::PermissionDenied, "{e:?}");
+    // Nothing half-done: the refused rotations left their keys as they were.
+    let live_now = describe(server.channel().await, &owner, &live.key_id).await;
+    assert_eq!(live_now.rotated_to, "");
+    assert_eq!(live_now.status, pb::KeyStatus::Active as i32);
+}
+
+/// The scheduled revocation does not depend on the node that accepted the rotation: with that
+/// node stopped, the other cell's node revokes the old key at the end of the overlap, and it is
+/// refused there; the audit log records it once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rotation_outlives_the_node_that_accepted_it() {
+    let Cells {
+        topology: _topology,
+        a,
+        b,
+        owner,
+        ..
+    } = Cells::start(false).await;
+    let (old_key, old_id) = a.create_key(&owner, "viewer").await.expect("key");
+    let rotated = rotate(a.channel().await, &owner, &old_id, 2)
+        .await
+        .expect("rotate");
+    a.stop().await;
+    // Still allowed in cell b during the overlap.
+    assert!(b.authorize(read(&old_key)).await.allowed);
+    until_revoked(&b, &old_key, Duration::from_secs(8)).await;
+    assert!(b.authorize(read(&rotated.api_key)).await.allowed);
+    let described = describe(b.channel().await, &owner, &old_id).await;
+    assert_eq!(described.status, pb::KeyStatus::Revoked as i32);
+    assert_eq!(described.rotated_to, rotated.key.expect("new").key_id);
+    let events = audit(b.channel().await, &owner).await;
+    let revoked = events
+        .iter()
+        .filter(|e| e.action == "key.revoked" && e.target == old_id)
+        .count();
+    assert_eq!(revoked, 1, "{events:?}");
+    b.stop().await;
+}
+
+/// Redis down when a rotation is asked: the call fails as unavailable and nothing is
+/// half-done (the rotation is one script: no new key, no schedule, the old key untouched).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rotation_with_redis_down_leaves_nothing_half_done() {
+    let mut redis = RedisServer::start(RedisOptions {
+        aof: true,
+        ..RedisOptions::default()
+    });
+    let pem = crate::support::cells::signing_pem();
+    let url = redis.url();
+    let node = crate::support::cells::Node::start(NodeConfig::new(&pem, "a", &url, &url)).await;
+    let (owner, _) = node
+        .authority
+        .bootstrap("acme", false)
+        .await
+        .expect("bootstrap");
+    let (old_key, old_id) = node.create_key(&owner, "viewer").await.expect("key");
+    redis.stop();
+    let e = rotate(node.channel().await, &owner, &old_id, 0)
+        .await
+        .expect_err("Redis is down");
+    assert_eq!(e.code(), Code::Unavailable, "{e:?}");
+    redis.start_again();
+    // The old key is as it was: live, not rotating, and the only key the account made.
+    crate::support::cells::wait_for("the node reconnects", Duration::from_secs(10), async || {
+        rotate(node.channel().await, "not a key", &old_id, 0)
+            .await
+            .is_err_and(|e| e.code() == Code::Unauthenticated)
+    })
+    .await;
+    let described = describe(node.channel().await, &owner, &old_id).await;
+    assert_eq!(described.status, pb::KeyStatus::Active as i32);
+    assert_eq!(described.rotated_to, "");
+    assert!(node.authorize(read(&old_key)).await.allowed);
+    let keys = pb::admin_client::AdminClient::new(node.channel().await)
+        .list_api_keys(with_key(
+            pb::ListApiKeysRequest {
+                include_inactive: true,
+                ..Default::default()
+            },
+            &owner,
+        ))
+        .await
+        .expect("list")
+        .into_inner()
+        .keys;
+    assert_eq!(
+        keys.len(),
+        2,
+        "the owner key and the old key only: {keys:?}"
+    );
+    // And a rotation now goes through.
+    let rotated = rotate(node.channel().await, &owner, &old_id, 0)
+        .await
+        .expect("rotate after Redis is back");
+    assert!(node.authorize(read(&rotated.api_key)).await.allowed);
+    until_revoked(&node, &old_key, Duration::from_secs(5)).await;
+    node.stop().await;
+}
