@@ -316,7 +316,9 @@ impl Authority {
             limit,
             mut after,
             include_inactive,
+            expiring_within,
         } = request;
+        let horizon = expiring_within.map(|s| self.clock.now().saturating_add(s));
         let mut keys = Vec::with_capacity(limit);
         loop {
             // Ask for one more than needed, to know whether another page exists.
@@ -329,7 +331,14 @@ impl Authority {
             after = batch.last().map(|k| k.key_id.clone()).or(after);
             for key in batch {
                 let status = self.key_status(&key);
-                if include_inactive || status == KeyStatus::Active {
+                let wanted = match horizon {
+                    Some(horizon) => {
+                        status == KeyStatus::Active
+                            && key.lapses_at().is_some_and(|at| at <= horizon)
+                    }
+                    None => include_inactive || status == KeyStatus::Active,
+                };
+                if wanted {
                     keys.push((key, status));
                 }
             }

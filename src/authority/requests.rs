@@ -101,7 +101,12 @@ pub struct KeyListing {
     pub(super) limit: usize,
     pub(super) after: Option<String>,
     pub(super) include_inactive: bool,
+    /// Only live keys that lapse within this many seconds.
+    pub(super) expiring_within: Option<u64>,
 }
+
+/// Longest `expiring_within_seconds`: ten years.
+pub const MAX_EXPIRING_WITHIN_SECS: u64 = 10 * 366 * 86_400;
 
 impl KeyListing {
     pub fn new(limit: u32, next_token: &str, include_inactive: bool) -> Result<Self, Invalid> {
@@ -109,7 +114,21 @@ impl KeyListing {
             limit: page_limit(limit)?,
             after: decode_page_token(next_token, KEY_PAGE_PREFIX, is_uuid)?,
             include_inactive,
+            expiring_within: None,
         })
+    }
+
+    /// Only live keys that lapse (expire, or are revoked by a rotation) within `seconds`
+    /// (0: no filter).
+    pub fn expiring_within(mut self, seconds: u64) -> Result<Self, Invalid> {
+        if seconds > MAX_EXPIRING_WITHIN_SECS {
+            return Err(Invalid::new(
+                "expiring_within_seconds",
+                format!("at most {MAX_EXPIRING_WITHIN_SECS} (10 years), got {seconds}"),
+            ));
+        }
+        self.expiring_within = (seconds > 0).then_some(seconds);
+        Ok(self)
     }
 }
 

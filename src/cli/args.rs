@@ -139,8 +139,12 @@ pub struct KeysCreate {
 #[derive(Debug, Args)]
 pub struct KeysList {
     /// Also list revoked and expired keys.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "expiring_within")]
     pub all: bool,
+    /// Only live keys that lapse (expire, or are revoked at the end of a rotation) within this
+    /// long: 7d, 30d, 12h.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub expiring_within: Option<Duration>,
     /// List at most this many keys.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     pub limit: Option<u32>,

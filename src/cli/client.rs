@@ -105,6 +105,8 @@ pub(crate) async fn open_channel(
 pub(crate) struct Api {
     pub(crate) channel: Channel,
     pub(crate) key: MetadataValue<Ascii>,
+    /// The endpoint as the operator gave it (what an SDK or another CLI would be pointed at).
+    pub(crate) endpoint: String,
 }
 
 impl Api {
@@ -138,7 +140,11 @@ impl Api {
         })?;
         key.set_sensitive(true);
         let channel = open_channel(endpoint, url, args.tls_ca.as_deref()).await?;
-        Ok(Api { channel, key })
+        Ok(Api {
+            channel,
+            key,
+            endpoint: endpoint.to_owned(),
+        })
     }
 
     /// A request carrying the caller's key.

@@ -52,6 +52,7 @@ pub(crate) async fn keys_create(client: &ClientArgs, args: KeysCreate) -> Result
     if client.json {
         return json_out(&CreatedKeyJson {
             api_key: created.api_key,
+            endpoint: api.endpoint.clone(),
             key_id: info.key_id,
             account_id: info.account_id,
             role_id: info.role_id,
@@ -84,6 +85,7 @@ pub(crate) async fn keys_list(client: &ClientArgs, args: KeysList) -> Result<(),
                     limit: page_size,
                     next_token,
                     include_inactive: args.all,
+                    expiring_within_seconds: args.expiring_within.map_or(0, |d| d.as_secs()),
                 }))
                 .await
                 .map_err(from_status)?

@@ -158,10 +158,14 @@ pub(crate) struct RotatedKeyJson {
     pub(crate) rotated: KeyJson,
 }
 
+/// What `keys create --json` prints: everything an application needs in one document (the
+/// console's "Download JSON"), to store as a secret in one step.
 #[derive(Serialize)]
 pub(crate) struct CreatedKeyJson {
     /// The key itself, shown this once.
     pub(crate) api_key: String,
+    /// Where to use it: the endpoint the key was created at.
+    pub(crate) endpoint: String,
     pub(crate) key_id: String,
     pub(crate) account_id: String,
     pub(crate) role_id: String,

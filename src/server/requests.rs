@@ -60,7 +60,8 @@ impl TryFrom<&pb::ListApiKeysRequest> for KeyListing {
     type Error = Invalid;
 
     fn try_from(req: &pb::ListApiKeysRequest) -> Result<Self, Invalid> {
-        KeyListing::new(req.limit, &req.next_token, req.include_inactive)
+        KeyListing::new(req.limit, &req.next_token, req.include_inactive)?
+            .expiring_within(req.expiring_within_seconds)
     }
 }
 

@@ -66,6 +66,15 @@ impl Rotation {
 }
 
 impl KeyRecord {
+    /// When the key stops working by itself: its expiry, or a rotation's scheduled
+    /// revocation, whichever comes first (`None`: never).
+    pub fn lapses_at(&self) -> Option<u64> {
+        match (self.expires_at, self.rotation.revokes_at) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
     /// The chain's earliest issue time in epoch ms, as issued-before watermarks compare it.
     pub fn origin_ms(&self) -> u64 {
         let own = if self.issued_at_ms > 0 {

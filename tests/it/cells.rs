@@ -366,6 +366,7 @@ async fn list_all(node: &Node, owner: &str) -> Result<Vec<pb::ApiKeyInfo>, tonic
                     limit: 100,
                     next_token: next.clone(),
                     include_inactive: true,
+                    expiring_within_seconds: 0,
                 },
                 owner,
             ))

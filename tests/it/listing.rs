@@ -222,6 +222,7 @@ async fn list_all(channel: Channel, owner: &str) -> Vec<Page> {
                     limit: PAGE as u32,
                     next_token: next_token.clone(),
                     include_inactive: true,
+                    expiring_within_seconds: 0,
                 },
                 owner,
             ))

@@ -138,6 +138,8 @@ async fn keys_create_list_describe_revoke_in_json_mode() {
     assert_eq!(created["account_id"], ACCOUNT);
     assert_eq!(created["description"], "ci deploys");
     assert_eq!(created["expires_at_epoch_seconds"], expires_at);
+    // One document with everything an application needs (to store as a secret as is).
+    assert_eq!(created["endpoint"], server.endpoint.as_str());
     let verdict = server
         .authorize(cache_check(&key, pb::Action::CacheWrite, "c", b"k"))
         .await;
@@ -330,4 +332,65 @@ async fn keys_rotate_prints_the_new_key_once_and_revokes_the_old_one() {
     .await;
     assert_ne!(again.code, 0, "{again:?}");
     assert!(again.stderr.contains("already rotating"), "{again:?}");
+}
+
+#[tokio::test]
+async fn keys_list_expiring_within_shows_only_keys_that_lapse_in_the_window() {
+    let server = TestServer::start().await;
+    let owner = server.owner_key.clone();
+    let soon = cli(
+        &server,
+        &owner,
+        &[
+            "keys",
+            "create",
+            "--role",
+            "viewer",
+            "--description",
+            "soon",
+            "--expires-in",
+            "3d",
+            "--json",
+        ],
+    )
+    .await
+    .json();
+    cli(
+        &server,
+        &owner,
+        &[
+            "keys",
+            "create",
+            "--role",
+            "viewer",
+            "--description",
+            "forever",
+        ],
+    )
+    .await
+    .ok();
+    let listed = cli(
+        &server,
+        &owner,
+        &["keys", "list", "--expiring-within", "7d", "--json"],
+    )
+    .await
+    .json();
+    let ids: Vec<&str> = listed["keys"]
+        .as_array()
+        .expect("keys")
+        .iter()
+        .filter_map(|k| k["key_id"].as_str())
+        .collect();
+    assert_eq!(ids, [soon["key_id"].as_str().expect("key id")], "{listed}");
+    let both = cli(
+        &server,
+        &owner,
+        &["keys", "list", "--expiring-within", "7d", "--all"],
+    )
+    .await;
+    assert_ne!(
+        both.code, 0,
+        "--all and --expiring-within conflict: {both:?}"
+    );
 }

@@ -172,6 +172,7 @@ pub async fn list_page(
         limit,
         next_token: next_token.into(),
         include_inactive,
+        expiring_within_seconds: 0,
     };
     server
         .admin()
