@@ -481,7 +481,7 @@ async fn limit_figure(
     let ((aa, ar), (ba, br)) = tokio::join!(mint(a.clone()), mint(b.clone()));
     let elapsed = started.elapsed().as_secs_f64();
     let share = authcell::store::redis::limiter::share(rate, burst);
-    let tolerance = f64::from(2 * 2 * share);
+    let tolerance = f64::from(2 * 3 * share);
     let bound = f64::from(rate) * elapsed + f64::from(burst) + tolerance;
     let total = f64::from(aa + ba);
     println!();
@@ -493,7 +493,7 @@ async fn limit_figure(
         total / elapsed
     );
     println!(
-        "  bound rate x T + burst + cells x 2 x share = {bound:.1}: {}",
+        "  bound rate x T + burst + cells x 3 x share = {bound:.1}: {}",
         if total <= bound { "met" } else { "MISSED" }
     );
 }

@@ -149,7 +149,10 @@ pub const ROTATION_TICK: Duration = Duration::from_millis(500);
 /// never depends on the node that accepted the rotation. Without a Tokio runtime (a library
 /// caller building a node outside one) nothing is spawned.
 fn spawn_rotation_scheduler(authority: &Arc<Authority>) -> Option<tokio::task::JoinHandle<()>> {
-    let handle = tokio::runtime::Handle::try_current().ok()?;
+    let Ok(handle) = tokio::runtime::Handle::try_current() else {
+        tracing::warn!("no Tokio runtime: rotated keys will not be revoked at the end of their overlap by this node");
+        return None;
+    };
     let authority = authority.clone();
     Some(handle.spawn(async move {
         loop {

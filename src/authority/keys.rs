@@ -224,7 +224,12 @@ impl Authority {
             caller.key_id().to_owned(),
         )?;
         let now = new.issued_at;
-        let revokes_at = now.saturating_add(request.overlap_secs);
+        // Whole seconds, rounded up: the old key never loses part of its overlap (a rotation at
+        // x.9 s with a 1 s overlap revokes at x+2, not at x+1).
+        let revokes_at = match request.overlap_secs {
+            0 => now,
+            overlap => new.issued_at_ms.div_ceil(1000).saturating_add(overlap),
+        };
         let audit = [
             Self::audit(
                 account,

@@ -11,13 +11,15 @@
 //! first call for an account, or a share that ran out faster than a round trip).
 //!
 //! The limit stays global: every token a node spends was taken from the shared bucket first,
-//! under the shared bucket's rate and burst. What a share changes is *when* a token counts:
-//! a node may spend, within [`LEASE_TTL`], tokens it took earlier, at most `2 x share` of them
-//! (a share is `rate / 5`, at least 1 and at most half the burst). So over any window of T
-//! seconds, the tokens spent across C nodes are at most `rate x T + burst + C x 2 x share`; for
-//! the default 5/s and burst 10, the share is 1 and the tolerance 2 tokens per node. Tokens a
-//! node took and did not spend within [`LEASE_TTL`] are dropped (never hoarded), so a node that
-//! goes quiet costs the others at most one share for a second.
+//! under the shared bucket's rate and burst. What a share changes is *when* a token counts: a
+//! node may spend tokens it took before a window began: those it held then (at most
+//! `2 x share`) and those of the one background take that may be in flight (at most `share`;
+//! calls that find nothing held take one token for themselves, which counts when taken). A
+//! share is `rate / 5`, at least 1 and at most half the burst. So over any window of T seconds
+//! the tokens spent across C nodes are at most `rate x T + burst + C x 3 x share`; for the
+//! default 5/s and burst 10 the share is 1 and the tolerance 3 tokens per node. Tokens not
+//! spent within [`LEASE_TTL`] of the last take that brought any are dropped (never hoarded), so
+//! a node that goes quiet costs the others at most one or two shares for a second.
 
 use std::collections::HashMap;
 use std::num::NonZeroU32;
@@ -148,7 +150,10 @@ impl Leases {
         });
         let held = if lease.expires > now { lease.tokens } else { 0 };
         lease.tokens = held.saturating_add(taken).min(2 * self.share);
-        lease.expires = now + LEASE_TTL;
+        // Only fresh tokens extend the lease: an empty answer does not keep old ones alive.
+        if taken > 0 {
+            lease.expires = now + LEASE_TTL;
+        }
     }
 
     /// Takes the next share in the background.

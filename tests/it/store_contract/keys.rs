@@ -43,6 +43,10 @@ async fn a_rotation_schedules_the_old_keys_revocation_and_revoke_due_carries_it_
         stored_new.rotation.from.as_deref(),
         Some(old.key_id.as_str())
     );
+    // Listings carry the rotation as reads do.
+    let listed = store.list_keys(ACCOUNT, None, 100).await.expect("list");
+    assert!(listed.contains(&stored_old), "{listed:?}");
+    assert!(listed.contains(&stored_new), "{listed:?}");
     // A second rotation of the same key is refused, and stores nothing.
     let again = role_key(ACCOUNT, "viewer");
     let e = err(store
