@@ -226,17 +226,11 @@ pub(crate) fn sign_cost(scale: &Scale) -> Row {
             black_box(credential::sign(&ring, black_box(&claims)).expect("sign"));
         }
     };
-    let batch = (scale.uncached_batch / 2).max(1);
-    let m = interleaved(
-        scale.uncached_rounds,
-        batch,
-        &mut [&mut baseline, &mut measured],
-    );
-    Row::new(
+    per_token_row(
         "sign 1 token: ed25519 sign vs credential::sign",
-        ns(m[0]),
-        ns(m[1]),
-        m[1] / m[0],
+        scale,
+        &mut baseline,
+        &mut measured,
     )
 }
 
@@ -295,18 +289,24 @@ pub(crate) fn vend_cost(scale: &Scale) -> Row {
             }
         })
     };
-    let batch = (scale.uncached_batch / 2).max(1);
-    let m = interleaved(
-        scale.uncached_rounds,
-        batch,
-        &mut [&mut baseline, &mut measured],
-    );
-    Row::new(
+    per_token_row(
         "vend 1 token in process vs credential::sign",
-        ns(m[0]),
-        ns(m[1]),
-        m[1] / m[0],
+        scale,
+        &mut baseline,
+        &mut measured,
     )
+}
+
+/// A per-token micro benchmark of figure 6: interleaved batches of half the uncached batch.
+fn per_token_row(
+    label: &str,
+    scale: &Scale,
+    baseline: &mut dyn FnMut(Range<usize>),
+    measured: &mut dyn FnMut(Range<usize>),
+) -> Row {
+    let batch = (scale.uncached_batch / 2).max(1);
+    let m = interleaved(scale.uncached_rounds, batch, &mut [baseline, measured]);
+    Row::new(label, ns(m[0]), ns(m[1]), m[1] / m[0])
 }
 
 pub(crate) fn figures_load(report: &mut Report, scale: &Scale, sign_row: Option<Row>) {

@@ -61,25 +61,31 @@ pub(crate) fn hash_set_floor(n: usize) -> u64 {
     (buckets * 17 + 16) as u64
 }
 
-pub(crate) fn figure_memory(report: &mut Report, scale: &Scale) {
+/// Runs this benchmark again as a child with `env` set to `count`, and returns a reader of the
+/// `name=value` fields it printed.
+fn run_child(env: &str, count: usize) -> impl Fn(&str) -> u64 {
     let exe = std::env::current_exe().expect("current exe");
     let output = Command::new(exe)
-        .env(MEMORY_CHILD_ENV, scale.memory_entries.to_string())
+        .env(env, count.to_string())
         .output()
-        .expect("spawn memory child");
+        .expect("spawn the measuring child");
     assert!(
         output.status.success(),
-        "memory child failed: {}",
+        "{env} child failed: {}",
         String::from_utf8_lossy(&output.stderr)
     );
     let stdout = String::from_utf8(output.stdout).expect("utf-8");
-    let field = |name: &str| -> u64 {
+    move |name: &str| -> u64 {
         stdout
             .split_whitespace()
             .find_map(|kv| kv.strip_prefix(&format!("{name}=")))
             .and_then(|v| v.parse().ok())
-            .unwrap_or_else(|| panic!("memory child printed no {name}: {stdout}"))
-    };
+            .unwrap_or_else(|| panic!("the child printed no {name}: {stdout}"))
+    }
+}
+
+pub(crate) fn figure_memory(report: &mut Report, scale: &Scale) {
+    let field = run_child(MEMORY_CHILD_ENV, scale.memory_entries);
     let (n, before, after, page) = (
         field("entries"),
         field("rss_before"),
@@ -155,24 +161,7 @@ pub(crate) fn cache_child(n: usize) {
 }
 
 pub(crate) fn figure_cache_memory(report: &mut Report, scale: &Scale) {
-    let exe = std::env::current_exe().expect("current exe");
-    let output = Command::new(exe)
-        .env(CACHE_CHILD_ENV, scale.cache_credentials.to_string())
-        .output()
-        .expect("spawn cache memory child");
-    assert!(
-        output.status.success(),
-        "cache memory child failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let stdout = String::from_utf8(output.stdout).expect("utf-8");
-    let field = |name: &str| -> u64 {
-        stdout
-            .split_whitespace()
-            .find_map(|kv| kv.strip_prefix(&format!("{name}=")))
-            .and_then(|v| v.parse().ok())
-            .unwrap_or_else(|| panic!("cache memory child printed no {name}: {stdout}"))
-    };
+    let field = run_child(CACHE_CHILD_ENV, scale.cache_credentials);
     let (n, before, after, held, budget, misses) = (
         field("entries"),
         field("rss_before"),

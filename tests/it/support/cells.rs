@@ -265,19 +265,7 @@ impl Cells {
         let (replica_a, replica_b) = (topology.replica_a.url(), topology.replica_b.url());
         let a = Node::start(tweak_a(NodeConfig::new(&pem, "a", &primary, &replica_a))).await;
         let b = Node::start(tweak_b(NodeConfig::new(&pem, "b", &primary, &replica_b))).await;
-        let (owner, _) = a
-            .authority
-            .bootstrap("acme", false)
-            .await
-            .expect("bootstrap");
-        Cells {
-            topology,
-            pem,
-            a,
-            b,
-            owner,
-            wan_node_b: None,
-        }
+        Cells::of(topology, pem, a, b).await
     }
 
     /// Two cells where cell b is a region away: its replica and its node both reach the
@@ -295,6 +283,13 @@ impl Cells {
         let (replica_a, replica_b) = (topology.replica_a.url(), topology.replica_b.url());
         let a = Node::start(tweak(NodeConfig::new(&pem, "a", &primary, &replica_a))).await;
         let b = Node::start(tweak(NodeConfig::new(&pem, "b", &primary_b, &replica_b))).await;
+        let mut cells = Cells::of(topology, pem, a, b).await;
+        cells.wan_node_b = Some(wan_node_b);
+        cells
+    }
+
+    /// The two started nodes, with an owner key of account `acme`.
+    async fn of(topology: Topology, pem: String, a: Node, b: Node) -> Cells {
         let (owner, _) = a
             .authority
             .bootstrap("acme", false)
@@ -306,7 +301,7 @@ impl Cells {
             a,
             b,
             owner,
-            wan_node_b: Some(wan_node_b),
+            wan_node_b: None,
         }
     }
 
