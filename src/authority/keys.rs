@@ -2,6 +2,29 @@
 
 use super::*;
 
+/// The claims of a role-bound key: all of them follow from its record, so a key's token can be
+/// signed again from it (a replayed request).
+fn role_key_claims(record: &KeyRecord, role_id: &str) -> Claims {
+    Claims {
+        t: credential::TYPE_API_KEY.into(),
+        jti: record.key_id.clone(),
+        sub: record.account.clone(),
+        role: Some(role_id.to_owned()),
+        p: None,
+        ipf: Vec::new(),
+        anc: Vec::new(),
+        tid: None,
+        cell: None,
+        iat: record.issued_at,
+        iatm: Some(record.issued_at_ms),
+        oiatm: None,
+        rr: None,
+        aexp: None,
+        exp: record.expires_at,
+        nbf: None,
+    }
+}
+
 impl Authority {
     /// A new role-bound key: its token (signed) and record, not stored yet.
     fn new_role_key(
@@ -15,25 +38,6 @@ impl Authority {
         let now_ms = self.stamp(account);
         let now = now_ms / 1000;
         let key_id = credential_id(now_ms);
-        let claims = Claims {
-            t: credential::TYPE_API_KEY.into(),
-            jti: key_id.clone(),
-            sub: account.to_owned(),
-            role: Some(role_id.to_owned()),
-            p: None,
-            ipf: Vec::new(),
-            anc: Vec::new(),
-            tid: None,
-            cell: None,
-            iat: now,
-            iatm: Some(now_ms),
-            oiatm: None,
-            rr: None,
-            aexp: None,
-            exp: expires_at,
-            nbf: None,
-        };
-        let token = self.sign(&claims)?;
         let record = KeyRecord {
             key_id,
             account: account.to_owned(),
@@ -51,6 +55,8 @@ impl Authority {
             refresh_hash: None,
             rotation: Default::default(),
         };
+        let claims = role_key_claims(&record, role_id);
+        let token = self.sign(&claims)?;
         Ok((token, record, claims))
     }
 
@@ -184,6 +190,10 @@ impl Authority {
             .get_key(account, key_id)
             .await?
             .ok_or_else(|| not_found_key(key_id))?;
+        // A rotation asked again (the old key may be revoked by now, with no overlap).
+        if let Some(to) = old.rotation.to.clone() {
+            return self.replay_rotation(caller, &request, old, &to).await;
+        }
         match self.key_status(&old) {
             KeyStatus::Active => {}
             KeyStatus::Revoked => {
@@ -196,11 +206,6 @@ impl Authority {
                     "key_id: key {key_id} has expired; only a live key can be rotated"
                 )))
             }
-        }
-        if let Some(to) = &old.rotation.to {
-            return Err(Error::FailedPrecondition(format!(
-                "key_id: key {key_id} is already rotating (replaced by {to})"
-            )));
         }
         let Some(role_id) = old.role_id.clone() else {
             return Err(Error::FailedPrecondition(format!(
@@ -252,16 +257,61 @@ impl Authority {
             ),
         ];
         self.store
-            .rotate_key(&old, new.clone(), revokes_at, now, &audit)
+            .rotate_key(
+                &old,
+                new.clone(),
+                revokes_at,
+                now,
+                request.request_id.as_deref(),
+                &audit,
+            )
             .await?;
         Counters::bump(&self.settings.counters.keys_issued);
         new.rotation.from = Some(old.key_id.clone());
         old.rotation.to = Some(new.key_id.clone());
         old.rotation.revokes_at = Some(revokes_at);
+        old.rotation.request = request.request_id.clone();
         if revokes_at <= now {
             old.revoked_at = Some(now);
         }
         tracing::info!(account = %account, old = %old.key_id, new = %new.key_id, revokes_at, "key rotated");
+        Ok((token, new, old))
+    }
+
+    /// A rotation asked again: under the `idempotency-key` it was made with, by the key that made
+    /// it, while the replacement is live, the same new key (signed again from its record: the
+    /// same claims, and Ed25519 signatures are deterministic); otherwise refused as already
+    /// rotating.
+    async fn replay_rotation(
+        &self,
+        caller: &Caller,
+        request: &KeyRotation,
+        old: KeyRecord,
+        to: &str,
+    ) -> Result<(String, KeyRecord, KeyRecord)> {
+        let refused = || {
+            Error::FailedPrecondition(format!(
+                "key_id: key {} is already rotating (replaced by {to})",
+                old.key_id
+            ))
+        };
+        let (Some(asked), Some(made)) = (&request.request_id, &old.rotation.request) else {
+            return Err(refused());
+        };
+        if asked != made {
+            return Err(refused());
+        }
+        let new = self
+            .store
+            .get_key(caller.account(), to)
+            .await?
+            .ok_or_else(refused)?;
+        if new.created_by != caller.key_id() || self.key_status(&new) != KeyStatus::Active {
+            return Err(refused());
+        }
+        let role_id = new.role_id.clone().ok_or_else(refused)?;
+        let token = self.sign(&role_key_claims(&new, &role_id))?;
+        tracing::info!(account = %caller.account(), old = %old.key_id, new = %new.key_id, "key rotation replayed for a repeated idempotency-key");
         Ok((token, new, old))
     }
 

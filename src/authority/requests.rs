@@ -41,10 +41,19 @@ pub const MAX_ROTATION_OVERLAP_SECS: u64 = 30 * 24 * 3600;
 pub struct KeyRotation {
     pub key_id: KeyId,
     pub overlap_secs: u64,
+    /// The `idempotency-key` the client sent, if any.
+    pub request_id: Option<String>,
 }
 
 impl KeyRotation {
-    pub fn new(key_id: String, overlap_secs: u64) -> Result<KeyRotation, Invalid> {
+    pub fn new(
+        key_id: String,
+        overlap_secs: u64,
+        request_id: Option<String>,
+    ) -> Result<KeyRotation, Invalid> {
+        if let Some(id) = &request_id {
+            validate_request_id(id)?;
+        }
         let key_id = KeyId::new(key_id)?;
         if overlap_secs > MAX_ROTATION_OVERLAP_SECS {
             return Err(Invalid::new(
@@ -55,6 +64,7 @@ impl KeyRotation {
         Ok(KeyRotation {
             key_id,
             overlap_secs,
+            request_id,
         })
     }
 }

@@ -284,15 +284,31 @@ pub(crate) async fn keys_revoke(client: &ClientArgs, args: KeysRevoke) -> Result
 
 pub(crate) async fn keys_rotate(client: &ClientArgs, args: KeysRotate) -> Result<(), Failure> {
     let api = Api::connect(client).await?;
-    let rotated = api
-        .admin()
-        .rotate_api_key(api.req(pb::RotateApiKeyRequest {
-            key_id: args.key_id,
-            overlap_seconds: args.overlap.as_secs(),
-        }))
-        .await
-        .map_err(from_status)?
-        .into_inner();
+    // As `keys create`: one request id for this command, so a retry after UNAVAILABLE (the
+    // rotation may have happened) gets the same new key instead of "already rotating".
+    let request_id = uuid::Uuid::new_v4().to_string();
+    let message = pb::RotateApiKeyRequest {
+        key_id: args.key_id,
+        overlap_seconds: args.overlap.as_secs(),
+    };
+    let mut attempt = 0;
+    let rotated = loop {
+        let mut request = api.req(message.clone());
+        if let Ok(id) = request_id.parse() {
+            request
+                .metadata_mut()
+                .insert(authcell_idempotency_key(), id);
+        }
+        match api.admin().rotate_api_key(request).await {
+            Err(status)
+                if status.code() == tonic::Code::Unavailable && attempt < CREATE_RETRIES =>
+            {
+                attempt += 1;
+                tokio::time::sleep(std::time::Duration::from_millis(500 * attempt)).await;
+            }
+            other => break other.map_err(from_status)?.into_inner(),
+        }
+    };
     let (new, old) = (
         rotated.key.unwrap_or_default(),
         rotated.rotated.unwrap_or_default(),

@@ -40,11 +40,13 @@ impl TryFrom<ga::RevokeGlobalApiKeyRequest> for KeyId {
     }
 }
 
-impl TryFrom<pb::RotateApiKeyRequest> for KeyRotation {
+impl TryFrom<(pb::RotateApiKeyRequest, Option<String>)> for KeyRotation {
     type Error = Invalid;
 
-    fn try_from(req: pb::RotateApiKeyRequest) -> Result<Self, Invalid> {
-        KeyRotation::new(req.key_id, req.overlap_seconds)
+    fn try_from(
+        (req, request_id): (pb::RotateApiKeyRequest, Option<String>),
+    ) -> Result<Self, Invalid> {
+        KeyRotation::new(req.key_id, req.overlap_seconds, request_id)
     }
 }
 

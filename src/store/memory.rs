@@ -278,6 +278,7 @@ impl Store for MemoryStore {
         new: KeyRecord,
         revokes_at: u64,
         now: u64,
+        request_id: Option<&str>,
         audit: &[AuditRecord],
     ) -> StoreResult<Option<String>> {
         let mut data = self.lock();
@@ -314,6 +315,7 @@ impl Store for MemoryStore {
         {
             key.rotation.to = Some(new.key_id.clone());
             key.rotation.revokes_at = Some(revokes_at);
+            key.rotation.request = request_id.map(str::to_owned);
             if immediate {
                 key.revoked_at = Some(now);
             }

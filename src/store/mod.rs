@@ -57,6 +57,10 @@ pub struct Rotation {
     pub revokes_at: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub from: Option<String>,
+    /// The `idempotency-key` the rotation was asked under (on the rotated key), so that a
+    /// retry of the same request by the same key gets the same new key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request: Option<String>,
 }
 
 impl Rotation {
@@ -242,6 +246,7 @@ pub trait Store: Send + Sync + 'static {
         new: KeyRecord,
         revokes_at: u64,
         now: u64,
+        request_id: Option<&str>,
         audit: &[AuditRecord],
     ) -> StoreResult<Option<String>>;
 

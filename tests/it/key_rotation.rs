@@ -370,3 +370,63 @@ async fn keys_expiring_soon_are_listed_by_their_lapse() {
     assert_eq!(e.code(), Code::InvalidArgument, "{e:?}");
     assert!(e.message().contains("expiring_within_seconds"), "{e:?}");
 }
+
+/// A rotation asked again under the same `idempotency-key`, by the key that asked it, gets the
+/// same new key (its answer may have been lost); anyone else, or another id, is refused as
+/// already rotating. With no overlap the old key is revoked by then, and the retry still works.
+#[tokio::test]
+async fn a_rotation_retried_under_its_idempotency_key_returns_the_same_key() {
+    let server = TestServer::start().await;
+    let owner = server.owner_key.clone();
+    let (operator, _) = server.create_key(&owner, "operator").await;
+    let (_, old) = server.create_key(&owner, "viewer").await;
+    let ask = |caller: String, id: &'static str| {
+        let server = &server;
+        let key_id = old.key_id.clone();
+        async move {
+            let mut request = with_key(
+                pb::RotateApiKeyRequest {
+                    key_id,
+                    overlap_seconds: 0,
+                },
+                &caller,
+            );
+            request
+                .metadata_mut()
+                .insert("idempotency-key", id.parse().expect("ascii"));
+            pb::admin_client::AdminClient::new(server.channel().await)
+                .rotate_api_key(request)
+                .await
+                .map(|r| r.into_inner())
+        }
+    };
+    let first = ask(operator.clone(), "rotate-1").await.expect("rotate");
+    let again = ask(operator.clone(), "rotate-1")
+        .await
+        .expect("the same request again");
+    assert_eq!(again.api_key, first.api_key, "the same key, signed again");
+    assert_eq!(again.key, first.key);
+    assert!(allowed(&server, &again.api_key).await.allowed);
+    let other_id = ask(operator.clone(), "rotate-2")
+        .await
+        .expect_err("another request");
+    assert_eq!(other_id.code(), Code::FailedPrecondition, "{other_id:?}");
+    let other_caller = ask(owner.clone(), "rotate-1")
+        .await
+        .expect_err("another caller");
+    assert_eq!(
+        other_caller.code(),
+        Code::FailedPrecondition,
+        "{other_caller:?}"
+    );
+    assert!(!other_caller.message().contains(&first.api_key));
+    // Only one replacement exists.
+    let keys = pb::admin_client::AdminClient::new(server.channel().await)
+        .list_api_keys(with_key(pb::ListApiKeysRequest::default(), &owner))
+        .await
+        .expect("list")
+        .into_inner()
+        .keys;
+    let replacements = keys.iter().filter(|k| k.rotated_from == old.key_id).count();
+    assert_eq!(replacements, 1, "{keys:?}");
+}

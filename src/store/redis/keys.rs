@@ -8,7 +8,7 @@
 //! | --- | --- | --- |
 //! | `accounts` | set | account names |
 //! | `acct:{account}:keys` | sorted set, all scores 0 | key ids; lexicographic order = creation order (UUIDv7), so pages are `ZRANGEBYLEX` in O(log n + page) |
-//! | `key:{account}:{key_id}` | hash | `rec` (KeyRecord JSON, immutable), `revoked_at`, `refresh` (SHA-256 of the refresh token), `rotated_to` and `revokes_at` (a rotated key), `rotated_from` (its replacement) |
+//! | `key:{account}:{key_id}` | hash | `rec` (KeyRecord JSON, immutable), `revoked_at`, `refresh` (SHA-256 of the refresh token), `rotated_to`, `revokes_at` and `rotation_request` (a rotated key; the last the idempotency-key it was rotated under), `rotated_from` (its replacement) |
 //! | `rotations` | sorted set | `{account}\0{key_id}` of rotated keys, scored by the end of their overlap (epoch seconds); every node's scheduler takes due entries off it in one script |
 //! | `acct:{account}:rolekeys:{role_id}` | sorted set | ids of the role's unrevoked keys, scored by expiry (`+inf` for never): live keys are `ZCOUNT (now +inf` |
 //! | `acct:{account}:roles` | hash | role id -> RoleRecord JSON |

@@ -236,13 +236,14 @@ impl RedisStore {
 
 /// Decodes the `rec`, `revoked_at`, `refresh` fields of a key hash.
 /// The fields of a key's hash a read takes, in the order [`decode_key`] reads them.
-const KEY_FIELDS: [&str; 6] = [
+const KEY_FIELDS: [&str; 7] = [
     "rec",
     "revoked_at",
     "refresh",
     "rotated_to",
     "revokes_at",
     "rotated_from",
+    "rotation_request",
 ];
 
 fn decode_key(fields: &[Option<String>]) -> StoreResult<Option<KeyRecord>> {
@@ -257,6 +258,7 @@ fn decode_key(fields: &[Option<String>]) -> StoreResult<Option<KeyRecord>> {
         to: field(3),
         revokes_at: field(4).and_then(|v| v.parse().ok()),
         from: field(5),
+        request: field(6),
     };
     Ok(Some(record))
 }
@@ -421,6 +423,7 @@ impl Store for RedisStore {
         new: KeyRecord,
         revokes_at: u64,
         now: u64,
+        request_id: Option<&str>,
         audit: &[AuditRecord],
     ) -> StoreResult<Option<String>> {
         let (account, old_id) = (old.account.as_str(), old.key_id.as_str());
@@ -463,7 +466,8 @@ impl Store for RedisStore {
                     .arg(revoked_credential_field(account, old_id))
                     .arg(to_json(&event)?)
                     .arg(self.max_len())
-                    .arg(audit_json(revoked.filter(|_| immediate))?),
+                    .arg(audit_json(revoked.filter(|_| immediate))?)
+                    .arg(request_id.unwrap_or_default()),
                 account,
                 rotated,
             )?,

@@ -30,7 +30,7 @@ async fn a_rotation_schedules_the_old_keys_revocation_and_revoke_due_carries_it_
     insert(store, &old).await;
     let new = role_key(ACCOUNT, "viewer");
     let event_id = store
-        .rotate_key(&old, new.clone(), NOW + 60, NOW, &[])
+        .rotate_key(&old, new.clone(), NOW + 60, NOW, None, &[])
         .await
         .expect("rotate");
     assert_eq!(event_id, None, "nothing revoked yet");
@@ -50,7 +50,7 @@ async fn a_rotation_schedules_the_old_keys_revocation_and_revoke_due_carries_it_
     // A second rotation of the same key is refused, and stores nothing.
     let again = role_key(ACCOUNT, "viewer");
     let e = err(store
-        .rotate_key(&old, again.clone(), NOW + 60, NOW, &[])
+        .rotate_key(&old, again.clone(), NOW + 60, NOW, None, &[])
         .await);
     assert!(matches!(e, StoreError::FailedPrecondition(_)), "{e:?}");
     assert_eq!(get_key(store, ACCOUNT, &again.key_id).await, None);
@@ -80,9 +80,19 @@ async fn a_rotation_with_no_overlap_revokes_the_old_key_in_the_same_mutation(
     insert(store, &old).await;
     let new = role_key(ACCOUNT, "operator");
     store
-        .rotate_key(&old, new.clone(), NOW, NOW, &[])
+        .rotate_key(&old, new.clone(), NOW, NOW, Some("req-9"), &[])
         .await
         .expect("rotate");
+    // The request id it was asked under stays with the rotated key (a retry is recognised).
+    assert_eq!(
+        get_key(store, ACCOUNT, &old.key_id)
+            .await
+            .expect("old")
+            .rotation
+            .request
+            .as_deref(),
+        Some("req-9")
+    );
     assert_eq!(
         get_key(store, ACCOUNT, &old.key_id)
             .await
@@ -98,13 +108,13 @@ async fn a_rotation_with_no_overlap_revokes_the_old_key_in_the_same_mutation(
     );
     // A revoked key cannot be rotated.
     let e = err(store
-        .rotate_key(&old, role_key(ACCOUNT, "operator"), NOW, NOW, &[])
+        .rotate_key(&old, role_key(ACCOUNT, "operator"), NOW, NOW, None, &[])
         .await);
     assert!(matches!(e, StoreError::FailedPrecondition(_)), "{e:?}");
     // Nor can a key that does not exist.
     let missing = role_key(ACCOUNT, "viewer");
     let e = err(store
-        .rotate_key(&missing, role_key(ACCOUNT, "viewer"), NOW, NOW, &[])
+        .rotate_key(&missing, role_key(ACCOUNT, "viewer"), NOW, NOW, None, &[])
         .await);
     assert!(matches!(e, StoreError::NotFound(_)), "{e:?}");
 }
