@@ -80,7 +80,8 @@ async fn revocations_cross_the_wan_within_the_replication_delay() {
 }
 
 /// Creating and revoking a key in cell b costs one round trip to the primary each, whatever it
-/// does there (script, audit, waiting for replicas), timed from outside.
+/// does there (script, audit, waiting for replicas), timed from outside. (Revoking a key the
+/// cell's replica does not hold yet costs two: see below.)
 #[tokio::test]
 async fn a_key_created_or_revoked_in_the_far_cell_costs_one_round_trip() {
     let cells = Cells::start_wan(ONE_WAY, |c| c).await;
@@ -103,6 +104,11 @@ async fn a_key_created_or_revoked_in_the_far_cell_costs_one_round_trip() {
         .await
         .expect("key");
     let create = started.elapsed();
+    // The revocation checks the key on cell b's replica. A key made in cell b a moment ago may
+    // not have reached it yet (the create's answer and the replication race over the same
+    // delay), and is then read on the primary: a second round trip, as the benchmark's p99
+    // shows. Here the key has had one more one-way delay to arrive.
+    tokio::time::sleep(ONE_WAY * 2).await;
     let started = Instant::now();
     cells
         .b

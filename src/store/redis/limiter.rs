@@ -126,11 +126,17 @@ pub struct LeasedRateLimiter {
 struct Leases {
     shared: RedisRateLimiter,
     share: u32,
-    leases: Mutex<HashMap<String, Lease>>,
+    leases: Mutex<LeaseMap>,
+}
+
+/// The leases by account, and when expired ones were last dropped.
+struct LeaseMap {
+    by_account: HashMap<String, Lease>,
+    swept: Instant,
 }
 
 impl Leases {
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Lease>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, LeaseMap> {
         // Every critical section leaves the map whole: a poisoned lock is still usable.
         self.leases.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -139,11 +145,15 @@ impl Leases {
     /// [`LEASE_TTL`] from now.
     fn credit(&self, account: &str, taken: u32) {
         let now = Instant::now();
-        let mut leases = self.lock();
-        if leases.len() >= MAX_LEASES {
-            leases.retain(|_, l| l.expires > now || l.refilling);
+        let mut map = self.lock();
+        // Past MAX_LEASES accounts, expired leases are dropped, at most once per LEASE_TTL (a
+        // scan of the whole map under the lock every call would be a cliff at that scale): the
+        // map holds the accounts active within about a second, plus those refilling.
+        if map.by_account.len() >= MAX_LEASES && now.duration_since(map.swept) >= LEASE_TTL {
+            map.swept = now;
+            map.by_account.retain(|_, l| l.expires > now || l.refilling);
         }
-        let lease = leases.entry(account.to_owned()).or_insert(Lease {
+        let lease = map.by_account.entry(account.to_owned()).or_insert(Lease {
             tokens: 0,
             expires: now,
             refilling: false,
@@ -169,7 +179,7 @@ impl Leases {
                 }
             };
             leases.credit(&account, taken);
-            if let Some(lease) = leases.lock().get_mut(&account) {
+            if let Some(lease) = leases.lock().by_account.get_mut(&account) {
                 lease.refilling = false;
             }
         });
@@ -182,7 +192,10 @@ impl LeasedRateLimiter {
             inner: Arc::new(Leases {
                 shared,
                 share: share(per_second.get(), burst.get()),
-                leases: Mutex::new(HashMap::new()),
+                leases: Mutex::new(LeaseMap {
+                    by_account: HashMap::new(),
+                    swept: Instant::now(),
+                }),
             }),
         }
     }
@@ -200,8 +213,8 @@ impl RateLimiter for LeasedRateLimiter {
         let inner = &self.inner;
         let spent = {
             let now = Instant::now();
-            let mut leases = inner.lock();
-            match leases.get_mut(account) {
+            let mut map = inner.lock();
+            match map.by_account.get_mut(account) {
                 Some(lease) if lease.expires > now && lease.tokens > 0 => {
                     lease.tokens -= 1;
                     let low = lease.tokens <= inner.share / 2 && !lease.refilling;
