@@ -73,14 +73,7 @@ impl pb::admin_server::Admin for AdminService {
         request: Request<pb::RotateApiKeyRequest>,
     ) -> Result<Response<pb::RotateApiKeyResponse>, Status> {
         let caller = caller(&self.authority, &request)?;
-        let request_id = match request.metadata().get(crate::authority::IDEMPOTENCY_KEY) {
-            None => None,
-            Some(value) => Some(value.to_str().map(str::to_owned).map_err(|_| {
-                Status::invalid_argument(
-                    "idempotency-key: must be 1 to 128 characters of A-Z a-z 0-9 . _ : -",
-                )
-            })?),
-        };
+        let request_id = super::caller::request_id(&request)?;
         let rotation = KeyRotation::try_from((request.into_inner(), request_id))?;
         let (token, new, old) = self.authority.rotate_key(&caller, rotation).await?;
         let old_status = self.authority.key_status(&old);

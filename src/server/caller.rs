@@ -39,3 +39,15 @@ pub(crate) fn caller<T>(
         .caller(metadata_credential(request), peer_ip(request))
         .map_err(tonic::Status::from)
 }
+
+/// The `idempotency-key` metadata, if sent (its rules are checked with the rest of the request).
+pub(crate) fn request_id<T>(request: &tonic::Request<T>) -> Result<Option<String>, tonic::Status> {
+    match request.metadata().get(crate::authority::IDEMPOTENCY_KEY) {
+        None => Ok(None),
+        Some(value) => value.to_str().map(|v| Some(v.to_owned())).map_err(|_| {
+            tonic::Status::invalid_argument(
+                "idempotency-key: must be 1 to 128 characters of A-Z a-z 0-9 . _ : -",
+            )
+        }),
+    }
+}

@@ -65,14 +65,7 @@ impl ga::global_admin_server::GlobalAdmin for GlobalAdminService {
         request: Request<ga::GenerateGlobalApiKeyRequest>,
     ) -> Result<Response<ga::GenerateGlobalApiKeyResponse>, Status> {
         let caller = caller(&self.authority, &request)?;
-        let request_id = match request.metadata().get(crate::authority::IDEMPOTENCY_KEY) {
-            None => None,
-            Some(value) => Some(value.to_str().map(str::to_owned).map_err(|_| {
-                Status::invalid_argument(
-                    "idempotency-key: must be 1 to 128 characters of A-Z a-z 0-9 . _ : -",
-                )
-            })?),
-        };
+        let request_id = super::caller::request_id(&request)?;
         let request = NewKey::try_from((request.into_inner(), request_id))?;
         let role_id = request.role_id.clone();
         let (api_key, record) = self.authority.generate_key(&caller, request).await?;
