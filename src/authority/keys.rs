@@ -1,6 +1,8 @@
 //! Keys: minting role-bound v2 API keys, listing, describing, and an account's first key.
 
+use super::key_policy::kind_of;
 use super::*;
+use crate::policy::lifetime::CredentialKind;
 
 /// The claims of a role-bound key: all of them follow from its record, so a key's token can be
 /// signed again from it (a replayed request).
@@ -157,6 +159,12 @@ impl Authority {
             }
             Expiry::At(at) => Some(at),
         };
+        self.check_requested_lifetime(
+            caller.account(),
+            CredentialKind::RoleKey,
+            key_policy::lifetime_of(self.clock.now(), expires_at),
+            "expiry",
+        )?;
         let role = self.role_permissions(caller.account(), &role_id).await?;
         self.require_delegable(caller, &format!("role {role_id:?}"), &role)?;
         self.rate_limit(caller.account()).await?;
@@ -172,16 +180,13 @@ impl Authority {
         .await
     }
 
-    /// RotateApiKey: a new key with the old one's role, description and lifetime, and the old
-    /// key revoked once `overlap_secs` have passed (at once for 0), in one atomic mutation. The
-    /// caller must be able to revoke the old key and to create one of its role (nobody rotates a
-    /// key stronger than their own). SDK-made keys rotate by RefreshApiToken instead. Returns
-    /// the new key's token and record, and the old key's record as it is now.
-    pub async fn rotate_key(
-        &self,
-        caller: &Caller,
-        request: KeyRotation,
-    ) -> Result<(String, KeyRecord, KeyRecord)> {
+    /// RotateApiKey: a new key with the old one's role (or, for an SDK-made key, its
+    /// permissions, chain and token id), description and lifetime, and the old key revoked once
+    /// `overlap_secs` have passed (at once for 0), in one atomic mutation. The caller must be
+    /// able to revoke the old key and to create one like it (nobody rotates a key stronger than
+    /// their own). The new key's lifetime is the old one's unless the request names one; either
+    /// way the account's key policy must allow it.
+    pub async fn rotate_key(&self, caller: &Caller, request: KeyRotation) -> Result<Rotated> {
         self.require(caller, Action::AuthWrite)?;
         let account = caller.account();
         let key_id = request.key_id.as_str();
@@ -207,27 +212,51 @@ impl Authority {
                 )))
             }
         }
-        let Some(role_id) = old.role_id.clone() else {
-            return Err(Error::FailedPrecondition(format!(
-                "key_id: key {key_id} is an SDK-made key: rotate it with auth.Auth/RefreshApiToken"
-            )));
-        };
         self.require_revocable(caller, &old).await?;
-        let role = self.role_permissions(account, &role_id).await?;
-        self.require_delegable(caller, &format!("role {role_id:?}"), &role)?;
-        self.rate_limit(account).await?;
         // The same lifetime policy: a key that expired N seconds after issue is replaced by one
-        // that expires N seconds after its own; a key that never expires, by one that never does.
-        let expires_at = old
-            .expires_at
-            .map(|exp| self.clock.now() + exp.saturating_sub(old.issued_at));
-        let (token, mut new, _) = self.new_role_key(
-            account,
-            &role_id,
-            old.description.clone(),
-            expires_at,
-            caller.key_id().to_owned(),
-        )?;
+        // that expires N seconds after its own; a key that never expires, by one that never
+        // does. Or the lifetime the request names.
+        let lifetime = match request.lifetime_secs {
+            Some(secs) => {
+                self.check_requested_lifetime(
+                    account,
+                    kind_of(&old),
+                    Some(secs),
+                    "lifetime_seconds",
+                )?;
+                Some(secs)
+            }
+            None => {
+                let lifetime = key_policy::lifetime_of(old.issued_at, old.expires_at);
+                self.check_carried_lifetime(
+                    &old,
+                    lifetime,
+                    "name a lifetime within the policy (lifetime_seconds; authcell keys rotate --expires-in)",
+                )?;
+                lifetime
+            }
+        };
+        let (token, mut new, refresh_token) = match old.role_id.clone() {
+            Some(role_id) => {
+                let role = self.role_permissions(account, &role_id).await?;
+                self.require_delegable(caller, &format!("role {role_id:?}"), &role)?;
+                self.rate_limit(account).await?;
+                let expires_at = lifetime.map(|secs| self.clock.now().saturating_add(secs));
+                let (token, new, _) = self.new_role_key(
+                    account,
+                    &role_id,
+                    old.description.clone(),
+                    expires_at,
+                    caller.key_id().to_owned(),
+                )?;
+                (token, new, None)
+            }
+            None => {
+                self.rate_limit(account).await?;
+                let (token, new, refresh) = self.sdk_key_successor(&old, lifetime).await?;
+                (token, new, Some(refresh))
+            }
+        };
         let now = new.issued_at;
         // Whole seconds, rounded up: the old key never loses part of its overlap (a rotation at
         // x.9 s with a 1 s overlap revokes at x+2, not at x+1).
@@ -256,13 +285,17 @@ impl Authority {
                 format!("rotated to {} with no overlap", new.key_id),
             ),
         ];
+        let request_stamp = request
+            .request_id
+            .as_deref()
+            .map(|id| rotation_request(caller, id));
         self.store
             .rotate_key(
                 &old,
                 new.clone(),
                 revokes_at,
                 now,
-                request.request_id.as_deref(),
+                request_stamp.as_deref(),
                 &audit,
             )
             .await?;
@@ -270,25 +303,30 @@ impl Authority {
         new.rotation.from = Some(old.key_id.clone());
         old.rotation.to = Some(new.key_id.clone());
         old.rotation.revokes_at = Some(revokes_at);
-        old.rotation.request = request.request_id.clone();
+        old.rotation.request = request_stamp;
         if revokes_at <= now {
             old.revoked_at = Some(now);
         }
         tracing::info!(account = %account, old = %old.key_id, new = %new.key_id, revokes_at, "key rotated");
-        Ok((token, new, old))
+        Ok(Rotated {
+            token,
+            refresh_token,
+            new,
+            old,
+        })
     }
 
     /// A rotation asked again: under the `idempotency-key` it was made with, by the key that made
     /// it, while the replacement is live, the same new key (signed again from its record: the
-    /// same claims, and Ed25519 signatures are deterministic); otherwise refused as already
-    /// rotating.
+    /// same claims, and Ed25519 signatures are deterministic; an SDK-made key gets a new refresh
+    /// token, the lost one stops working); otherwise refused as already rotating.
     async fn replay_rotation(
         &self,
         caller: &Caller,
         request: &KeyRotation,
         old: KeyRecord,
         to: &str,
-    ) -> Result<(String, KeyRecord, KeyRecord)> {
+    ) -> Result<Rotated> {
         let refused = || {
             Error::FailedPrecondition(format!(
                 "key_id: key {} is already rotating (replaced by {to})",
@@ -298,7 +336,7 @@ impl Authority {
         let (Some(asked), Some(made)) = (&request.request_id, &old.rotation.request) else {
             return Err(refused());
         };
-        if asked != made {
+        if rotation_request(caller, asked) != *made {
             return Err(refused());
         }
         let new = self
@@ -306,13 +344,23 @@ impl Authority {
             .get_key(caller.account(), to)
             .await?
             .ok_or_else(refused)?;
-        if new.created_by != caller.key_id() || self.key_status(&new) != KeyStatus::Active {
+        if self.key_status(&new) != KeyStatus::Active {
             return Err(refused());
         }
-        let role_id = new.role_id.clone().ok_or_else(refused)?;
-        let token = self.sign(&role_key_claims(&new, &role_id))?;
+        let (token, refresh_token) = match &new.role_id {
+            Some(role_id) => (self.sign(&role_key_claims(&new, role_id))?, None),
+            None => {
+                let (token, refresh) = self.reissue_sdk_key(&new).await?;
+                (token, Some(refresh))
+            }
+        };
         tracing::info!(account = %caller.account(), old = %old.key_id, new = %new.key_id, "key rotation replayed for a repeated idempotency-key");
-        Ok((token, new, old))
+        Ok(Rotated {
+            token,
+            refresh_token,
+            new,
+            old,
+        })
     }
 
     /// Revokes rotated keys whose overlap has ended (every node runs this on a timer; see
@@ -464,6 +512,22 @@ impl Authority {
         )
         .await
     }
+}
+
+/// What a rotation stores as its request: the calling key and its `idempotency-key`, so that
+/// only the same key's retry replays it.
+fn rotation_request(caller: &Caller, request_id: &str) -> String {
+    format!("{} {request_id}", caller.key_id())
+}
+
+/// A rotation's outcome: the new key's secret (and refresh token, for an SDK-made key), its
+/// record, and the old key's record as it is now.
+#[derive(Clone, Debug)]
+pub struct Rotated {
+    pub token: String,
+    pub refresh_token: Option<String>,
+    pub new: KeyRecord,
+    pub old: KeyRecord,
 }
 
 pub(super) fn not_found_key(key_id: &str) -> Error {

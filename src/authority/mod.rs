@@ -24,6 +24,7 @@ use crate::verifier::{Principal, Verifier};
 
 mod audit;
 mod error;
+mod key_policy;
 mod keys;
 mod paging;
 pub mod requests;
@@ -33,6 +34,7 @@ mod validation;
 pub mod vending;
 
 pub use error::{Error, Result};
+pub use key_policy::{PolicyReport, Violation, MAX_REPORTED};
 use keys::*;
 pub(crate) use paging::Listing;
 use paging::*;

@@ -41,6 +41,8 @@ pub const MAX_ROTATION_OVERLAP_SECS: u64 = 30 * 24 * 3600;
 pub struct KeyRotation {
     pub key_id: KeyId,
     pub overlap_secs: u64,
+    /// The new key's lifetime; `None`: the old key's.
+    pub lifetime_secs: Option<u64>,
     /// The `idempotency-key` the client sent, if any.
     pub request_id: Option<String>,
 }
@@ -49,6 +51,7 @@ impl KeyRotation {
     pub fn new(
         key_id: String,
         overlap_secs: u64,
+        lifetime_secs: u64,
         request_id: Option<String>,
     ) -> Result<KeyRotation, Invalid> {
         if let Some(id) = &request_id {
@@ -61,9 +64,17 @@ impl KeyRotation {
                 format!("at most {MAX_ROTATION_OVERLAP_SECS} (30 days), got {overlap_secs}"),
             ));
         }
+        let max = crate::policy::lifetime::MAX_POLICY_LIFETIME_SECS;
+        if lifetime_secs > max {
+            return Err(Invalid::new(
+                "lifetime_seconds",
+                format!("at most {max} (100 years), got {lifetime_secs}"),
+            ));
+        }
         Ok(KeyRotation {
             key_id,
             overlap_secs,
+            lifetime_secs: (lifetime_secs > 0).then_some(lifetime_secs),
             request_id,
         })
     }

@@ -23,10 +23,12 @@ use base64::Engine;
 use rand_core::RngCore;
 use sha2::{Digest, Sha256};
 
+use crate::authority::key_policy::lifetime_of;
 use crate::authority::requests::{ApiToken, DisposableToken, Refresh};
-use crate::authority::{Authority, Error, Result};
+use crate::authority::{Authority, Error, KeyStatus, Result};
 use crate::credential::{self, Claims, CredentialError};
 use crate::metrics::Counters;
+use crate::policy::lifetime::CredentialKind;
 use crate::policy::proto::Invalid;
 use crate::policy::{self, Exceeds, Grant, PermissionSet, Rule};
 use crate::store::KeyRecord;
@@ -199,6 +201,12 @@ impl Authority {
             token_id,
         } = request;
         let set = self.delegated_set(parent, "permissions", statements)?;
+        self.check_requested_lifetime(
+            &parent.credential.account,
+            CredentialKind::Disposable,
+            Some(u64::from(valid_for)),
+            "expires.valid_for_seconds",
+        )?;
         self.rate_limit(&parent.credential.account).await?;
         let stamp = self.stamp(&parent.credential.account);
         let c = &parent.credential;
@@ -259,6 +267,21 @@ impl Authority {
             description,
         } = request;
         let set = self.delegated_set(parent, "permissions", statements)?;
+        // The lifetime asked for; the key may end sooner (never after its maker), which any
+        // policy allows.
+        let asked = match lifetime {
+            KeyLifetime::Never => None,
+            KeyLifetime::Seconds(s) => Some(u64::from(s)),
+        };
+        let c = &parent.credential;
+        let bound = earliest(c.expires_at, c.chain_expires_at)
+            .map(|at| at.saturating_sub(self.clock.now()));
+        self.check_requested_lifetime(
+            &c.account,
+            CredentialKind::SdkKey,
+            earliest(asked, bound),
+            "expiry",
+        )?;
         self.rate_limit(&parent.credential.account).await?;
         let key = InlineKey {
             set,
@@ -415,12 +438,23 @@ impl Authority {
             Some(maker) if self.key_status(&maker) == super::KeyStatus::Active => {}
             _ => return Err(Error::Unauthenticated(CredentialError::MakerGone)),
         }
+        if record.rotation.to.is_some() {
+            return Err(Error::FailedPrecondition(format!(
+                "api_key: key {} has been rotated; refresh its replacement instead",
+                record.key_id
+            )));
+        }
         let lifetime = match record.expires_at {
             None => KeyLifetime::Never,
             Some(exp) => KeyLifetime::Seconds(
                 u32::try_from(exp.saturating_sub(record.issued_at).max(1)).unwrap_or(u32::MAX),
             ),
         };
+        self.check_carried_lifetime(
+            &record,
+            lifetime_of(record.issued_at, record.expires_at),
+            "ask for a new key within the policy (GenerateApiToken)",
+        )?;
         self.rate_limit(&c.account).await?;
         // The successor keeps the old key's chain (so revoking any ancestor still kills it),
         // its root role (which bounds it at every check) and its chain's expiry bound (which it
@@ -449,5 +483,112 @@ impl Authority {
             peer,
         )
         .await
+    }
+
+    /// What an SDK-made key's successor takes from the chain that made it: its root role (the
+    /// role of the chain's first key, which bounds it at every check) and the earliest expiry
+    /// of its ancestors (which it never outlives). Every ancestor must still be live.
+    async fn chain_of(&self, key: &KeyRecord) -> Result<(String, Option<u64>)> {
+        let mut root_role = None;
+        let mut expires = None;
+        for id in &key.ancestors {
+            let ancestor = self
+                .store
+                .get_key(&key.account, id)
+                .await?
+                .filter(|a| self.key_status(a) == KeyStatus::Active)
+                .ok_or(Error::Unauthenticated(CredentialError::MakerGone))?;
+            expires = earliest(expires, ancestor.expires_at);
+            if let Some(role) = ancestor.role_id {
+                root_role = Some(role);
+            }
+        }
+        let root_role = root_role.ok_or_else(|| {
+            Error::Internal(format!(
+                "the chain of SDK-made key {} has no role-bound key",
+                key.key_id
+            ))
+        })?;
+        Ok((root_role, expires))
+    }
+
+    /// The claims of a stored SDK-made key, from its record and its chain.
+    fn sdk_key_claims(
+        &self,
+        record: &KeyRecord,
+        root_role: String,
+        aexp: Option<u64>,
+    ) -> Result<Claims> {
+        let Some(PermissionSet {
+            grant: Grant::Rules(rules),
+            conditions,
+        }) = &record.inline
+        else {
+            return Err(Error::Internal(format!(
+                "SDK-made key {} has no explicit permissions",
+                record.key_id
+            )));
+        };
+        Ok(Claims {
+            t: credential::TYPE_API_KEY.into(),
+            jti: record.key_id.clone(),
+            sub: record.account.clone(),
+            role: None,
+            p: Some(rules.iter().map(credential::encode_rule).collect()),
+            ipf: credential::encode_conditions(conditions),
+            anc: record.ancestors.clone(),
+            tid: record.token_id.clone(),
+            cell: Some(self.cell().to_owned()),
+            iat: record.issued_at,
+            iatm: Some(record.issued_at_ms),
+            oiatm: Some(record.origin_issued_at_ms),
+            rr: Some(root_role),
+            aexp,
+            exp: record.expires_at,
+            nbf: None,
+        })
+    }
+
+    /// The successor of an SDK-made key being rotated: the same permissions, conditions,
+    /// chain, token id and description, `lifetime` seconds (never outliving its chain), and a
+    /// new refresh token. Not stored yet. Returns its token, record and refresh token.
+    pub(super) async fn sdk_key_successor(
+        &self,
+        old: &KeyRecord,
+        lifetime: Option<u64>,
+    ) -> Result<(String, KeyRecord, String)> {
+        let (root_role, aexp) = self.chain_of(old).await?;
+        let stamp = self.stamp(&old.account);
+        let now = stamp / 1000;
+        let expires_at = earliest(lifetime.map(|s| now.saturating_add(s)), aexp);
+        let refresh_token = new_refresh_token();
+        let record = KeyRecord {
+            key_id: super::keys::credential_id(stamp),
+            issued_at: now,
+            issued_at_ms: stamp,
+            expires_at,
+            revoked_at: None,
+            refresh_hash: Some(refresh_hash(&refresh_token)),
+            rotation: Default::default(),
+            ..old.clone()
+        };
+        let token = self.sign_bounded(&self.sdk_key_claims(&record, root_role, aexp)?)?;
+        Ok((token, record, refresh_token))
+    }
+
+    /// An SDK-made key signed again from its record (a replayed rotation), with a new refresh
+    /// token replacing the one whose reply was lost.
+    pub(super) async fn reissue_sdk_key(&self, record: &KeyRecord) -> Result<(String, String)> {
+        let (root_role, aexp) = self.chain_of(record).await?;
+        let token = self.sign_bounded(&self.sdk_key_claims(record, root_role, aexp)?)?;
+        let refresh_token = new_refresh_token();
+        self.store
+            .reset_refresh(
+                &record.account,
+                &record.key_id,
+                &refresh_hash(&refresh_token),
+            )
+            .await?;
+        Ok((token, refresh_token))
     }
 }

@@ -71,6 +71,8 @@ pub enum ClientCommand {
     Cells(CellsArgs),
     /// The account's audit log (who did what, when, from where), newest first.
     Audit(AuditArgs),
+    /// The account's key policy (lifetime limits on new keys and tokens): show, set.
+    Policy(PolicyArgs),
 }
 
 impl ClientCommand {
@@ -81,6 +83,7 @@ impl ClientCommand {
             ClientCommand::Tokens(a) => &a.client,
             ClientCommand::Cells(a) => &a.client,
             ClientCommand::Audit(a) => &a.client,
+            ClientCommand::Policy(a) => &a.client,
         }
     }
 }
@@ -117,6 +120,10 @@ pub struct KeysRotate {
     /// once); at most 30d.
     #[arg(long, value_name = "DURATION", value_parser = parse_overlap)]
     pub overlap: Duration,
+    /// The new key's lifetime (90d, 24h, ...); without it, the old key's (never, if the old
+    /// key never expired). The account's key policy applies either way.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub expires_in: Option<Duration>,
 }
 
 #[derive(Debug, Args)]
@@ -296,6 +303,40 @@ pub struct TokensRevoke {
     /// the revocation.
     #[arg(long, value_name = "MS", value_parser = clap::value_parser!(u32).range(1..=60_000))]
     pub confirm_timeout: Option<u32>,
+}
+
+#[derive(Debug, Args)]
+#[command(after_help = EXIT_CODES)]
+pub struct PolicyArgs {
+    #[command(flatten)]
+    pub client: ClientArgs,
+    #[command(subcommand)]
+    pub command: PolicyCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PolicyCommand {
+    /// Show the account's key policy and the live keys that break it.
+    Show,
+    /// Replace the account's key policy (owner only): a limit left out is no limit, so `set`
+    /// with no flags clears it. Revokes nothing; lists the live keys that break the new policy.
+    Set(PolicySet),
+}
+
+#[derive(Debug, Args)]
+pub struct PolicySet {
+    /// New keys (role-bound and SDK-made) must expire.
+    #[arg(long)]
+    pub require_expiry: bool,
+    /// The longest life of a new key of any kind: 90d, 12h, ...
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub max_key_lifetime: Option<Duration>,
+    /// The longest life of a new SDK-made key (GenerateApiToken, RefreshApiToken).
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub max_sdk_key_lifetime: Option<Duration>,
+    /// The longest life of a new disposable token (at most 25h, the platform's limit).
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub max_disposable_lifetime: Option<Duration>,
 }
 
 #[derive(Debug, Args)]

@@ -290,6 +290,7 @@ pub(crate) async fn keys_rotate(client: &ClientArgs, args: KeysRotate) -> Result
     let message = pb::RotateApiKeyRequest {
         key_id: args.key_id,
         overlap_seconds: args.overlap.as_secs(),
+        lifetime_seconds: args.expires_in.map_or(0, |d| d.as_secs().max(1)),
     };
     let mut attempt = 0;
     let rotated = loop {
@@ -316,19 +317,29 @@ pub(crate) async fn keys_rotate(client: &ClientArgs, args: KeysRotate) -> Result
     if client.json {
         return json_out(&RotatedKeyJson {
             api_key: rotated.api_key,
+            refresh_token: Some(rotated.refresh_token).filter(|t| !t.is_empty()),
             endpoint: rotated.endpoint,
             key: key_json(&new),
             rotated: key_json(&old),
         });
     }
     out(&format!("{}\n", rotated.api_key));
+    let printed = if rotated.refresh_token.is_empty() {
+        "The new key is printed on stdout"
+    } else {
+        out(&format!("{}\n", rotated.refresh_token));
+        "The new key and then its refresh token are printed on stdout"
+    };
     note(&format!(
-        "Rotated key {} to {}: the old key {}. The new key is printed on stdout this once: store it now.\n",
+        "Rotated key {} to {}: the old key {}. {printed} this once: store them now.\n",
         printable(&old.key_id),
         printable(&new.key_id),
         match old.revokes_at_epoch_seconds {
             Some(at) if old.revoked_at_epoch_seconds.is_none() => {
-                format!("keeps working until {}, then is revoked in every cell", format_secs(at))
+                format!(
+                    "keeps working until {}, then is revoked in every cell",
+                    format_secs(at)
+                )
             }
             _ => "is revoked now".to_owned(),
         }

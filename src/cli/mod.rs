@@ -1,4 +1,4 @@
-//! The operator command line: `authcell keys|roles|tokens|cells|audit`.
+//! The operator command line: `authcell keys|roles|tokens|cells|audit|policy`.
 //!
 //! A client of the server's own gRPC API (the generated clients in [`crate::proto`]), never of
 //! the store: it works against any node, embedded or Redis-backed, and every call goes through
@@ -44,7 +44,7 @@ use crate::proto::token;
 
 /// The exit codes, as `authcell --help` and every client command's help show them.
 pub const EXIT_CODES: &str = "\
-Exit codes of the client commands (keys, roles, tokens, cells, audit):
+Exit codes of the client commands (keys, roles, tokens, cells, audit, policy):
   0  success
   2  usage error: bad flags or arguments, an unreadable or invalid --file, no endpoint,
      plain http to a host that is not loopback without --insecure
@@ -68,6 +68,7 @@ mod client;
 mod keys;
 mod output;
 mod permfile;
+mod policy;
 mod roles;
 mod time;
 mod tokens;
@@ -79,6 +80,7 @@ pub use client::*;
 use keys::*;
 pub use output::*;
 pub use permfile::*;
+use policy::*;
 use roles::*;
 pub use time::*;
 use tokens::*;
@@ -234,6 +236,10 @@ pub(crate) async fn execute(command: ClientCommand) -> Result<(), Failure> {
         },
         ClientCommand::Cells(a) => cells(&a.client).await,
         ClientCommand::Audit(a) => audit(a).await,
+        ClientCommand::Policy(a) => match a.command {
+            PolicyCommand::Show => policy_show(&a.client).await,
+            PolicyCommand::Set(c) => policy_set(&a.client, c).await,
+        },
     }
 }
 

@@ -152,6 +152,9 @@ pub(crate) fn key_json(k: &pb::ApiKeyInfo) -> KeyJson {
 pub(crate) struct RotatedKeyJson {
     /// The new key itself, shown this once.
     pub(crate) api_key: String,
+    /// An SDK-made key's new refresh token, shown this once.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) refresh_token: Option<String>,
     pub(crate) endpoint: String,
     pub(crate) key: KeyJson,
     /// The old key, with the time it is revoked.

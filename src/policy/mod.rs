@@ -297,11 +297,13 @@ pub enum Denial {
 /// Decides whether `set` allows `action` on `resource` for a caller at `peer`. Default deny.
 mod delegate;
 mod evaluate;
+pub mod lifetime;
 pub mod proto;
 pub mod system;
 
 pub use delegate::{check_delegation, Exceeds};
 pub use evaluate::{admits_peer, canonical_ip, evaluate};
+pub use lifetime::KeyPolicy;
 
 #[cfg(test)]
 mod tests;

@@ -6,10 +6,11 @@ use tonic::{Request, Response, Status};
 
 use super::caller;
 use crate::authority::{
-    AuditListing, Authority, KeyId, KeyListing, KeyRotation, KeyStatus, NewRole, RevocationWait,
-    RoleChange, RoleId, RoleView, TokenRevocation,
+    AuditListing, Authority, KeyId, KeyListing, KeyRotation, KeyStatus, NewRole, PolicyReport,
+    RevocationWait, RoleChange, RoleId, RoleView, TokenRevocation,
 };
 use crate::policy::proto::permission_set_to_proto;
+use crate::policy::KeyPolicy;
 use crate::proto::authcell::v1 as pb;
 use crate::store::KeyRecord;
 
@@ -50,6 +51,30 @@ fn key_info(key: KeyRecord, status: KeyStatus) -> pb::ApiKeyInfo {
     }
 }
 
+fn policy_to_proto(p: &KeyPolicy) -> pb::KeyPolicy {
+    pb::KeyPolicy {
+        require_expiry: p.require_expiry,
+        max_key_lifetime_seconds: p.max_key_secs,
+        max_sdk_key_lifetime_seconds: p.max_sdk_key_secs,
+        max_disposable_token_lifetime_seconds: p.max_disposable_secs,
+    }
+}
+
+fn policy_response(report: PolicyReport) -> pb::KeyPolicyResponse {
+    pb::KeyPolicyResponse {
+        policy: Some(policy_to_proto(&report.policy)),
+        violations: report
+            .violations
+            .into_iter()
+            .map(|v| pb::PolicyViolation {
+                reason: v.breach.to_string(),
+                key: Some(key_info(v.key, KeyStatus::Active)),
+            })
+            .collect(),
+        violations_total: u32::try_from(report.violations_total).unwrap_or(u32::MAX),
+    }
+}
+
 fn role(r: RoleView) -> pb::Role {
     pb::Role {
         permissions: Some(permission_set_to_proto(&r.permissions)),
@@ -75,14 +100,34 @@ impl pb::admin_server::Admin for AdminService {
         let caller = caller(&self.authority, &request)?;
         let request_id = super::caller::request_id(&request)?;
         let rotation = KeyRotation::try_from((request.into_inner(), request_id))?;
-        let (token, new, old) = self.authority.rotate_key(&caller, rotation).await?;
-        let old_status = self.authority.key_status(&old);
+        let rotated = self.authority.rotate_key(&caller, rotation).await?;
+        let old_status = self.authority.key_status(&rotated.old);
         Ok(Response::new(pb::RotateApiKeyResponse {
-            api_key: token,
-            key: Some(key_info(new, KeyStatus::Active)),
-            rotated: Some(key_info(old, old_status)),
+            api_key: rotated.token,
+            key: Some(key_info(rotated.new, KeyStatus::Active)),
+            rotated: Some(key_info(rotated.old, old_status)),
             endpoint: self.authority.endpoint().to_owned(),
+            refresh_token: rotated.refresh_token.unwrap_or_default(),
         }))
+    }
+
+    async fn get_key_policy(
+        &self,
+        request: Request<pb::GetKeyPolicyRequest>,
+    ) -> Result<Response<pb::KeyPolicyResponse>, Status> {
+        let caller = caller(&self.authority, &request)?;
+        let report = self.authority.get_key_policy(&caller).await?;
+        Ok(Response::new(policy_response(report)))
+    }
+
+    async fn set_key_policy(
+        &self,
+        request: Request<pb::SetKeyPolicyRequest>,
+    ) -> Result<Response<pb::KeyPolicyResponse>, Status> {
+        let caller = caller(&self.authority, &request)?;
+        let policy = KeyPolicy::from(request.into_inner().policy.unwrap_or_default());
+        let report = self.authority.set_key_policy(&caller, policy).await?;
+        Ok(Response::new(policy_response(report)))
     }
 
     async fn describe_api_key(

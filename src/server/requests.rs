@@ -46,7 +46,25 @@ impl TryFrom<(pb::RotateApiKeyRequest, Option<String>)> for KeyRotation {
     fn try_from(
         (req, request_id): (pb::RotateApiKeyRequest, Option<String>),
     ) -> Result<Self, Invalid> {
-        KeyRotation::new(req.key_id, req.overlap_seconds, request_id)
+        KeyRotation::new(
+            req.key_id,
+            req.overlap_seconds,
+            req.lifetime_seconds,
+            request_id,
+        )
+    }
+}
+
+/// SetKeyPolicy: 0 and a field left out both mean no limit (the authority validates ranges).
+impl From<pb::KeyPolicy> for crate::policy::KeyPolicy {
+    fn from(p: pb::KeyPolicy) -> Self {
+        let limit = |v: Option<u64>| v.filter(|&v| v > 0);
+        crate::policy::KeyPolicy {
+            require_expiry: p.require_expiry,
+            max_key_secs: limit(p.max_key_lifetime_seconds),
+            max_sdk_key_secs: limit(p.max_sdk_key_lifetime_seconds),
+            max_disposable_secs: limit(p.max_disposable_token_lifetime_seconds),
+        }
     }
 }
 

@@ -11,6 +11,7 @@ use super::{
     AuditQuery, AuditRecord, KeyRecord, Receipt, RoleRecord, Rotation, Store, StoreError,
     StoreResult,
 };
+use crate::policy::KeyPolicy;
 use crate::verifier::view::{Event, View};
 
 #[derive(Default)]
@@ -26,6 +27,8 @@ struct Data {
     last_audit: (u64, u64),
     /// (account, request id) -> the receipt and when it is forgotten.
     receipts: HashMap<(String, String), (Receipt, std::time::Instant)>,
+    /// account -> key policy (absent: none)
+    policies: HashMap<String, KeyPolicy>,
 }
 
 /// Audit events kept per account (oldest dropped first), like the capped Redis stream.
@@ -486,7 +489,7 @@ impl Store for MemoryStore {
         let matches = old.refresh_hash.as_deref().is_some_and(|h| {
             subtle::ConstantTimeEq::ct_eq(h.as_bytes(), refresh_hash.as_bytes()).into()
         });
-        if old.revoked_at.is_some() || !matches {
+        if old.revoked_at.is_some() || old.rotation.to.is_some() || !matches {
             return Err(StoreError::FailedPrecondition(
                 "refresh_token: not valid for this key (a refresh token works once)".into(),
             ));
@@ -500,6 +503,52 @@ impl Store for MemoryStore {
         });
         data.record(audit);
         Ok(())
+    }
+
+    async fn reset_refresh(
+        &self,
+        account: &str,
+        key_id: &str,
+        refresh_hash: &str,
+    ) -> StoreResult<()> {
+        let mut data = self.lock();
+        let key = data
+            .keys
+            .get_mut(account)
+            .and_then(|keys| keys.get_mut(key_id))
+            .ok_or_else(|| StoreError::NotFound(format!("no key {key_id} in this account")))?;
+        if key.revoked_at.is_some() || key.refresh_hash.is_none() {
+            return Err(StoreError::FailedPrecondition(format!(
+                "key {key_id} is revoked or has no refresh token"
+            )));
+        }
+        key.refresh_hash = Some(refresh_hash.to_owned());
+        Ok(())
+    }
+
+    async fn set_key_policy(
+        &self,
+        account: &str,
+        policy: &KeyPolicy,
+        audit: Option<&AuditRecord>,
+    ) -> StoreResult<()> {
+        let mut data = self.lock();
+        self.view.apply(&Event::KeyPolicySet {
+            account: account.to_owned(),
+            policy: policy.clone(),
+        });
+        data.policies.insert(account.to_owned(), policy.clone());
+        data.record(audit);
+        Ok(())
+    }
+
+    async fn get_key_policy(&self, account: &str) -> StoreResult<KeyPolicy> {
+        Ok(self
+            .lock()
+            .policies
+            .get(account)
+            .cloned()
+            .unwrap_or_default())
     }
 
     async fn list_roles(&self, account: &str) -> StoreResult<Vec<RoleRecord>> {

@@ -13,7 +13,7 @@ pub mod stream_id;
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
-use crate::policy::PermissionSet;
+use crate::policy::{KeyPolicy, PermissionSet};
 use crate::verifier::view::Event;
 
 /// Metadata of an API key. The key itself is never stored.
@@ -312,6 +312,18 @@ pub trait Store: Send + Sync + 'static {
     /// Every node's last reported position (empty where there is no event stream).
     async fn nodes(&self) -> StoreResult<Vec<NodeStatus>>;
 
+    /// Sets the account's key policy (an empty one clears it) and publishes it to every node's
+    /// view ([`Event::KeyPolicySet`]).
+    async fn set_key_policy(
+        &self,
+        account: &str,
+        policy: &KeyPolicy,
+        audit: Option<&AuditRecord>,
+    ) -> StoreResult<()>;
+
+    /// The account's key policy as the system of record has it (empty when none was set).
+    async fn get_key_policy(&self, account: &str) -> StoreResult<KeyPolicy>;
+
     async fn list_roles(&self, account: &str) -> StoreResult<Vec<RoleRecord>>;
 
     async fn get_role(&self, account: &str, role_id: &str) -> StoreResult<Option<RoleRecord>>;
@@ -334,6 +346,16 @@ pub trait Store: Send + Sync + 'static {
         new_key: KeyRecord,
         now: u64,
         audit: Option<&AuditRecord>,
+    ) -> StoreResult<()>;
+
+    /// Replaces the refresh hash of an unrevoked SDK-made key (a rotation replayed: the lost
+    /// reply's refresh token stops working). `NotFound` or `FailedPrecondition` (revoked,
+    /// which includes refreshed).
+    async fn reset_refresh(
+        &self,
+        account: &str,
+        key_id: &str,
+        refresh_hash: &str,
     ) -> StoreResult<()>;
 
     /// Deletes a role; `FailedPrecondition` (saying how many) while live keys use it.

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::policy::PermissionSet;
+use crate::policy::{KeyPolicy, PermissionSet};
 
 /// A change to the live view. Every store mutation that affects checks produces one.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -49,6 +49,8 @@ pub enum Event {
     },
     /// A custom role was deleted.
     RoleDeleted { account: String, role_id: String },
+    /// The account's key policy was set (an empty one clears it).
+    KeyPolicySet { account: String, policy: KeyPolicy },
 }
 
 impl Event {
@@ -59,7 +61,8 @@ impl Event {
             | Event::TokenIdRevoked { account, .. }
             | Event::IssuedBefore { account, .. }
             | Event::RoleSet { account, .. }
-            | Event::RoleDeleted { account, .. } => account,
+            | Event::RoleDeleted { account, .. }
+            | Event::KeyPolicySet { account, .. } => account,
         }
     }
 }
@@ -86,6 +89,8 @@ struct AccountState {
     /// Issued-before watermark, epoch milliseconds.
     watermark_ms: u64,
     roles: HashMap<String, Arc<PermissionSet>>,
+    /// The key policy, when the account has one.
+    key_policy: Option<Arc<KeyPolicy>>,
 }
 
 impl AccountState {
@@ -370,6 +375,11 @@ impl View {
         self.read().get(account)?.roles.get(role_id).cloned()
     }
 
+    /// The account's key policy, when it has one.
+    pub fn key_policy(&self, account: &str) -> Option<Arc<KeyPolicy>> {
+        self.read().get(account)?.key_policy.clone()
+    }
+
     /// Number of revoked ids and token ids held.
     pub fn revoked_len(&self) -> usize {
         self.read()
@@ -473,6 +483,9 @@ fn apply_to(accounts: &mut HashMap<String, AccountState>, event: &Event) {
         }
         Event::RoleDeleted { role_id, .. } => {
             state.roles.remove(role_id);
+        }
+        Event::KeyPolicySet { policy, .. } => {
+            state.key_policy = (!policy.is_empty()).then(|| Arc::new(policy.clone()));
         }
     }
 }

@@ -7,7 +7,9 @@ use authcell::proto::authcell::v1 as pb;
 use tonic::transport::Channel;
 use tonic::Code;
 
+use crate::support::api::{cache_write_all, Api};
 use crate::support::cells::{read, until_revoked, Cells, NodeConfig};
+use crate::support::grpc::key_id_of;
 use crate::support::redis::{RedisOptions, RedisServer};
 use crate::support::*;
 
@@ -22,6 +24,7 @@ async fn rotate(
             pb::RotateApiKeyRequest {
                 key_id: key_id.into(),
                 overlap_seconds,
+                ..Default::default()
             },
             caller,
         ))
@@ -388,6 +391,7 @@ async fn a_rotation_retried_under_its_idempotency_key_returns_the_same_key() {
                 pb::RotateApiKeyRequest {
                     key_id,
                     overlap_seconds: 0,
+                    ..Default::default()
                 },
                 &caller,
             );
@@ -429,4 +433,104 @@ async fn a_rotation_retried_under_its_idempotency_key_returns_the_same_key() {
         .keys;
     let replacements = keys.iter().filter(|k| k.rotated_from == old.key_id).count();
     assert_eq!(replacements, 1, "{keys:?}");
+}
+
+/// An SDK-made key rotates like a role-bound one: the replacement has its permissions, chain,
+/// token id, description and lifetime, with a new refresh token; the old key works through the
+/// overlap, can no longer be refreshed (that would fork a second successor), and is revoked at
+/// the end. The replacement still dies with the key that made the original.
+#[tokio::test]
+async fn an_sdk_made_key_rotates_with_its_permissions_and_a_new_refresh_token() {
+    let server = TestServer::start().await;
+    let owner = server.owner_key.clone();
+    let api = Api::of_server(&server).await;
+    let (maker, maker_info) = server.create_key(&owner, "operator").await;
+    let made = api
+        .sdk_key(&maker, vec![statements::read_cache("c")], Some(3600))
+        .await
+        .expect("sdk key");
+    let old_id = key_id_of(&made.api_key);
+    let rotated = rotate(server.channel().await, &owner, &old_id, 60)
+        .await
+        .expect("rotate an SDK-made key");
+    let new = rotated.key.clone().expect("new key");
+    assert_eq!(new.kind, pb::KeyKind::Inline as i32);
+    assert_eq!(new.description, "guarantee test");
+    assert_eq!(new.rotated_from, old_id);
+    assert_eq!(
+        new.expires_at_epoch_seconds,
+        Some(new.issued_at_epoch_seconds + 3600),
+        "the same lifetime"
+    );
+    assert!(!rotated.refresh_token.is_empty(), "a new refresh token");
+    // The same permissions: read on cache c, nothing else.
+    let read = |key: String, cache: &'static str| {
+        let server = &server;
+        async move {
+            server
+                .authorize(cache_check(&key, pb::Action::CacheRead, cache, b"k"))
+                .await
+        }
+    };
+    assert!(read(rotated.api_key.clone(), "c").await.allowed);
+    assert!(!read(rotated.api_key.clone(), "other").await.allowed);
+    let write = server
+        .authorize(cache_check(
+            &rotated.api_key,
+            pb::Action::CacheWrite,
+            "c",
+            b"k",
+        ))
+        .await;
+    assert!(!write.allowed, "{write:?}");
+    // The old key works through the overlap but can no longer be refreshed.
+    assert!(read(made.api_key.clone(), "c").await.allowed);
+    let e = api
+        .refresh(&made.api_key, &made.refresh_token)
+        .await
+        .expect_err("refreshing a rotated key");
+    assert_eq!(e.code(), Code::FailedPrecondition, "{e:?}");
+    assert!(e.message().contains("rotated"), "{e:?}");
+    // The replacement refreshes with its own refresh token.
+    let refreshed = api
+        .refresh(&rotated.api_key, &rotated.refresh_token)
+        .await
+        .expect("refresh the replacement");
+    assert!(read(refreshed.api_key.clone(), "c").await.allowed);
+    // End of the overlap: the old key is revoked by the scheduler.
+    server.clock.advance(62);
+    let started = Instant::now();
+    while read(made.api_key.clone(), "c").await.allowed {
+        assert!(
+            started.elapsed() < authcell::node::ROTATION_TICK * 4,
+            "not revoked a scheduler tick after the overlap"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // The chain holds: revoking the key that made the original kills its rotated successor's
+    // line too.
+    assert!(read(refreshed.api_key.clone(), "c").await.allowed);
+    server.revoke_key(&owner, &maker_info.key_id).await;
+    let verdict = read(refreshed.api_key.clone(), "c").await;
+    assert_eq!(verdict.reason, pb::Reason::Revoked as i32, "{verdict:?}");
+}
+
+/// Nobody rotates an SDK-made key that can do more than they can.
+#[tokio::test]
+async fn an_sdk_made_key_is_rotated_only_by_a_key_that_holds_its_permissions() {
+    let server = TestServer::start().await;
+    let owner = server.owner_key.clone();
+    let api = Api::of_server(&server).await;
+    let made = api
+        .sdk_key(&owner, vec![cache_write_all()], None)
+        .await
+        .expect("sdk key");
+    let old_id = key_id_of(&made.api_key);
+    let (reader, _) = api.limited_key(&owner, "reader").await;
+    let e = rotate(server.channel().await, &reader, &old_id, 0)
+        .await
+        .expect_err("a weaker key");
+    assert_eq!(e.code(), Code::PermissionDenied, "{e:?}");
+    let still = describe(server.channel().await, &owner, &old_id).await;
+    assert_eq!(still.rotated_to, "");
 }

@@ -11,6 +11,7 @@ mod fuzz_replay;
 mod guarantees;
 mod ip_filter;
 mod isolation;
+mod key_policy;
 mod key_rotation;
 mod keys;
 mod library;

@@ -13,6 +13,7 @@
 //! | `acct:{account}:rolekeys:{role_id}` | sorted set | ids of the role's unrevoked keys, scored by expiry (`+inf` for never): live keys are `ZCOUNT (now +inf` |
 //! | `acct:{account}:roles` | hash | role id -> RoleRecord JSON |
 //! | `acct:{account}:rolenames` | hash | role name -> role id (unique names) |
+//! | `policies` | hash | account -> [`KeyPolicy`](crate::policy::KeyPolicy) JSON (what the view loads; `{}` once cleared) |
 //! | `roles` | hash | `{account}\0{role_id}` -> RoleRecord JSON (what the view loads) |
 //! | `revoked` | hash | `c\0{account}\0{id}` (credential) -> revocation time; `s\0{account}\0{id}\0{by}` (credential, scoped to descendants of key `by`) -> revocation time; `t\0{account}\0{token_id}\0{by or empty}` (token id) -> end of the revocation, epoch seconds |
 //! | `acct:{account}:tokrevs` | sorted set | the account's token-id revocation fields, scored by their end (the per-account quota counts them) |
@@ -56,6 +57,9 @@ impl Keys {
     }
     pub fn role_names(&self, account: &str) -> String {
         format!("{}acct:{account}:rolenames", self.prefix)
+    }
+    pub fn policies(&self) -> String {
+        format!("{}policies", self.prefix)
     }
     pub fn all_roles(&self) -> String {
         format!("{}roles", self.prefix)

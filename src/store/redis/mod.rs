@@ -34,7 +34,7 @@ use super::{
     AuditQuery, AuditRecord, KeyRecord, NodeStatus, Receipt, RoleRecord, Store, StoreError,
     StoreResult,
 };
-use crate::policy::system;
+use crate::policy::{system, KeyPolicy};
 use crate::verifier::view::{Event, View};
 use std::sync::Arc;
 
@@ -467,7 +467,8 @@ impl Store for RedisStore {
                     .arg(to_json(&event)?)
                     .arg(self.max_len())
                     .arg(audit_json(revoked.filter(|_| immediate))?)
-                    .arg(request_id.unwrap_or_default()),
+                    .arg(request_id.unwrap_or_default())
+                    .arg(new.refresh_hash.clone().unwrap_or_default()),
                 account,
                 rotated,
             )?,
@@ -734,6 +735,76 @@ impl Store for RedisStore {
             .collect();
         nodes.sort_by(|a, b| (&a.cell, &a.node_id).cmp(&(&b.cell, &b.node_id)));
         Ok(nodes)
+    }
+
+    async fn reset_refresh(
+        &self,
+        account: &str,
+        key_id: &str,
+        refresh_hash: &str,
+    ) -> StoreResult<()> {
+        let reply: Reply = run_script(
+            self.scripts
+                .reset_refresh
+                .key(self.keys.key(account, key_id))
+                .arg(refresh_hash),
+            &mut self.write(),
+        )
+        .await
+        .map_err(unavailable)?;
+        reply
+            .ok(|refusal| match refusal {
+                Refusal::NotFound => {
+                    StoreError::NotFound(format!("no key {key_id} in this account"))
+                }
+                _ => StoreError::FailedPrecondition(format!(
+                    "key {key_id} is revoked or has no refresh token"
+                )),
+            })
+            .map(drop)
+    }
+
+    async fn set_key_policy(
+        &self,
+        account: &str,
+        policy: &KeyPolicy,
+        audit: Option<&AuditRecord>,
+    ) -> StoreResult<()> {
+        let event = Event::KeyPolicySet {
+            account: account.to_owned(),
+            policy: policy.clone(),
+        };
+        let _: String = run_script(
+            self.with_audit(
+                self.scripts
+                    .publish
+                    .key(self.keys.policies())
+                    .key(self.keys.events())
+                    .arg(account)
+                    .arg(to_json(policy)?)
+                    .arg(to_json(&event)?)
+                    .arg(self.max_len()),
+                account,
+                audit,
+            )?,
+            &mut self.write(),
+        )
+        .await
+        .map_err(unavailable)?;
+        self.view.apply(&event);
+        Ok(())
+    }
+
+    async fn get_key_policy(&self, account: &str) -> StoreResult<KeyPolicy> {
+        let json: Option<String> = self
+            .conn()
+            .hget(self.keys.policies(), account)
+            .await
+            .map_err(unavailable)?;
+        json.map_or_else(
+            || Ok(KeyPolicy::default()),
+            |json| serde_json::from_str(&json).map_err(|e| corrupt("key policy", e)),
+        )
     }
 
     async fn list_roles(&self, account: &str) -> StoreResult<Vec<RoleRecord>> {

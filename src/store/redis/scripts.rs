@@ -47,6 +47,9 @@ const ROTATE_KEY: &str = include_str!("scripts/rotate_key.lua");
 /// Revokes rotated keys whose overlap ended (run by every node's scheduler).
 const REVOKE_DUE: &str = include_str!("scripts/revoke_due.lua");
 
+/// Gives a rotated SDK-made key a new refresh hash (a replayed rotation).
+const RESET_REFRESH: &str = include_str!("scripts/reset_refresh.lua");
+
 /// The mutation scripts, loaded once per store.
 pub(super) struct Scripts {
     pub(super) insert_key: Script,
@@ -59,6 +62,7 @@ pub(super) struct Scripts {
     pub(super) rotate_refresh: Script,
     pub(super) rotate_key: Script,
     pub(super) revoke_due: Script,
+    pub(super) reset_refresh: Script,
 }
 
 impl Scripts {
@@ -74,6 +78,7 @@ impl Scripts {
             rotate_refresh: mutation(ROTATE_REFRESH),
             rotate_key: mutation(ROTATE_KEY),
             revoke_due: Script::new(REVOKE_DUE),
+            reset_refresh: Script::new(RESET_REFRESH),
         }
     }
 }

@@ -200,6 +200,12 @@ pub async fn load(conn: &mut Link, keys: &Keys, now: u64) -> StoreResult<Loaded>
             Err(e) => tracing::warn!(error = %e, "ignoring an unreadable role"),
         }
     }
+    for (account, json) in hscan(conn, &keys.policies()).await? {
+        match serde_json::from_str(&json) {
+            Ok(policy) => events.push(Event::KeyPolicySet { account, policy }),
+            Err(e) => tracing::warn!(error = %e, "ignoring an unreadable key policy"),
+        }
+    }
     Ok(Loaded { events, info, beat })
 }
 

@@ -11,7 +11,89 @@ contract!(
     a_key_revoked_by_refresh_no_longer_blocks_role_deletion,
     a_key_inserted_by_refresh_blocks_role_deletion,
     concurrent_refreshes_with_one_token_succeed_once,
+    a_rotated_sdk_key_hands_its_refresh_to_the_successor,
+    reset_refresh_replaces_the_hash_of_a_live_key_only,
 );
+
+/// Rotating an SDK-made key stores the successor's refresh hash, and the rotated key can no
+/// longer be refreshed (that would fork a second successor beside the rotation's).
+async fn a_rotated_sdk_key_hands_its_refresh_to_the_successor(store: &dyn Store, _: &View) {
+    let old = sdk_key(ACCOUNT, "hash-1");
+    insert(store, &old).await;
+    let new = sdk_key(ACCOUNT, "hash-2");
+    store
+        .rotate_key(&old, new.clone(), NOW + 60, NOW, None, &[])
+        .await
+        .expect("rotate");
+    let stored = get_key(store, ACCOUNT, &new.key_id).await.expect("new");
+    assert_eq!(stored.refresh_hash.as_deref(), Some("hash-2"));
+    assert_eq!(stored.inline, new.inline);
+    let e = err(store
+        .rotate_refresh(
+            ACCOUNT,
+            &old.key_id,
+            "hash-1",
+            sdk_key(ACCOUNT, "hash-3"),
+            NOW,
+            None,
+        )
+        .await);
+    assert!(is_failed_precondition(&e), "{e:?}");
+    assert_eq!(
+        get_key(store, ACCOUNT, &old.key_id)
+            .await
+            .and_then(|k| k.revoked_at),
+        None,
+        "the refused refresh changed nothing"
+    );
+    // The successor refreshes as usual.
+    store
+        .rotate_refresh(
+            ACCOUNT,
+            &new.key_id,
+            "hash-2",
+            sdk_key(ACCOUNT, "hash-4"),
+            NOW,
+            None,
+        )
+        .await
+        .expect("refresh the successor");
+}
+
+async fn reset_refresh_replaces_the_hash_of_a_live_key_only(store: &dyn Store, _: &View) {
+    let key = sdk_key(ACCOUNT, "hash-1");
+    insert(store, &key).await;
+    store
+        .reset_refresh(ACCOUNT, &key.key_id, "hash-2")
+        .await
+        .expect("reset");
+    // The old hash no longer works; the new one does.
+    let e = err(store
+        .rotate_refresh(
+            ACCOUNT,
+            &key.key_id,
+            "hash-1",
+            sdk_key(ACCOUNT, "x"),
+            NOW,
+            None,
+        )
+        .await);
+    assert!(is_failed_precondition(&e), "{e:?}");
+    let next = sdk_key(ACCOUNT, "hash-3");
+    store
+        .rotate_refresh(ACCOUNT, &key.key_id, "hash-2", next.clone(), NOW, None)
+        .await
+        .expect("the new hash works");
+    // A refreshed (revoked) key, a role key and an unknown one are refused.
+    let e = err(store.reset_refresh(ACCOUNT, &key.key_id, "hash-9").await);
+    assert!(is_failed_precondition(&e), "{e:?}");
+    let role = role_key(ACCOUNT, "viewer");
+    insert(store, &role).await;
+    let e = err(store.reset_refresh(ACCOUNT, &role.key_id, "hash-9").await);
+    assert!(is_failed_precondition(&e), "{e:?}");
+    let e = err(store.reset_refresh(ACCOUNT, &new_id(), "hash-9").await);
+    assert!(matches!(e, StoreError::NotFound(_)), "{e:?}");
+}
 
 async fn rotate_refresh_replaces_the_key_and_works_once(store: &dyn Store, view: &View) {
     let old = sdk_key(ACCOUNT, "hash-1");

@@ -12,6 +12,7 @@ contract!(
     deleting_an_unknown_role_is_not_found,
     a_key_cannot_be_bound_to_a_custom_role_that_does_not_exist,
     creating_a_role_id_twice_is_already_exists,
+    a_key_policy_round_trips_and_reaches_the_view,
 );
 
 async fn roles_are_created_read_listed_and_followed_by_the_view(store: &dyn Store, view: &View) {
@@ -402,4 +403,41 @@ async fn a_key_cannot_be_bound_to_a_custom_role_that_does_not_exist(store: &dyn 
             .len(),
         3
     );
+}
+
+async fn a_key_policy_round_trips_and_reaches_the_view(store: &dyn Store, view: &View) {
+    use authcell::policy::KeyPolicy;
+    assert_eq!(
+        store.get_key_policy(ACCOUNT).await.expect("none yet"),
+        KeyPolicy::default()
+    );
+    assert_eq!(view.key_policy(ACCOUNT), None);
+    let policy = KeyPolicy {
+        require_expiry: true,
+        max_key_secs: Some(90 * 86_400),
+        max_sdk_key_secs: None,
+        max_disposable_secs: Some(600),
+    };
+    store
+        .set_key_policy(ACCOUNT, &policy, None)
+        .await
+        .expect("set");
+    assert_eq!(store.get_key_policy(ACCOUNT).await.expect("get"), policy);
+    assert_eq!(view.key_policy(ACCOUNT).as_deref(), Some(&policy));
+    // Per account.
+    assert_eq!(
+        store.get_key_policy("other").await.expect("other"),
+        KeyPolicy::default()
+    );
+    assert_eq!(view.key_policy("other"), None);
+    // An empty policy clears it.
+    store
+        .set_key_policy(ACCOUNT, &KeyPolicy::default(), None)
+        .await
+        .expect("clear");
+    assert_eq!(
+        store.get_key_policy(ACCOUNT).await.expect("get"),
+        KeyPolicy::default()
+    );
+    assert_eq!(view.key_policy(ACCOUNT), None);
 }

@@ -1,14 +1,15 @@
 -- KEYS: old key hash, new key hash, account keys, role keys, rotations, revoked, events, audit
 -- ARGV: old id, new id, new record, expiry score, role id or '', revokes at, now,
 --       '1' to revoke the old key now or '', rotations member, revoked field, event,
---       events max len, revocation audit record or '', request id or '', audit record,
---       audit max len
+--       events max len, revocation audit record or '', request id or '', new refresh hash
+--       or '' (an SDK-made key), audit record, audit max len
 if redis.call('HEXISTS', KEYS[1], 'rec') == 0 then return {'NOTFOUND'} end
 if redis.call('HEXISTS', KEYS[1], 'revoked_at') == 1 then return {'REVOKED'} end
 local to = redis.call('HGET', KEYS[1], 'rotated_to')
 if to then return {'ROTATING', to} end
 if redis.call('EXISTS', KEYS[2]) == 1 then return {'EXISTS'} end
 redis.call('HSET', KEYS[2], 'rec', ARGV[3], 'rotated_from', ARGV[1])
+if ARGV[15] ~= '' then redis.call('HSET', KEYS[2], 'refresh', ARGV[15]) end
 redis.call('ZADD', KEYS[3], 0, ARGV[2])
 if ARGV[5] ~= '' then redis.call('ZADD', KEYS[4], ARGV[4], ARGV[2]) end
 redis.call('HSET', KEYS[1], 'rotated_to', ARGV[2], 'revokes_at', ARGV[6])

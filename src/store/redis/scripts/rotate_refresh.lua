@@ -4,6 +4,8 @@
 if redis.call('HEXISTS', KEYS[1], 'rec') == 0 then return 'NOTFOUND' end
 if redis.call('EXISTS', KEYS[2]) == 1 then return 'EXISTS' end
 if redis.call('HEXISTS', KEYS[1], 'revoked_at') == 1 then return 'USED' end
+-- A rotated key's successor is made by the rotation; refreshing it would fork a second one.
+if redis.call('HEXISTS', KEYS[1], 'rotated_to') == 1 then return 'ROTATED' end
 if redis.call('HGET', KEYS[1], 'refresh') ~= ARGV[1] then return 'MISMATCH' end
 redis.call('HSET', KEYS[1], 'revoked_at', ARGV[2])
 redis.call('ZREM', KEYS[6], ARGV[9])
