@@ -534,3 +534,49 @@ async fn an_sdk_made_key_is_rotated_only_by_a_key_that_holds_its_permissions() {
     let still = describe(server.channel().await, &owner, &old_id).await;
     assert_eq!(still.rotated_to, "");
 }
+
+/// An SDK-made key's rotation retried under its idempotency-key returns the same key with a
+/// new refresh token; the refresh token of the lost reply no longer works.
+#[tokio::test]
+async fn an_sdk_key_rotation_retried_returns_the_same_key_and_a_fresh_refresh_token() {
+    let server = TestServer::start().await;
+    let owner = server.owner_key.clone();
+    let api = Api::of_server(&server).await;
+    let made = api
+        .sdk_key(&owner, vec![statements::read_cache("c")], Some(3600))
+        .await
+        .expect("sdk key");
+    let ask = || {
+        let server = &server;
+        let mut request = with_key(
+            pb::RotateApiKeyRequest {
+                key_id: key_id_of(&made.api_key),
+                overlap_seconds: 60,
+                ..Default::default()
+            },
+            &owner,
+        );
+        request
+            .metadata_mut()
+            .insert("idempotency-key", "sdk-rotation-1".parse().expect("ascii"));
+        async move {
+            pb::admin_client::AdminClient::new(server.channel().await)
+                .rotate_api_key(request)
+                .await
+                .map(|r| r.into_inner())
+        }
+    };
+    let first = ask().await.expect("rotate");
+    let retried = ask().await.expect("retry");
+    let id = |r: &pb::RotateApiKeyResponse| r.key.as_ref().expect("key").key_id.clone();
+    assert_eq!(id(&first), id(&retried), "the same new key");
+    assert_ne!(first.refresh_token, retried.refresh_token);
+    let e = api
+        .refresh(&first.api_key, &first.refresh_token)
+        .await
+        .expect_err("the lost reply's refresh token");
+    assert_eq!(e.code(), Code::Unauthenticated, "{e:?}");
+    api.refresh(&retried.api_key, &retried.refresh_token)
+        .await
+        .expect("the retry's refresh token works");
+}

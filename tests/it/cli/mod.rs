@@ -169,5 +169,6 @@ async fn closed_port() -> String {
 mod cells_audit;
 mod exit_codes;
 mod keys;
+mod policy;
 mod roles;
 mod tokens;
