@@ -143,8 +143,8 @@ pub struct Node {
 /// revocation can come late, before it propagates like any other.
 pub const ROTATION_TICK: Duration = Duration::from_millis(500);
 
-/// Every node, in every cell, revokes rotated keys whose overlap ended, every
-/// [`ROTATION_TICK`]. The schedule lives in the store (in Redis: a sorted set that one script
+/// Every node, in every cell, revokes rotated keys whose overlap ended, and records
+/// `key.expiring` for keys that entered their last week, every [`ROTATION_TICK`]. The schedule lives in the store (in Redis: a sorted set that one script
 /// takes each entry from), so a scheduled revocation happens whichever nodes are alive; it
 /// never depends on the node that accepted the rotation. Without a Tokio runtime (a library
 /// caller building a node outside one) nothing is spawned.
@@ -164,6 +164,11 @@ fn spawn_rotation_scheduler(authority: &Arc<Authority>) -> Option<tokio::task::J
                     "rotated keys revoked at the end of their overlap"
                 ),
                 Err(e) => tracing::debug!(error = %e, "cannot revoke rotated keys now; retrying"),
+            }
+            match authority.warn_expiring().await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(keys = n, "keys entered their last week: audited"),
+                Err(e) => tracing::debug!(error = %e, "cannot record expiring keys now; retrying"),
             }
         }
     }))
@@ -210,6 +215,7 @@ impl Node {
         sync: Option<SyncHandle>,
     ) -> Node {
         let metrics = Arc::new(Metrics::new(authority.verifier().clone(), counters));
+        metrics.expiring().set_source(authority.clone());
         let scheduler = spawn_rotation_scheduler(&authority);
         Node {
             authority,

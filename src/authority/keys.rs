@@ -369,6 +369,29 @@ impl Authority {
         Ok(self.store.revoke_due(self.clock.now()).await?)
     }
 
+    /// Records `key.expiring` for keys that entered their last week (every node runs this on
+    /// a timer; see [`crate::store::Store::warn_expiring`]).
+    pub async fn warn_expiring(&self) -> Result<usize> {
+        Ok(self.store.warn_expiring(self.clock.now()).await?)
+    }
+
+    /// Every live key that lapses (expires, or a rotation revokes it) within `within` seconds:
+    /// its account and the seconds left.
+    pub async fn lapsing_keys(&self, within: u64) -> Result<Vec<(String, u64)>> {
+        let now = self.clock.now();
+        Ok(self
+            .store
+            .keys_lapsing(now, within)
+            .await?
+            .into_iter()
+            .filter(|k| self.key_status(k) == KeyStatus::Active)
+            .filter_map(|k| {
+                let left = k.lapses_at()?.saturating_sub(now);
+                Some((k.account, left))
+            })
+            .collect())
+    }
+
     /// The status of a key now. Revoked covers every way a key stops working for good: its
     /// own revocation, an issued-before cut, and the revocation of a credential that made it.
     pub fn key_status(&self, key: &KeyRecord) -> KeyStatus {
@@ -548,4 +571,14 @@ pub(crate) fn credential_id(stamp_ms: u64) -> String {
         u32::try_from((stamp_ms % 1000) * 1_000_000).unwrap_or(0),
     );
     uuid::Uuid::new_v7(ts).to_string()
+}
+
+/// The expiring-keys gauge reads the authority (see [`crate::metrics::expiring`]).
+#[async_trait::async_trait]
+impl crate::metrics::expiring::LapsingKeys for Authority {
+    async fn lapsing_keys(&self, within: u64) -> std::result::Result<Vec<(String, u64)>, String> {
+        Authority::lapsing_keys(self, within)
+            .await
+            .map_err(|e| e.to_string())
+    }
 }

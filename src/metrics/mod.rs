@@ -13,11 +13,15 @@
 //! * `authcell_redis_errors_total`, `authcell_rate_limited_total`, `authcell_keys_issued_total`,
 //!   `authcell_tokens_issued_total`, `authcell_replica_ack_timeouts_total`: process-wide
 //!   counters of the node ([`Counters`]), bumped where the events happen.
+//! * `authcell_keys_expiring{account, within}`: live keys lapsing within 1, 7 and 30 days, per
+//!   account, with bounded cardinality (see [`expiring`]).
 //!
 //! [`Counters`] are always built (the store and the authority count into them); the registry
 //! and the RPC layer only with the `server` feature.
 
 mod counters;
+#[cfg(feature = "server")]
+pub mod expiring;
 #[cfg(feature = "server")]
 mod layer;
 #[cfg(feature = "server")]

@@ -14,6 +14,7 @@ use prometheus_client::registry::Registry;
 
 use crate::verifier::Verifier;
 
+use super::expiring::{ExpiringKeys, WINDOWS};
 use super::Counters;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -84,6 +85,7 @@ pub(crate) const CODES: [&str; 17] = [
 #[derive(Debug)]
 pub struct Metrics {
     registry: Registry,
+    expiring: Arc<ExpiringKeys>,
     handled: Family<RpcLabels, Counter>,
     latency: Family<MethodLabels, Histogram>,
 }
@@ -92,6 +94,7 @@ pub struct Metrics {
 struct NodeCollector {
     verifier: Verifier,
     counters: Arc<Counters>,
+    expiring: Arc<ExpiringKeys>,
 }
 
 impl std::fmt::Debug for NodeCollector {
@@ -124,6 +127,22 @@ impl Collector for NodeCollector {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
         let verifier = &self.verifier;
         let stats = verifier.stats().snapshot();
+        {
+            let mut expiring = encoder.encode_descriptor(
+                "authcell_keys_expiring",
+                "Live keys that expire (or a rotation revokes) within the window, per account; at most 100 accounts, the rest summed as account=\"(other)\". The same on every node: aggregate with max.",
+                None,
+                prometheus_client::metrics::MetricType::Gauge,
+            )?;
+            for (account, counts) in self.expiring.rows() {
+                for ((within, _), count) in WINDOWS.iter().zip(counts) {
+                    ConstGauge::new(count as i64).encode(
+                        expiring
+                            .encode_family(&[("account", account.as_str()), ("within", within)])?,
+                    )?;
+                }
+            }
+        }
         {
             let mut decisions = encoder.encode_descriptor(
                 "authcell_authorize_decisions",
@@ -246,9 +265,15 @@ impl Metrics {
             "Time to answer an RPC (until the response headers), by method.",
             latency.clone(),
         );
-        registry.register_collector(Box::new(NodeCollector { verifier, counters }));
+        let expiring = Arc::new(ExpiringKeys::default());
+        registry.register_collector(Box::new(NodeCollector {
+            verifier,
+            counters,
+            expiring: expiring.clone(),
+        }));
         Metrics {
             registry,
+            expiring,
             handled,
             latency,
         }
@@ -266,6 +291,18 @@ impl Metrics {
                 grpc_method: method,
             })
             .observe(started.elapsed().as_secs_f64());
+    }
+
+    /// The expiring-keys gauge's figures (see [`super::expiring`]).
+    pub fn expiring(&self) -> &ExpiringKeys {
+        &self.expiring
+    }
+
+    /// The OpenMetrics text exposition, after refreshing the figures read from the store
+    /// when they are due (see [`super::expiring`]).
+    pub async fn render_fresh(&self) -> String {
+        self.expiring.refresh().await;
+        self.render()
     }
 
     /// The OpenMetrics text exposition.

@@ -33,7 +33,7 @@ pub async fn serve_metrics(
                                     "content-type",
                                     "application/openmetrics-text; version=1.0.0; charset=utf-8",
                                 )
-                                .body(Full::new(Bytes::from(metrics.render())))
+                                .body(Full::new(Bytes::from(metrics.render_fresh().await)))
                         } else {
                             hyper::Response::builder()
                                 .status(404)

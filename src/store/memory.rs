@@ -29,6 +29,8 @@ struct Data {
     receipts: HashMap<(String, String), (Receipt, std::time::Instant)>,
     /// account -> key policy (absent: none)
     policies: HashMap<String, KeyPolicy>,
+    /// (account, key id) of keys whose `key.expiring` event was recorded.
+    warned: HashSet<(String, String)>,
 }
 
 /// Audit events kept per account (oldest dropped first), like the capped Redis stream.
@@ -524,6 +526,64 @@ impl Store for MemoryStore {
         }
         key.refresh_hash = Some(refresh_hash.to_owned());
         Ok(())
+    }
+
+    async fn warn_expiring(&self, now: u64) -> StoreResult<usize> {
+        let mut data = self.lock();
+        let mut due = Vec::new();
+        for keys in data.keys.values() {
+            for key in keys.values() {
+                let entered = key.warns_at().is_some_and(|at| at <= now);
+                let unexpired = key.expires_at.is_some_and(|exp| exp > now);
+                if !entered
+                    || !unexpired
+                    || key.revoked_at.is_some()
+                    || key.rotation.to.is_some()
+                    || data
+                        .warned
+                        .contains(&(key.account.clone(), key.key_id.clone()))
+                {
+                    continue;
+                }
+                let chain_revoked = self.view.is_revoked(
+                    &key.account,
+                    key.origin_ms(),
+                    std::iter::once(&key.key_id).chain(key.ancestors.iter()),
+                    None,
+                    now,
+                );
+                if !chain_revoked {
+                    due.push((key.account.clone(), key.key_id.clone(), key.expires_at));
+                }
+            }
+        }
+        for (account, key_id, expires_at) in &due {
+            let record = AuditRecord {
+                id: String::new(),
+                at_ms: now * 1000,
+                account: account.clone(),
+                actor: "system".into(),
+                peer: None,
+                action: "key.expiring".into(),
+                target: key_id.clone(),
+                detail: super::expiring_detail(expires_at.unwrap_or(now), now),
+            };
+            data.record(Some(&record));
+            data.warned.insert((account.clone(), key_id.clone()));
+        }
+        Ok(due.len())
+    }
+
+    async fn keys_lapsing(&self, now: u64, within: u64) -> StoreResult<Vec<KeyRecord>> {
+        let horizon = now.saturating_add(within);
+        Ok(self
+            .lock()
+            .keys
+            .values()
+            .flat_map(|keys| keys.values())
+            .filter(|k| k.lapses_at().is_some_and(|at| at > now && at <= horizon))
+            .cloned()
+            .collect())
     }
 
     async fn set_key_policy(

@@ -16,6 +16,20 @@ use serde::{Deserialize, Serialize};
 use crate::policy::{KeyPolicy, PermissionSet};
 use crate::verifier::view::Event;
 
+/// How long before its expiry a key is reported as expiring in the audit log
+/// ([`Store::warn_expiring`]): 7 days.
+pub const EXPIRY_WARNING_SECS: u64 = 7 * 86_400;
+
+/// The detail of a `key.expiring` audit record.
+pub fn expiring_detail(expires_at: u64, now: u64) -> String {
+    let left = expires_at.saturating_sub(now);
+    format!(
+        "expires at {expires_at} (in {} d {} h); rotate it before then (authcell keys rotate)",
+        left / 86_400,
+        left % 86_400 / 3_600
+    )
+}
+
 /// Metadata of an API key. The key itself is never stored.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct KeyRecord {
@@ -70,6 +84,14 @@ impl Rotation {
 }
 
 impl KeyRecord {
+    /// Whether the key is warned of before it expires: it lives longer than the warning
+    /// window, so it enters it at some point. The time it does, if so.
+    pub fn warns_at(&self) -> Option<u64> {
+        let expires_at = self.expires_at?;
+        (expires_at.saturating_sub(self.issued_at) > EXPIRY_WARNING_SECS)
+            .then(|| expires_at - EXPIRY_WARNING_SECS)
+    }
+
     /// When the key stops working by itself: its expiry, or a rotation's scheduled
     /// revocation, whichever comes first (`None`: never).
     pub fn lapses_at(&self) -> Option<u64> {
@@ -311,6 +333,17 @@ pub trait Store: Send + Sync + 'static {
 
     /// Every node's last reported position (empty where there is no event stream).
     async fn nodes(&self) -> StoreResult<Vec<NodeStatus>>;
+
+    /// Records a `key.expiring` audit event (actor `system`) for each key that has entered the
+    /// last [`EXPIRY_WARNING_SECS`] of its life, once per key however many nodes call it at
+    /// once. Only keys that lived longer than that window are warned of (they *enter* it;
+    /// short-lived SDK keys would flood the log otherwise); a key revoked, rotating or revoked
+    /// through its chain by then is skipped. Returns how many it recorded.
+    async fn warn_expiring(&self, now: u64) -> StoreResult<usize>;
+
+    /// Keys whose lapse time ([`KeyRecord::lapses_at`]) falls in `(now, now + within]`,
+    /// including some that are revoked by now (the caller checks each key's status).
+    async fn keys_lapsing(&self, now: u64, within: u64) -> StoreResult<Vec<KeyRecord>>;
 
     /// Sets the account's key policy (an empty one clears it) and publishes it to every node's
     /// view ([`Event::KeyPolicySet`]).

@@ -580,3 +580,64 @@ async fn an_sdk_key_rotation_retried_returns_the_same_key_and_a_fresh_refresh_to
         .await
         .expect("the retry's refresh token works");
 }
+
+/// A key entering its last week is audited once, by `system`, though every node of both cells
+/// runs the check every tick.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_entering_its_last_week_is_audited_once_across_cells() {
+    let Cells {
+        topology: _topology,
+        a,
+        b,
+        owner,
+        ..
+    } = Cells::start(false).await;
+    let now = a.authority.now();
+    // Lives a week and 3 s: it enters its last week 3 s from now.
+    let key_id = authcell::proto::global_admin::global_admin_client::GlobalAdminClient::new(
+        a.channel().await,
+    )
+    .generate_global_api_key(with_key(
+        key_request("viewer", "expiring", Some(now + 7 * 86_400 + 3)),
+        &owner,
+    ))
+    .await
+    .expect("create")
+    .into_inner()
+    .key_info
+    .expect("info")
+    .key_id;
+    let expiring = |events: &[pb::AuditEvent]| {
+        events
+            .iter()
+            .filter(|e| e.action == "key.expiring" && e.target == key_id)
+            .count()
+    };
+    let started = Instant::now();
+    loop {
+        let events = audit(b.channel().await, &owner).await;
+        match expiring(&events) {
+            0 => {}
+            1 => {
+                let event = events
+                    .iter()
+                    .find(|e| e.action == "key.expiring")
+                    .expect("event");
+                assert_eq!(event.actor_key_id, "system");
+                assert!(event.detail.contains("rotate it"), "{event:?}");
+                break;
+            }
+            n => panic!("{n} key.expiring events: {events:?}"),
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "no key.expiring event"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // More ticks of both nodes add nothing.
+    tokio::time::sleep(authcell::node::ROTATION_TICK * 4).await;
+    assert_eq!(expiring(&audit(a.channel().await, &owner).await), 1);
+    a.stop().await;
+    b.stop().await;
+}

@@ -177,3 +177,111 @@ async fn requests_decisions_and_issuance_are_counted() {
     let (head, _) = scrape(metrics_addr, "/other");
     assert!(head.starts_with("HTTP/1.1 404"), "{head}");
 }
+
+/// `authcell_keys_expiring{account, within}`: live keys that expire, or that a rotation
+/// revokes, within 1, 7 and 30 days; revoked and never-expiring keys are not counted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keys_expiring_soon_are_counted_per_account_and_window() {
+    use authcell::proto::global_admin as ga;
+    const DAY: u64 = 86_400;
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let options = NodeOptions {
+        endpoint: addr.to_string(),
+        ..Default::default()
+    };
+    let node = Node::embedded(
+        KeyRing::ephemeral().expect("ring"),
+        Arc::new(authcell::clock::SystemClock),
+        &options,
+    );
+    let (owner, _) = node
+        .authority()
+        .bootstrap("acme", false)
+        .await
+        .expect("bootstrap");
+    let (other_owner, _) = node
+        .authority()
+        .bootstrap("globex", false)
+        .await
+        .expect("bootstrap");
+    let metrics = node.metrics().clone();
+    let _served = Served::start(node, listener, server::Serving::default()).await;
+    let channel = tonic::transport::Channel::from_shared(format!("http://{addr}"))
+        .expect("url")
+        .connect()
+        .await
+        .expect("connect");
+    let admin = ga::global_admin_client::GlobalAdminClient::new(channel.clone());
+    let now = authcell::clock::wall_ms() / 1000;
+    let create = |caller: String, expires_at: Option<u64>| {
+        let mut admin = admin.clone();
+        async move {
+            admin
+                .generate_global_api_key(with_key(
+                    key_request("viewer", "gauge", expires_at),
+                    &caller,
+                ))
+                .await
+                .expect("create")
+                .into_inner()
+                .key_info
+                .expect("info")
+                .key_id
+        }
+    };
+    create(owner.clone(), Some(now + DAY / 2)).await;
+    create(owner.clone(), Some(now + 3 * DAY)).await;
+    create(owner.clone(), Some(now + 20 * DAY)).await;
+    create(owner.clone(), Some(now + 40 * DAY)).await;
+    create(owner.clone(), None).await;
+    let revoked = create(owner.clone(), Some(now + 2 * DAY)).await;
+    admin
+        .clone()
+        .revoke_global_api_key(with_key(
+            ga::RevokeGlobalApiKeyRequest { key_id: revoked },
+            &owner,
+        ))
+        .await
+        .expect("revoke");
+    // A never-expiring key rotated with a 2-day overlap lapses within 7 days.
+    let rotated = create(owner.clone(), None).await;
+    pb::admin_client::AdminClient::new(channel.clone())
+        .rotate_api_key(with_key(
+            pb::RotateApiKeyRequest {
+                key_id: rotated,
+                overlap_seconds: 2 * DAY,
+                ..Default::default()
+            },
+            &owner,
+        ))
+        .await
+        .expect("rotate");
+    create(other_owner.clone(), Some(now + 10 * DAY)).await;
+
+    let metrics_listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let metrics_addr = metrics_listener.local_addr().expect("addr");
+    tokio::spawn(server::serve_metrics(
+        metrics_listener,
+        metrics,
+        std::future::pending(),
+    ));
+    let text = tokio::task::spawn_blocking(move || scrape(metrics_addr, "/metrics").1)
+        .await
+        .expect("scrape");
+    let gauge = |account: &str, within: &str| {
+        sample(
+            &text,
+            &format!(r#"authcell_keys_expiring{{account="{account}",within="{within}"}}"#),
+        )
+    };
+    assert_eq!(gauge("acme", "1d"), Some(1.0), "{text}");
+    assert_eq!(gauge("acme", "7d"), Some(3.0), "{text}");
+    assert_eq!(gauge("acme", "30d"), Some(4.0), "{text}");
+    assert_eq!(gauge("globex", "7d"), Some(0.0), "{text}");
+    assert_eq!(gauge("globex", "30d"), Some(1.0), "{text}");
+    assert!(
+        text.contains("# TYPE authcell_keys_expiring gauge"),
+        "{text}"
+    );
+}

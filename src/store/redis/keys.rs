@@ -10,6 +10,8 @@
 //! | `acct:{account}:keys` | sorted set, all scores 0 | key ids; lexicographic order = creation order (UUIDv7), so pages are `ZRANGEBYLEX` in O(log n + page) |
 //! | `key:{account}:{key_id}` | hash | `rec` (KeyRecord JSON, immutable), `revoked_at`, `refresh` (SHA-256 of the refresh token), `rotated_to`, `revokes_at` and `rotation_request` (a rotated key; the last the idempotency-key it was rotated under), `rotated_from` (its replacement) |
 //! | `rotations` | sorted set | `{account}\0{key_id}` of rotated keys, scored by the end of their overlap (epoch seconds); every node's scheduler takes due entries off it in one script |
+//! | `lapses` | sorted set | `{account}\0{key_id}` of keys that lapse (expire, or a rotation revokes them), scored by that time; the expiring-keys gauge reads a window of it, entries past are trimmed |
+//! | `expiring` | sorted set | `{account}\0{key_id}` of keys that live longer than 7 days, scored by 7 days before their expiry; every node's scheduler takes due entries off it and records `key.expiring` once |
 //! | `acct:{account}:rolekeys:{role_id}` | sorted set | ids of the role's unrevoked keys, scored by expiry (`+inf` for never): live keys are `ZCOUNT (now +inf` |
 //! | `acct:{account}:roles` | hash | role id -> RoleRecord JSON |
 //! | `acct:{account}:rolenames` | hash | role name -> role id (unique names) |
@@ -94,6 +96,14 @@ impl Keys {
     /// Rotated keys' scheduled revocations: member `account NUL key id`, score the time.
     pub fn rotations(&self) -> String {
         format!("{}rotations", self.prefix)
+    }
+    /// Keys by lapse time: member `account NUL key id`.
+    pub fn lapses(&self) -> String {
+        format!("{}lapses", self.prefix)
+    }
+    /// Keys by the time they enter their last week: member `account NUL key id`.
+    pub fn expiring(&self) -> String {
+        format!("{}expiring", self.prefix)
     }
     pub fn prefix(&self) -> &str {
         &self.prefix

@@ -268,6 +268,17 @@ fn audit_json(audit: Option<&AuditRecord>) -> StoreResult<String> {
     audit.map_or_else(|| Ok(String::new()), to_json)
 }
 
+/// A new key's entries in the `lapses` and `expiring` indexes: its member, and each score
+/// (`''`: not indexed there).
+fn index_args(key: &KeyRecord) -> [String; 3] {
+    let score = |t: Option<u64>| t.map_or_else(String::new, |t| t.to_string());
+    [
+        format!("{}\u{0}{}", key.account, key.key_id),
+        score(key.lapses_at()),
+        score(key.warns_at()),
+    ]
+}
+
 fn expiry_score(expires_at: Option<u64>) -> String {
     expires_at.map_or_else(|| "+inf".to_owned(), |e| e.to_string())
 }
@@ -454,6 +465,8 @@ impl Store for RedisStore {
                     .key(self.keys.rotations())
                     .key(self.keys.revoked())
                     .key(self.keys.events())
+                    .key(self.keys.lapses())
+                    .key(self.keys.expiring())
                     .arg(old_id)
                     .arg(&new.key_id)
                     .arg(to_json(&stored)?)
@@ -468,7 +481,8 @@ impl Store for RedisStore {
                     .arg(self.max_len())
                     .arg(audit_json(revoked.filter(|_| immediate))?)
                     .arg(request_id.unwrap_or_default())
-                    .arg(new.refresh_hash.clone().unwrap_or_default()),
+                    .arg(new.refresh_hash.clone().unwrap_or_default())
+                    .arg(&index_args(&stored)[..]),
                 account,
                 rotated,
             )?,
@@ -535,6 +549,82 @@ impl Store for RedisStore {
             }
         }
         Ok(revoked.len())
+    }
+
+    async fn warn_expiring(&self, now: u64) -> StoreResult<usize> {
+        // Nothing due (nearly always): one read, no write.
+        let due: Vec<String> = redis::cmd("ZRANGEBYSCORE")
+            .arg(self.keys.expiring())
+            .arg("-inf")
+            .arg(now)
+            .arg("LIMIT")
+            .arg(0)
+            .arg(1)
+            .query_async(&mut self.conn())
+            .await
+            .map_err(unavailable)?;
+        if due.is_empty() {
+            return Ok(0);
+        }
+        let mut invocation = self.scripts.warn_expiring.key(self.keys.expiring());
+        invocation
+            .key(self.keys.revoked())
+            .key(self.keys.watermarks())
+            .arg(now)
+            .arg(self.keys.prefix())
+            .arg(self.audit_max_len())
+            .arg(100);
+        run_script(&invocation, &mut self.write())
+            .await
+            .map_err(unavailable)
+    }
+
+    async fn keys_lapsing(&self, now: u64, within: u64) -> StoreResult<Vec<KeyRecord>> {
+        // Entries whose time has passed are of no use to anyone: trimmed here (the gauge reads
+        // this at most twice a minute per node), not in every mutation.
+        let past: u64 = self
+            .conn()
+            .zcount(self.keys.lapses(), "-inf", now)
+            .await
+            .map_err(unavailable)?;
+        if past > 0 {
+            let _: u64 = self
+                .write()
+                .link
+                .clone()
+                .zrembyscore(self.keys.lapses(), "-inf", now)
+                .await
+                .map_err(unavailable)?;
+        }
+        let members: Vec<String> = self
+            .conn()
+            .zrangebyscore(
+                self.keys.lapses(),
+                format!("({now}"),
+                now.saturating_add(within),
+            )
+            .await
+            .map_err(unavailable)?;
+        let mut out = Vec::with_capacity(members.len());
+        for chunk in members.chunks(500) {
+            let mut pipe = redis::pipe();
+            for member in chunk {
+                let (account, key_id) = member.split_once('\u{0}').unwrap_or(("", member));
+                pipe.cmd("HMGET")
+                    .arg(self.keys.key(account, key_id))
+                    .arg(&KEY_FIELDS[..]);
+            }
+            let rows: Vec<Vec<Option<String>>> = pipe
+                .query_async(&mut self.conn())
+                .await
+                .map_err(unavailable)?;
+            for row in rows {
+                if let Some(record) = decode_key(&row)? {
+                    out.push(record);
+                }
+            }
+        }
+        Ok(out)
     }
 
     async fn revoke(
@@ -873,6 +963,8 @@ impl Store for RedisStore {
                     .key(self.keys.events())
                     .key(self.keys.role_keys(account, &old_role))
                     .key(self.keys.role_keys(account, &new_role))
+                    .key(self.keys.lapses())
+                    .key(self.keys.expiring())
                     .arg(refresh_hash)
                     .arg(now)
                     .arg(&new_key.key_id)
@@ -883,7 +975,8 @@ impl Store for RedisStore {
                     .arg(self.max_len())
                     .arg(old_key_id)
                     .arg(expiry_score(new_key.expires_at))
-                    .arg(&new_role),
+                    .arg(&new_role)
+                    .arg(&index_args(&new_key)[..]),
                 account,
                 audit,
             )?,

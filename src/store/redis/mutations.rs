@@ -44,6 +44,8 @@ impl RedisStore {
                     .key(self.keys.role_keys(&key.account, &role_id))
                     .key(self.keys.roles(&key.account))
                     .key(self.keys.receipt(&key.account, request_id))
+                    .key(self.keys.lapses())
+                    .key(self.keys.expiring())
                     .arg(&key.key_id)
                     .arg(to_json(&stored)?)
                     .arg(key.refresh_hash.clone().unwrap_or_default())
@@ -51,7 +53,8 @@ impl RedisStore {
                     .arg(&role_id)
                     .arg(if custom { "custom" } else { "" })
                     .arg(receipt)
-                    .arg(crate::store::IDEMPOTENCY_TTL_SECS),
+                    .arg(crate::store::IDEMPOTENCY_TTL_SECS)
+                    .arg(&super::index_args(&key)[..]),
                 &key.account,
                 audit,
             )?,

@@ -47,6 +47,10 @@ const ROTATE_KEY: &str = include_str!("scripts/rotate_key.lua");
 /// Revokes rotated keys whose overlap ended (run by every node's scheduler).
 const REVOKE_DUE: &str = include_str!("scripts/revoke_due.lua");
 
+/// Records `key.expiring` for keys that entered their last week (run by every node's
+/// scheduler; each key once).
+const WARN_EXPIRING: &str = include_str!("scripts/warn_expiring.lua");
+
 /// Gives a rotated SDK-made key a new refresh hash (a replayed rotation).
 const RESET_REFRESH: &str = include_str!("scripts/reset_refresh.lua");
 
@@ -63,6 +67,7 @@ pub(super) struct Scripts {
     pub(super) rotate_key: Script,
     pub(super) revoke_due: Script,
     pub(super) reset_refresh: Script,
+    pub(super) warn_expiring: Script,
 }
 
 impl Scripts {
@@ -79,6 +84,7 @@ impl Scripts {
             rotate_key: mutation(ROTATE_KEY),
             revoke_due: Script::new(REVOKE_DUE),
             reset_refresh: Script::new(RESET_REFRESH),
+            warn_expiring: Script::new(WARN_EXPIRING),
         }
     }
 }

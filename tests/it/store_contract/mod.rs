@@ -4,7 +4,7 @@
 //! (the event stream), the difference is stated in the test.
 //!
 //! Test names: `store_contract::<topic>::memory::<behaviour>` and
-//! `store_contract::<topic>::redis::<behaviour>`, topics: keys, roles, refresh, stream.
+//! `store_contract::<topic>::redis::<behaviour>`, topics: keys, roles, refresh, stream, expiry.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -225,6 +225,7 @@ fn token_id_revocation(token_id: &str, until: u64, by: Option<&str>) -> Event {
     }
 }
 
+mod expiry;
 mod keys;
 mod refresh;
 mod roles;

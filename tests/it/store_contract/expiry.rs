@@ -1,0 +1,135 @@
+//! The store contract for expiring keys: the once-only `key.expiring` audit event and the
+//! window of keys that lapse soon (what the expiring-keys gauge counts).
+
+use super::*;
+use authcell::store::{AuditQuery, EXPIRY_WARNING_SECS};
+
+contract!(
+    a_key_entering_its_last_week_is_audited_once,
+    keys_lapsing_reads_the_window_by_expiry_or_scheduled_revocation,
+);
+
+const DAY: u64 = 86_400;
+
+/// A viewer key issued at `NOW` that expires after `lifetime` seconds.
+fn expiring(lifetime: u64) -> KeyRecord {
+    KeyRecord {
+        issued_at: NOW,
+        issued_at_ms: NOW * 1000,
+        origin_issued_at_ms: NOW * 1000,
+        expires_at: Some(NOW + lifetime),
+        ..role_key(ACCOUNT, "viewer")
+    }
+}
+
+async fn expiring_events(store: &dyn Store) -> Vec<String> {
+    store
+        .list_audit(
+            ACCOUNT,
+            &AuditQuery {
+                limit: 1000,
+                ..Default::default()
+            },
+        )
+        .await
+        .expect("audit")
+        .into_iter()
+        .filter(|a| a.action == "key.expiring")
+        .inspect(|a| assert_eq!(a.actor, "system"))
+        .map(|a| a.target)
+        .collect()
+}
+
+async fn a_key_entering_its_last_week_is_audited_once(store: &dyn Store, view: &View) {
+    let long = expiring(10 * DAY);
+    let short = expiring(3 * DAY);
+    let revoked = expiring(10 * DAY);
+    let rotating = expiring(10 * DAY);
+    let chained = KeyRecord {
+        ancestors: vec![revoked.key_id.clone()],
+        ..expiring(10 * DAY)
+    };
+    for key in [&long, &short, &revoked, &rotating, &chained] {
+        insert(store, key).await;
+    }
+    store.revoke_key(&revoked, NOW, None).await.expect("revoke");
+    store
+        .rotate_key(
+            &rotating,
+            expiring(60 * DAY),
+            NOW + 30 * DAY,
+            NOW,
+            None,
+            &[],
+        )
+        .await
+        .expect("rotate");
+    // Not yet in the last week (10 days left).
+    assert_eq!(store.warn_expiring(NOW).await.expect("warn"), 0);
+    assert_eq!(expiring_events(store).await, Vec::<String>::new());
+    // Three days on: the long key enters its last week. The short key was born in it (not
+    // audited); the revoked one, the rotating one and the one whose maker was revoked are
+    // skipped.
+    let entered = NOW + 10 * DAY - EXPIRY_WARNING_SECS;
+    assert_eq!(store.warn_expiring(entered - 1).await.expect("warn"), 0);
+    assert_eq!(store.warn_expiring(entered).await.expect("warn"), 1);
+    assert_eq!(expiring_events(store).await, vec![long.key_id.clone()]);
+    // Once: later runs record nothing more.
+    assert_eq!(store.warn_expiring(entered + 1).await.expect("again"), 0);
+    assert_eq!(store.warn_expiring(entered + DAY).await.expect("again"), 0);
+    assert_eq!(expiring_events(store).await, vec![long.key_id.clone()]);
+    let _ = view;
+}
+
+async fn keys_lapsing_reads_the_window_by_expiry_or_scheduled_revocation(
+    store: &dyn Store,
+    _: &View,
+) {
+    let hour = expiring(3600);
+    let far = expiring(40 * DAY);
+    let never = role_key(ACCOUNT, "viewer");
+    let rotated = role_key(ACCOUNT, "viewer");
+    for key in [&hour, &far, &never, &rotated] {
+        insert(store, key).await;
+    }
+    // A never-expiring key rotated with a 2-day overlap lapses at the end of it.
+    store
+        .rotate_key(
+            &rotated,
+            role_key(ACCOUNT, "viewer"),
+            NOW + 2 * DAY,
+            NOW,
+            None,
+            &[],
+        )
+        .await
+        .expect("rotate");
+    let mut ids: Vec<String> = store
+        .keys_lapsing(NOW, 30 * DAY)
+        .await
+        .expect("window")
+        .into_iter()
+        .map(|k| k.key_id)
+        .collect();
+    ids.sort();
+    let mut want = vec![hour.key_id.clone(), rotated.key_id.clone()];
+    want.sort();
+    assert_eq!(ids, want);
+    // Past their time, keys leave the window.
+    let later: Vec<String> = store
+        .keys_lapsing(NOW + 3 * DAY, 30 * DAY)
+        .await
+        .expect("window")
+        .into_iter()
+        .map(|k| k.key_id)
+        .collect();
+    assert_eq!(later, Vec::<String>::new());
+    let all: Vec<String> = store
+        .keys_lapsing(NOW, 50 * DAY)
+        .await
+        .expect("window")
+        .into_iter()
+        .map(|k| k.key_id)
+        .collect();
+    assert!(all.contains(&far.key_id), "{all:?}");
+}
