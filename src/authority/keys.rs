@@ -212,28 +212,58 @@ impl Authority {
                 )))
             }
         }
+        // An SDK-made key that rotated itself would get a successor without its refresh token,
+        // one that outlives it: what a refresh is, minus the single-use token that exposes a
+        // stolen key. Its holder refreshes instead; anyone else holding its permissions rotates.
+        // (SDK-made keys cannot hold AuthWrite today, so `require` above already refuses them:
+        // this keeps the rule if that ever changes.)
+        if old.role_id.is_none() && old.key_id == caller.key_id() {
+            return Err(Error::FailedPrecondition(
+                "key_id: an SDK-made key cannot rotate itself: refresh it with its refresh token (auth.Auth/RefreshApiToken), or rotate it with another key".into(),
+            ));
+        }
         self.require_revocable(caller, &old).await?;
+        // An SDK-made key's successor keeps its chain: it never outlives an ancestor.
+        let chain = match old.role_id {
+            Some(_) => None,
+            None => Some(self.chain_of(&old).await?),
+        };
+        let now = self.clock.now();
+        let bound = chain
+            .as_ref()
+            .and_then(|(_, aexp)| aexp.map(|at| at.saturating_sub(now)));
+        let old_lifetime = key_policy::lifetime_of(old.issued_at, old.expires_at);
         // The same lifetime policy: a key that expired N seconds after issue is replaced by one
         // that expires N seconds after its own; a key that never expires, by one that never
-        // does. Or the lifetime the request names.
+        // does. Or the lifetime the request names (for an SDK-made key, at most its own: a
+        // rotation does not lengthen a derived key's life). The policy judges the lifetime the
+        // new key will have.
         let lifetime = match request.lifetime_secs {
             Some(secs) => {
+                if let (Some(_), Some(own)) = (&chain, old_lifetime) {
+                    if secs > own {
+                        return Err(Invalid::new(
+                            "lifetime_seconds",
+                            format!("an SDK-made key's replacement lives at most as long as the key did ({own} s)"),
+                        )
+                        .into());
+                    }
+                }
                 self.check_requested_lifetime(
                     account,
                     kind_of(&old),
-                    Some(secs),
+                    earliest_of(Some(secs), bound),
                     "lifetime_seconds",
                 )?;
                 Some(secs)
             }
             None => {
-                let lifetime = key_policy::lifetime_of(old.issued_at, old.expires_at);
                 self.check_carried_lifetime(
                     &old,
-                    lifetime,
+                    earliest_of(old_lifetime, bound),
                     "name a lifetime within the policy (lifetime_seconds; authcell keys rotate --expires-in)",
                 )?;
-                lifetime
+                old_lifetime
             }
         };
         let (token, mut new, refresh_token) = match old.role_id.clone() {
@@ -253,7 +283,10 @@ impl Authority {
             }
             None => {
                 self.rate_limit(account).await?;
-                let (token, new, refresh) = self.sdk_key_successor(&old, lifetime).await?;
+                let chain = chain.ok_or_else(|| {
+                    Error::Internal("an SDK-made key's chain was not read".into())
+                })?;
+                let (token, new, refresh) = self.sdk_key_successor(&old, chain, lifetime)?;
                 (token, new, Some(refresh))
             }
         };
@@ -288,7 +321,7 @@ impl Authority {
         let request_stamp = request
             .request_id
             .as_deref()
-            .map(|id| rotation_request(caller, id));
+            .map(|id| rotation_request(caller, &request, id));
         self.store
             .rotate_key(
                 &old,
@@ -336,7 +369,7 @@ impl Authority {
         let (Some(asked), Some(made)) = (&request.request_id, &old.rotation.request) else {
             return Err(refused());
         };
-        if rotation_request(caller, asked) != *made {
+        if rotation_request(caller, request, asked) != *made {
             return Err(refused());
         }
         let new = self
@@ -351,6 +384,13 @@ impl Authority {
             Some(role_id) => (self.sign(&role_key_claims(&new, role_id))?, None),
             None => {
                 let (token, refresh) = self.reissue_sdk_key(&new).await?;
+                let audit = Self::caller_audit(
+                    caller,
+                    "key.refresh_reissued",
+                    &new.key_id,
+                    format!("rotation of {} replayed: a new refresh token replaces the one of the lost reply", old.key_id),
+                );
+                self.store.append_audit(&audit).await?;
                 (token, Some(refresh))
             }
         };
@@ -415,12 +455,17 @@ impl Authority {
     /// All live keys of the caller's account (ListGlobalApiKeys).
     pub async fn live_keys(&self, caller: &Caller) -> Result<Vec<KeyRecord>> {
         self.require(caller, Action::AuthList)?;
+        self.live_keys_of(caller.account()).await
+    }
+
+    /// All live keys of `account`, for a caller already allowed to see them.
+    pub(super) async fn live_keys_of(&self, account: &str) -> Result<Vec<KeyRecord>> {
         let mut out = Vec::new();
         let mut after: Option<String> = None;
         loop {
             let batch = self
                 .store
-                .list_keys(caller.account(), after.as_deref(), MAX_PAGE as usize)
+                .list_keys(account, after.as_deref(), MAX_PAGE as usize)
                 .await?;
             let done = batch.len() < MAX_PAGE as usize;
             after = batch.last().map(|k| k.key_id.clone());
@@ -537,10 +582,23 @@ impl Authority {
     }
 }
 
-/// What a rotation stores as its request: the calling key and its `idempotency-key`, so that
-/// only the same key's retry replays it.
-fn rotation_request(caller: &Caller, request_id: &str) -> String {
-    format!("{} {request_id}", caller.key_id())
+/// What a rotation stores as its request: the calling key, its `idempotency-key` and what it
+/// asked, so that only the same key's retry of the same request replays it.
+fn rotation_request(caller: &Caller, request: &KeyRotation, request_id: &str) -> String {
+    format!(
+        "{} {request_id} {} {}",
+        caller.key_id(),
+        request.overlap_secs,
+        request.lifetime_secs.unwrap_or(0)
+    )
+}
+
+/// The earlier of two optional times or lifetimes (`None`: never).
+fn earliest_of(a: Option<u64>, b: Option<u64>) -> Option<u64> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
 }
 
 /// A rotation's outcome: the new key's secret (and refresh token, for an SDK-made key), its

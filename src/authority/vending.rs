@@ -488,7 +488,7 @@ impl Authority {
     /// What an SDK-made key's successor takes from the chain that made it: its root role (the
     /// role of the chain's first key, which bounds it at every check) and the earliest expiry
     /// of its ancestors (which it never outlives). Every ancestor must still be live.
-    async fn chain_of(&self, key: &KeyRecord) -> Result<(String, Option<u64>)> {
+    pub(super) async fn chain_of(&self, key: &KeyRecord) -> Result<(String, Option<u64>)> {
         let mut root_role = None;
         let mut expires = None;
         for id in &key.ancestors {
@@ -497,7 +497,12 @@ impl Authority {
                 .get_key(&key.account, id)
                 .await?
                 .filter(|a| self.key_status(a) == KeyStatus::Active)
-                .ok_or(Error::Unauthenticated(CredentialError::MakerGone))?;
+                .ok_or_else(|| {
+                    Error::FailedPrecondition(format!(
+                        "key_id: key {id}, which made key {}, is no longer live",
+                        key.key_id
+                    ))
+                })?;
             expires = earliest(expires, ancestor.expires_at);
             if let Some(role) = ancestor.role_id {
                 root_role = Some(role);
@@ -541,7 +546,7 @@ impl Authority {
             cell: Some(self.cell().to_owned()),
             iat: record.issued_at,
             iatm: Some(record.issued_at_ms),
-            oiatm: Some(record.origin_issued_at_ms),
+            oiatm: Some(record.origin_ms()),
             rr: Some(root_role),
             aexp,
             exp: record.expires_at,
@@ -552,12 +557,12 @@ impl Authority {
     /// The successor of an SDK-made key being rotated: the same permissions, conditions,
     /// chain, token id and description, `lifetime` seconds (never outliving its chain), and a
     /// new refresh token. Not stored yet. Returns its token, record and refresh token.
-    pub(super) async fn sdk_key_successor(
+    pub(super) fn sdk_key_successor(
         &self,
         old: &KeyRecord,
+        (root_role, aexp): (String, Option<u64>),
         lifetime: Option<u64>,
     ) -> Result<(String, KeyRecord, String)> {
-        let (root_role, aexp) = self.chain_of(old).await?;
         let stamp = self.stamp(&old.account);
         let now = stamp / 1000;
         let expires_at = earliest(lifetime.map(|s| now.saturating_add(s)), aexp);
@@ -570,6 +575,9 @@ impl Authority {
             revoked_at: None,
             refresh_hash: Some(refresh_hash(&refresh_token)),
             rotation: Default::default(),
+            // Records written before the chain's origin was kept carry 0: the successor states
+            // it, as its claims do.
+            origin_issued_at_ms: old.origin_ms(),
             ..old.clone()
         };
         let token = self.sign_bounded(&self.sdk_key_claims(&record, root_role, aexp)?)?;

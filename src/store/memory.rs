@@ -581,7 +581,7 @@ impl Store for MemoryStore {
             .keys
             .values()
             .flat_map(|keys| keys.values())
-            .filter(|k| k.lapses_at().is_some_and(|at| at > now && at <= horizon))
+            .filter(|k| k.gauged_lapse().is_some_and(|at| at > now && at <= horizon))
             .cloned()
             .collect())
     }

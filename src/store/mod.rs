@@ -20,6 +20,9 @@ use crate::verifier::view::Event;
 /// ([`Store::warn_expiring`]): 7 days.
 pub const EXPIRY_WARNING_SECS: u64 = 7 * 86_400;
 
+/// Keys made to live this long or less are not counted by the expiring-keys gauge: 1 day.
+pub const GAUGE_MIN_LIFETIME_SECS: u64 = 86_400;
+
 /// The detail of a `key.expiring` audit record.
 pub fn expiring_detail(expires_at: u64, now: u64) -> String {
     let left = expires_at.saturating_sub(now);
@@ -84,6 +87,20 @@ impl Rotation {
 }
 
 impl KeyRecord {
+    /// When the expiring-keys gauge counts the key as lapsing: keys made to live longer than
+    /// [`GAUGE_MIN_LIFETIME_SECS`] (shorter ones, such as browser SDK keys, lapse by design and
+    /// are refreshed), and any key a rotation revokes.
+    pub fn gauged_lapse(&self) -> Option<u64> {
+        let long = self
+            .expires_at
+            .is_some_and(|exp| exp.saturating_sub(self.issued_at) > GAUGE_MIN_LIFETIME_SECS);
+        if long || self.rotation.revokes_at.is_some() {
+            self.lapses_at()
+        } else {
+            None
+        }
+    }
+
     /// Whether the key is warned of before it expires: it lives longer than the warning
     /// window, so it enters it at some point. The time it does, if so.
     pub fn warns_at(&self) -> Option<u64> {

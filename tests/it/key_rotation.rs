@@ -424,6 +424,23 @@ async fn a_rotation_retried_under_its_idempotency_key_returns_the_same_key() {
         "{other_caller:?}"
     );
     assert!(!other_caller.message().contains(&first.api_key));
+    // The same id for a different request (another overlap) is not a retry.
+    let mut changed = with_key(
+        pb::RotateApiKeyRequest {
+            key_id: old.key_id.clone(),
+            overlap_seconds: 60,
+            ..Default::default()
+        },
+        &operator,
+    );
+    changed
+        .metadata_mut()
+        .insert("idempotency-key", "rotate-1".parse().expect("ascii"));
+    let changed = pb::admin_client::AdminClient::new(server.channel().await)
+        .rotate_api_key(changed)
+        .await
+        .expect_err("another request under the same id");
+    assert_eq!(changed.code(), Code::FailedPrecondition, "{changed:?}");
     // Only one replacement exists.
     let keys = pb::admin_client::AdminClient::new(server.channel().await)
         .list_api_keys(with_key(pb::ListApiKeysRequest::default(), &owner))
@@ -515,7 +532,8 @@ async fn an_sdk_made_key_rotates_with_its_permissions_and_a_new_refresh_token() 
     assert_eq!(verdict.reason, pb::Reason::Revoked as i32, "{verdict:?}");
 }
 
-/// Nobody rotates an SDK-made key that can do more than they can.
+/// Nobody rotates an SDK-made key that can do more than they can, and its replacement never
+/// lives longer than it did.
 #[tokio::test]
 async fn an_sdk_made_key_is_rotated_only_by_a_key_that_holds_its_permissions() {
     let server = TestServer::start().await;
@@ -533,6 +551,27 @@ async fn an_sdk_made_key_is_rotated_only_by_a_key_that_holds_its_permissions() {
     assert_eq!(e.code(), Code::PermissionDenied, "{e:?}");
     let still = describe(server.channel().await, &owner, &old_id).await;
     assert_eq!(still.rotated_to, "");
+
+    let hour = api
+        .sdk_key(&owner, vec![cache_write_all()], Some(3600))
+        .await
+        .expect("an SDK key made for an hour");
+    let writer_id = key_id_of(&hour.api_key);
+    let e = pb::admin_client::AdminClient::new(server.channel().await)
+        .rotate_api_key(with_key(
+            pb::RotateApiKeyRequest {
+                key_id: writer_id.clone(),
+                overlap_seconds: 0,
+                lifetime_seconds: 3601,
+            },
+            &owner,
+        ))
+        .await
+        .expect_err("longer than the key lived");
+    assert_eq!(e.code(), Code::InvalidArgument, "{e:?}");
+    assert!(e.message().contains("lifetime_seconds"), "{e:?}");
+    let still = describe(server.channel().await, &owner, &writer_id).await;
+    assert_eq!(still.rotated_to, "", "nothing half-done");
 }
 
 /// An SDK-made key's rotation retried under its idempotency-key returns the same key with a

@@ -179,7 +179,8 @@ async fn requests_decisions_and_issuance_are_counted() {
 }
 
 /// `authcell_keys_expiring{account, within}`: live keys that expire, or that a rotation
-/// revokes, within 1, 7 and 30 days; revoked and never-expiring keys are not counted.
+/// revokes, within 1, 7 and 30 days; revoked and never-expiring keys are not counted, nor keys
+/// made to live a day or less (they lapse by design).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn keys_expiring_soon_are_counted_per_account_and_window() {
     use authcell::proto::global_admin as ga;
@@ -230,7 +231,7 @@ async fn keys_expiring_soon_are_counted_per_account_and_window() {
                 .key_id
         }
     };
-    create(owner.clone(), Some(now + DAY / 2)).await;
+    create(owner.clone(), Some(now + DAY / 2)).await; // made for 12 h: not counted
     create(owner.clone(), Some(now + 3 * DAY)).await;
     create(owner.clone(), Some(now + 20 * DAY)).await;
     create(owner.clone(), Some(now + 40 * DAY)).await;
@@ -244,13 +245,13 @@ async fn keys_expiring_soon_are_counted_per_account_and_window() {
         ))
         .await
         .expect("revoke");
-    // A never-expiring key rotated with a 2-day overlap lapses within 7 days.
+    // A never-expiring key rotated with a 12-hour overlap lapses within a day.
     let rotated = create(owner.clone(), None).await;
     pb::admin_client::AdminClient::new(channel.clone())
         .rotate_api_key(with_key(
             pb::RotateApiKeyRequest {
                 key_id: rotated,
-                overlap_seconds: 2 * DAY,
+                overlap_seconds: DAY / 2,
                 ..Default::default()
             },
             &owner,
@@ -276,8 +277,8 @@ async fn keys_expiring_soon_are_counted_per_account_and_window() {
         )
     };
     assert_eq!(gauge("acme", "1d"), Some(1.0), "{text}");
-    assert_eq!(gauge("acme", "7d"), Some(3.0), "{text}");
-    assert_eq!(gauge("acme", "30d"), Some(4.0), "{text}");
+    assert_eq!(gauge("acme", "7d"), Some(2.0), "{text}");
+    assert_eq!(gauge("acme", "30d"), Some(3.0), "{text}");
     assert_eq!(gauge("globex", "7d"), Some(0.0), "{text}");
     assert_eq!(gauge("globex", "30d"), Some(1.0), "{text}");
     assert!(

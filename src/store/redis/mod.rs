@@ -274,7 +274,7 @@ fn index_args(key: &KeyRecord) -> [String; 3] {
     let score = |t: Option<u64>| t.map_or_else(String::new, |t| t.to_string());
     [
         format!("{}\u{0}{}", key.account, key.key_id),
-        score(key.lapses_at()),
+        score(key.gauged_lapse()),
         score(key.warns_at()),
     ]
 }
@@ -408,11 +408,14 @@ impl Store for RedisStore {
                     .key(self.keys.role_keys(account, &role_id))
                     .key(self.keys.revoked())
                     .key(self.keys.events())
+                    .key(self.keys.lapses())
+                    .key(self.keys.expiring())
                     .arg(now)
                     .arg(revoked_credential_field(account, key_id))
                     .arg(to_json(&event)?)
                     .arg(self.max_len())
-                    .arg(key_id),
+                    .arg(key_id)
+                    .arg(format!("{account}\u{0}{key_id}")),
                 account,
                 audit,
             )?,
@@ -976,7 +979,8 @@ impl Store for RedisStore {
                     .arg(old_key_id)
                     .arg(expiry_score(new_key.expires_at))
                     .arg(&new_role)
-                    .arg(&index_args(&new_key)[..]),
+                    .arg(&index_args(&new_key)[..])
+                    .arg(format!("{account}\u{0}{old_key_id}")),
                 account,
                 audit,
             )?,

@@ -3,7 +3,7 @@
 -- Returns the members (`account NUL key id`) it revoked.
 -- Revokes rotated keys whose overlap ended by `now`: each is taken off the schedule and revoked
 -- in this one script, so concurrent runs on many nodes revoke each exactly once. The key hash,
--- role-keys set and audit stream are named from the prefix (their layout is in keys.rs): they
+-- role-keys set, audit stream and the lapses and expiring indexes are named from the prefix (their layout is in keys.rs): they
 -- depend on the scheduled entry, which a caller cannot know before the script reads it.
 local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[5]))
 local revoked = {}
@@ -21,6 +21,8 @@ for _, member in ipairs(due) do
         redis.call('ZREM', ARGV[3] .. 'acct:' .. account .. ':rolekeys:' .. rec.role_id, key_id)
       end
       redis.call('HSET', KEYS[2], 'c\0' .. account .. '\0' .. key_id, ARGV[1])
+      redis.call('ZREM', ARGV[3] .. 'lapses', member)
+      redis.call('ZREM', ARGV[3] .. 'expiring', member)
       local event = cjson.encode({CredentialRevoked = {account = account, id = key_id}})
       redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[2], '*', 'e', event)
       local to = redis.call('HGET', hash, 'rotated_to') or '?'

@@ -23,6 +23,8 @@ local id = ''
 if ARGV[8] == '1' then
   redis.call('HSETNX', KEYS[1], 'revoked_at', ARGV[7])
   redis.call('ZREM', KEYS[4], ARGV[1])
+  redis.call('ZREM', KEYS[8], ARGV[9])
+  redis.call('ZREM', KEYS[9], ARGV[9])
   redis.call('HSET', KEYS[6], ARGV[10], ARGV[7])
   id = redis.call('XADD', KEYS[7], 'MAXLEN', '~', ARGV[12], '*', 'e', ARGV[11])
   if ARGV[13] ~= '' then
