@@ -423,6 +423,22 @@ async fn with_redis(
             .with_nearby(nearby),
     );
     store.warm_up().await;
+    // In the background: a node serves at once; the indexes only feed the expiring-keys gauge
+    // and the last-week audit event.
+    let indexer = store.clone();
+    let started = clock.clone();
+    tokio::spawn(async move {
+        match indexer.index_existing_keys(started.now()).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(
+                keys = n,
+                "keys stored before the expiry indexes were indexed"
+            ),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot index existing keys now; the next node start retries")
+            }
+        }
+    });
     let limiter = shared_limiter::shared(
         primary.clone(),
         keys.clone(),

@@ -12,6 +12,7 @@
 //! | `rotations` | sorted set | `{account}\0{key_id}` of rotated keys, scored by the end of their overlap (epoch seconds); every node's scheduler takes due entries off it in one script |
 //! | `lapses` | sorted set | `{account}\0{key_id}` of keys that lapse (expire, or a rotation revokes them), scored by that time; the expiring-keys gauge reads a window of it, entries past are trimmed |
 //! | `expiring` | sorted set | `{account}\0{key_id}` of keys that live longer than 7 days, scored by 7 days before their expiry; every node's scheduler takes due entries off it and records `key.expiring` once |
+//! | `indexed`, `indexing` | string | `indexed`: the keys stored before the two indexes above existed were added to them; `indexing`: a node is doing it (expires after 10 minutes) |
 //! | `acct:{account}:rolekeys:{role_id}` | sorted set | ids of the role's unrevoked keys, scored by expiry (`+inf` for never): live keys are `ZCOUNT (now +inf` |
 //! | `acct:{account}:roles` | hash | role id -> RoleRecord JSON |
 //! | `acct:{account}:rolenames` | hash | role name -> role id (unique names) |
@@ -104,6 +105,14 @@ impl Keys {
     /// Keys by the time they enter their last week: member `account NUL key id`.
     pub fn expiring(&self) -> String {
         format!("{}expiring", self.prefix)
+    }
+    /// Set once the keys stored before the `lapses` and `expiring` indexes were added to them.
+    pub fn indexed(&self) -> String {
+        format!("{}indexed", self.prefix)
+    }
+    /// Held (10 minutes at most) by the node adding them.
+    pub fn indexing(&self) -> String {
+        format!("{}indexing", self.prefix)
     }
     pub fn prefix(&self) -> &str {
         &self.prefix

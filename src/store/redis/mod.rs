@@ -180,6 +180,74 @@ impl RedisStore {
         }
     }
 
+    /// Adds the keys stored before the `lapses` and `expiring` indexes existed to them, once
+    /// per Redis (a marker says it was done; a lock lets one node do it at a time). Live keys
+    /// only; a key already in its last week is not added to `expiring` (its warning time has
+    /// passed: it may have been warned of by a node that indexed it as it was created).
+    /// Returns how many keys it looked at (0 when done before).
+    pub async fn index_existing_keys(&self, now: u64) -> StoreResult<usize> {
+        let mut conn = self.conn();
+        let done: Option<String> = conn.get(self.keys.indexed()).await.map_err(unavailable)?;
+        if done.is_some() {
+            return Ok(0);
+        }
+        let locked: bool = redis::cmd("SET")
+            .arg(self.keys.indexing())
+            .arg(1)
+            .arg("NX")
+            .arg("EX")
+            .arg(600)
+            .query_async::<Option<String>>(&mut conn)
+            .await
+            .map_err(unavailable)?
+            .is_some();
+        if !locked {
+            return Ok(0);
+        }
+        let accounts: Vec<String> = conn
+            .smembers(self.keys.accounts())
+            .await
+            .map_err(unavailable)?;
+        let mut seen = 0;
+        for account in accounts {
+            let mut after: Option<String> = None;
+            loop {
+                let batch = self.list_keys(&account, after.as_deref(), 500).await?;
+                after = batch.last().map(|k| k.key_id.clone());
+                let mut pipe = redis::pipe();
+                for key in batch.iter().filter(|k| k.revoked_at.is_none()) {
+                    let [member, lapse, warn] = index_args(key);
+                    if !lapse.is_empty() {
+                        pipe.cmd("ZADD")
+                            .arg(self.keys.lapses())
+                            .arg("NX")
+                            .arg(&lapse)
+                            .arg(&member)
+                            .ignore();
+                    }
+                    if key.warns_at().is_some_and(|at| at > now) {
+                        pipe.cmd("ZADD")
+                            .arg(self.keys.expiring())
+                            .arg("NX")
+                            .arg(&warn)
+                            .arg(&member)
+                            .ignore();
+                    }
+                }
+                let _: () = pipe.query_async(&mut conn).await.map_err(unavailable)?;
+                seen += batch.len();
+                if batch.len() < 500 {
+                    break;
+                }
+            }
+        }
+        let _: () = conn
+            .set(self.keys.indexed(), 1)
+            .await
+            .map_err(unavailable)?;
+        Ok(seen)
+    }
+
     fn conn(&self) -> Link {
         // A cheap handle over one multiplexed connection.
         self.conn.clone()

@@ -135,3 +135,39 @@ async fn keys_lapsing_reads_the_window_by_expiry_or_scheduled_revocation(
         .collect();
     assert!(all.contains(&far.key_id), "{all:?}");
 }
+
+/// Keys stored before the expiry indexes existed are added to them once, at a node's start:
+/// the gauge then counts them and the last-week warning covers them; the marker stops a second
+/// pass.
+#[tokio::test]
+async fn redis_indexes_keys_stored_before_the_expiry_indexes_once() {
+    let redis = RedisServer::start(Default::default());
+    let view = Arc::new(View::new());
+    let conn = connect(&redis.url()).await.expect("connect to redis");
+    let store = RedisStore::new(conn.clone(), RedisConfig::default(), view);
+    store.ensure_account(ACCOUNT, NOW).await.expect("account");
+    let old = expiring(10 * DAY);
+    insert(&store, &old).await;
+    // As a version before the indexes left it: no index entries, no marker.
+    let mut raw = conn.clone();
+    let _: () = ::redis::cmd("DEL")
+        .arg("authcell:lapses")
+        .arg("authcell:expiring")
+        .arg("authcell:indexed")
+        .query_async(&mut raw)
+        .await
+        .expect("forget the indexes");
+    assert_eq!(
+        store.keys_lapsing(NOW, 30 * DAY).await.expect("window"),
+        Vec::<KeyRecord>::new()
+    );
+    assert_eq!(store.index_existing_keys(NOW).await.expect("index"), 1);
+    let found = store.keys_lapsing(NOW, 30 * DAY).await.expect("window");
+    assert_eq!(found.len(), 1);
+    assert_eq!(found[0].key_id, old.key_id);
+    let entered = NOW + 10 * DAY - EXPIRY_WARNING_SECS;
+    assert_eq!(store.warn_expiring(entered).await.expect("warn"), 1);
+    // Done once: the marker stops another pass (which would find the warned key again).
+    assert_eq!(store.index_existing_keys(NOW).await.expect("again"), 0);
+    assert_eq!(store.warn_expiring(entered + 1).await.expect("warn"), 0);
+}
