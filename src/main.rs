@@ -170,6 +170,7 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
         server::Serving {
             drain: drain(&args),
             tls,
+            cors_origins: args.cors_allowed_origins.clone(),
         },
         shutdown_signal(),
     )

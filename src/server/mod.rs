@@ -17,6 +17,7 @@ mod status;
 pub mod tls;
 mod token;
 pub(crate) mod verifier;
+pub mod web;
 
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -63,6 +64,9 @@ pub struct Serving {
     pub drain: Drain,
     /// TLS (mTLS on the Verifier service when it is mutual); `None`: plaintext.
     pub tls: Option<ServerTls>,
+    /// Origins whose pages may call the browser services over gRPC-Web (see [`web`]); none
+    /// by default.
+    pub cors_origins: Vec<http::HeaderValue>,
 }
 
 /// Serves every authcell service on `listener` until `shutdown` resolves; in-flight calls
@@ -74,7 +78,11 @@ pub async fn run(
     serving: Serving,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), tonic::transport::Error> {
-    let Serving { drain, tls } = serving;
+    let Serving {
+        drain,
+        tls,
+        cors_origins,
+    } = serving;
     let authority = node.authority().clone();
     let metrics = node.metrics().clone();
     let client_cert_required = tls.as_ref().is_some_and(|t| t.mutual);
@@ -133,8 +141,14 @@ pub async fn run(
         let _ = stop.send(());
     });
 
+    // Layers added first are outermost: CORS answers preflights, the gate keeps gRPC-Web to the
+    // browser services, gRPC-Web is translated, then every call is counted as gRPC.
     let router = Server::builder()
         .http2_max_header_list_size(MAX_HEADER_LIST_BYTES)
+        .accept_http1(true)
+        .layer(web::cors(&cors_origins))
+        .layer(web::BrowserGate)
+        .layer(tonic_web::GrpcWebLayer::new())
         .layer(MetricsLayer(metrics))
         .add_service(health_service)
         .add_optional_service(reflection_v1)

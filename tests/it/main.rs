@@ -8,6 +8,7 @@ mod cells;
 mod cli;
 mod failover;
 mod fuzz_replay;
+mod grpc_web;
 mod guarantees;
 mod ip_filter;
 mod isolation;

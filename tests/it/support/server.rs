@@ -126,11 +126,47 @@ impl TestServer {
         Self::start_with(ring, options, listener).await
     }
 
+    /// Starts a server whose browser services accept gRPC-Web calls from pages of `origins`.
+    pub async fn start_with_origins(origins: &[&str]) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let endpoint = listener.local_addr().expect("local addr").to_string();
+        let options = node::NodeOptions {
+            cell: "test-cell".into(),
+            endpoint,
+            vend_rate_per_second: 0,
+            vend_burst: 0,
+            ..Default::default()
+        };
+        let serving = server::Serving {
+            cors_origins: origins
+                .iter()
+                .map(|o| server::web::parse_origin(o).expect("origin"))
+                .collect(),
+            ..Default::default()
+        };
+        Self::start_serving(
+            KeyRing::ephemeral().expect("keyring"),
+            options,
+            listener,
+            serving,
+        )
+        .await
+    }
+
     /// Starts with explicit node options (the endpoint is taken from `options`).
     pub async fn start_with(
         ring: KeyRing,
         options: node::NodeOptions,
         listener: TcpListener,
+    ) -> Self {
+        Self::start_serving(ring, options, listener, server::Serving::default()).await
+    }
+
+    async fn start_serving(
+        ring: KeyRing,
+        options: node::NodeOptions,
+        listener: TcpListener,
+        serving: server::Serving,
     ) -> Self {
         let endpoint = options.endpoint.clone();
         let clock = Arc::new(ManualClock::starting_now());
@@ -140,7 +176,7 @@ impl TestServer {
             .bootstrap(ACCOUNT, false)
             .await
             .expect("bootstrap");
-        let served = Served::start(node, listener, server::Serving::default()).await;
+        let served = Served::start(node, listener, serving).await;
         TestServer {
             addr: served.addr,
             endpoint,
