@@ -4,6 +4,7 @@ mod audit;
 mod authorize;
 mod batch;
 mod binary;
+mod browser;
 mod cells;
 mod cli;
 mod failover;
