@@ -151,6 +151,28 @@ fn a_bad_signing_key_file_is_one_clear_error() {
     );
 }
 
+/// `--cors-allowed-origin` takes exact origins only; a wildcard or a URL with a path is one
+/// clear error naming the rule, before anything is served.
+#[test]
+fn a_wildcard_or_malformed_cors_origin_is_refused() {
+    for bad in ["*", "https://app.example.com/path"] {
+        let out = Command::new(BIN)
+            .args([
+                "serve",
+                "--listen",
+                "127.0.0.1:0",
+                "--cors-allowed-origin",
+                bad,
+            ])
+            .output()
+            .expect("run");
+        assert!(!out.status.success(), "{bad} accepted");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains("scheme://host[:port]"), "{stderr}");
+        assert!(out.stdout.is_empty());
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bootstrap_creates_the_first_owner_key_in_redis_once() {
     let redis =
