@@ -12,6 +12,10 @@ const PROTOS: &[&str] = &[
     "authcell/v1/authcell.proto",
 ];
 
+/// The Momento data-plane subset the example cache node serves (not authcell's own services:
+/// kept out of the reflection descriptor set).
+const CACHE_PROTOS: &[&str] = &["cache/cacheclient.proto", "cache/cachepubsub.proto"];
+
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("cargo:rerun-if-changed=proto");
     let fds = protox::compile(PROTOS, ["proto"])?;
@@ -22,5 +26,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .build_client(true)
         .build_server(true)
         .compile_fds(fds)?;
+    tonic_prost_build::configure()
+        .build_client(false)
+        .build_server(true)
+        .compile_fds(protox::compile(CACHE_PROTOS, ["proto"])?)?;
     Ok(())
 }

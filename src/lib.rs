@@ -43,6 +43,7 @@
 
 #[cfg(feature = "server")]
 pub mod authority;
+pub mod cache_node;
 #[cfg(feature = "server")]
 pub mod cli;
 pub mod clock;

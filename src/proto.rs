@@ -22,5 +22,18 @@ pub mod authcell {
     }
 }
 
+/// The Momento cache and pub/sub subset served by the example cache node ([`crate::cache_node`]).
+pub mod cache_node {
+    pub mod cache_client {
+        tonic::include_proto!("cache_client");
+        pub mod pubsub {
+            tonic::include_proto!("cache_client.pubsub");
+        }
+    }
+    pub mod common {
+        tonic::include_proto!("common");
+    }
+}
+
 /// The encoded file descriptor set of every service above, for server reflection.
 pub const FILE_DESCRIPTOR_SET: &[u8] = tonic::include_file_descriptor_set!("authcell_descriptor");

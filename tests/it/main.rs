@@ -5,6 +5,7 @@ mod authorize;
 mod batch;
 mod binary;
 mod browser;
+mod cache_node;
 mod cells;
 mod cli;
 mod failover;
