@@ -29,7 +29,9 @@
 //! `embedded` or `redis`, what `run` serves); [`metrics`] (a node's counters and registry);
 //! [`clock`] (time as a parameter, and the primary's clock); [`config`] (flags and
 //! environment of the binary); [`cli`] (the operator command line, a gRPC client); [`endpoint`]
-//! (which servers a client may reach without TLS); [`fuzzing`] (the fuzz targets' bodies).
+//! (which servers a client may reach without TLS); [`fuzzing`] (the fuzz targets' bodies);
+//! [`cache_node`] (a minimal Momento cache and pub/sub node with the verifier linked in, for the
+//! example node and the end-to-end tests with the official SDKs).
 //!
 //! **Dependencies between folders** run one way, with no circles:
 //! `server -> node -> authority -> {store, verifier, keyring, policy}`,
@@ -38,7 +40,7 @@
 //! store::redis, endpoint}`, `cli -> {proto, policy, authority constants, endpoint}`.
 //!
 //! **Features**: `server` (default) builds everything; a cache node that links only
-//! [`verifier`], [`policy`], [`keyring`], [`dataplane`] and [`store::redis::sync`] builds with
+//! [`verifier`], [`policy`], [`keyring`], [`dataplane`], [`cache_node`] and [`store::redis::sync`] builds with
 //! `default-features = false`, without clap, prometheus or authcell's server code.
 
 #[cfg(feature = "server")]
