@@ -201,7 +201,7 @@ pub struct ServeArgs {
     pub tls_client_ca: Option<String>,
 
     /// An origin whose pages may call token.Token and auth.Auth over gRPC-Web (browser apps
-    /// using the official web SDK), e.g. https://app.example.com; repeat for each. None by
+    /// using the official web SDK), e.g. `https://app.example.com`; repeat for each. None by
     /// default; wildcards are refused.
     #[arg(long = "cors-allowed-origin", env = "AUTHCELL_CORS_ALLOWED_ORIGINS", value_delimiter = ',', value_name = "ORIGIN", value_parser = crate::server::web::parse_origin)]
     pub cors_allowed_origins: Vec<http::HeaderValue>,

@@ -1,7 +1,7 @@
 //! The gRPC server: one [`run`] entry point used by the binary and the tests alike.
 //!
 //! Handlers (one module per protobuf service) convert protobuf to domain types, call the
-//! [`Authority`], and convert back. Errors become gRPC statuses in exactly one place,
+//! [`Authority`](crate::authority::Authority), and convert back. Errors become gRPC statuses in exactly one place,
 //! `status.rs`.
 
 pub mod accept;
