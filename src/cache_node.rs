@@ -43,6 +43,13 @@ pub use scs_server::ScsServer;
 
 /// Most items the map holds; a Set beyond it is RESOURCE_EXHAUSTED.
 pub const MAX_ITEMS: usize = 100_000;
+/// Most bytes of keys and values the map holds (a Set beyond it, after expired items are
+/// dropped, is RESOURCE_EXHAUSTED).
+pub const MAX_BYTES: usize = 256 * 1024 * 1024;
+/// Most topics at once; a topic nobody subscribes to is dropped to make room.
+pub const MAX_TOPICS: usize = 10_000;
+/// Messages a slow subscriber may fall behind by before it skips (and is told so).
+const TOPIC_BACKLOG: usize = 64;
 /// Largest key, bytes.
 pub const MAX_KEY_BYTES: usize = 1024;
 /// Largest value, bytes.
@@ -50,8 +57,36 @@ pub const MAX_VALUE_BYTES: usize = 1024 * 1024;
 /// How often an idle subscription gets a heartbeat (and its credential is checked again).
 pub const HEARTBEAT: Duration = Duration::from_secs(1);
 
-/// (cache, key) -> (value, expiry)
-type Items = HashMap<(String, Vec<u8>), (Vec<u8>, Instant)>;
+/// (cache, key) -> (value, expiry), and the bytes of keys and values held.
+#[derive(Default)]
+struct Items {
+    map: HashMap<(String, Vec<u8>), (Vec<u8>, Instant)>,
+    bytes: usize,
+}
+
+impl Items {
+    fn size(cache: &str, key: &[u8], value: &[u8]) -> usize {
+        cache.len() + key.len() + value.len()
+    }
+
+    fn remove(&mut self, cache: String, key: Vec<u8>) {
+        if let Some((value, _)) = self.map.remove(&(cache.clone(), key.clone())) {
+            self.bytes -= Items::size(&cache, &key, &value);
+        }
+    }
+
+    fn drop_expired(&mut self, now: Instant) {
+        let mut freed = 0;
+        self.map.retain(|(cache, key), (value, at)| {
+            let keep = *at > now;
+            if !keep {
+                freed += Items::size(cache, key, value);
+            }
+            keep
+        });
+        self.bytes -= freed;
+    }
+}
 
 /// A topic: its channel of (sequence number, value), and its last sequence number.
 type Topic = (broadcast::Sender<(u64, pb_pubsub::TopicValue)>, u64);
@@ -71,7 +106,7 @@ impl CacheNode {
     pub fn new(verifier: Verifier) -> Shared {
         std::sync::Arc::new(CacheNode {
             verifier,
-            items: Mutex::new(HashMap::new()),
+            items: Mutex::new(Items::default()),
             topics: Mutex::new(HashMap::new()),
         })
     }
@@ -166,6 +201,7 @@ impl scs_server::Scs for Cache {
         let now = Instant::now();
         let items = self.0.items.lock().unwrap_or_else(|e| e.into_inner());
         let hit = items
+            .map
             .get(&(cache, key))
             .filter(|(_, expiry)| *expiry > now)
             .map(|(value, _)| value.clone());
@@ -212,15 +248,20 @@ impl scs_server::Scs for Cache {
         let now = Instant::now();
         let expiry = now + Duration::from_millis(set.ttl_milliseconds.min(u64::from(u32::MAX)));
         let mut items = self.0.items.lock().unwrap_or_else(|e| e.into_inner());
-        if items.len() >= MAX_ITEMS {
-            items.retain(|_, (_, at)| *at > now);
-            if items.len() >= MAX_ITEMS {
+        items.remove(cache.clone(), set.cache_key.clone());
+        let size = Items::size(&cache, &set.cache_key, &set.cache_body);
+        if items.map.len() >= MAX_ITEMS || items.bytes + size > MAX_BYTES {
+            items.drop_expired(now);
+            if items.map.len() >= MAX_ITEMS || items.bytes + size > MAX_BYTES {
                 return Err(Status::resource_exhausted(format!(
-                    "this example node holds at most {MAX_ITEMS} items"
+                    "this example node holds at most {MAX_ITEMS} items and {MAX_BYTES} bytes"
                 )));
             }
         }
-        items.insert((cache, set.cache_key), (set.cache_body, expiry));
+        items.bytes += size;
+        items
+            .map
+            .insert((cache, set.cache_key), (set.cache_body, expiry));
         Ok(Response::new(pb::SetResponse {
             result: ECacheResult::Ok as i32,
             message: String::new(),
@@ -248,7 +289,7 @@ impl scs_server::Scs for Cache {
             .items
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .remove(&(cache, key));
+            .remove(cache, key);
         Ok(Response::new(pb::DeleteResponse {}))
     }
 }
@@ -277,6 +318,26 @@ fn checked_names(cache: &str, topic: &str) -> Result<(), Status> {
     Ok(())
 }
 
+/// The topic, made if new; at [`MAX_TOPICS`], topics nobody subscribes to are dropped first.
+fn topic_entry(
+    topics: &mut HashMap<(String, String), Topic>,
+    cache: String,
+    topic: String,
+) -> Result<&mut Topic, Status> {
+    let key = (cache, topic);
+    if !topics.contains_key(&key) && topics.len() >= MAX_TOPICS {
+        topics.retain(|_, (sender, _)| sender.receiver_count() > 0);
+        if topics.len() >= MAX_TOPICS {
+            return Err(Status::resource_exhausted(format!(
+                "this example node holds at most {MAX_TOPICS} topics"
+            )));
+        }
+    }
+    Ok(topics
+        .entry(key)
+        .or_insert_with(|| (broadcast::channel(TOPIC_BACKLOG).0, 0)))
+}
+
 #[tonic::async_trait]
 impl pubsub_server::Pubsub for Topics {
     async fn publish(
@@ -289,6 +350,16 @@ impl pubsub_server::Pubsub for Topics {
         let value = publish
             .value
             .ok_or_else(|| Status::invalid_argument("value: required"))?;
+        let size = match &value.kind {
+            Some(pb_pubsub::topic_value::Kind::Text(text)) => text.len(),
+            Some(pb_pubsub::topic_value::Kind::Binary(bytes)) => bytes.len(),
+            None => return Err(Status::invalid_argument("value: text or binary required")),
+        };
+        if size > MAX_VALUE_BYTES {
+            return Err(Status::invalid_argument(format!(
+                "value: at most {MAX_VALUE_BYTES} bytes"
+            )));
+        }
         self.0.check(
             &token,
             Action::TopicPublish,
@@ -296,9 +367,7 @@ impl pubsub_server::Pubsub for Topics {
             peer,
         )?;
         let mut topics = self.0.topics.lock().unwrap_or_else(|e| e.into_inner());
-        let (sender, last) = topics
-            .entry((publish.cache_name, publish.topic))
-            .or_insert_with(|| (broadcast::channel(1024).0, 0));
+        let (sender, last) = topic_entry(&mut topics, publish.cache_name, publish.topic)?;
         *last += 1;
         // No subscriber: the message is simply not delivered (as in Momento).
         let _ = sender.send((*last, value));
@@ -323,9 +392,7 @@ impl pubsub_server::Pubsub for Topics {
         )?;
         let mut receiver = {
             let mut topics = self.0.topics.lock().unwrap_or_else(|e| e.into_inner());
-            topics
-                .entry((cache.clone(), topic.clone()))
-                .or_insert_with(|| (broadcast::channel(1024).0, 0))
+            topic_entry(&mut topics, cache.clone(), topic.clone())?
                 .0
                 .subscribe()
         };
@@ -338,6 +405,9 @@ impl pubsub_server::Pubsub for Topics {
             if tx.send(Ok(heartbeat.clone())).await.is_err() {
                 return;
             }
+            // The last sequence number delivered: a gap (the subscriber fell behind) is told as
+            // a discontinuity, as Momento does.
+            let mut delivered: Option<u64> = None;
             loop {
                 let next = tokio::time::timeout(HEARTBEAT, receiver.recv()).await;
                 // Checked again before anything is delivered: a revoked credential ends it.
@@ -352,14 +422,31 @@ impl pubsub_server::Pubsub for Topics {
                 }
                 let item = match next {
                     Err(_) => heartbeat.clone(),
-                    Ok(Ok((sequence, value))) => SubscriptionItem {
-                        kind: Some(subscription_item::Kind::Item(pb_pubsub::TopicItem {
-                            topic_sequence_number: sequence,
-                            value: Some(value),
-                            publisher_id: String::new(),
-                            sequence_page: 0,
-                        })),
-                    },
+                    Ok(Ok((sequence, value))) => {
+                        if let Some(last) = delivered.filter(|last| sequence > last + 1) {
+                            let gap = SubscriptionItem {
+                                kind: Some(subscription_item::Kind::Discontinuity(
+                                    pb_pubsub::Discontinuity {
+                                        last_topic_sequence: last,
+                                        new_topic_sequence: sequence,
+                                        new_sequence_page: 0,
+                                    },
+                                )),
+                            };
+                            if tx.send(Ok(gap)).await.is_err() {
+                                return;
+                            }
+                        }
+                        delivered = Some(sequence);
+                        SubscriptionItem {
+                            kind: Some(subscription_item::Kind::Item(pb_pubsub::TopicItem {
+                                topic_sequence_number: sequence,
+                                value: Some(value),
+                                publisher_id: String::new(),
+                                sequence_page: 0,
+                            })),
+                        }
+                    }
                     Ok(Err(broadcast::error::RecvError::Lagged(_))) => continue,
                     Ok(Err(broadcast::error::RecvError::Closed)) => return,
                 };

@@ -126,7 +126,8 @@ impl TlsFiles {
                 format!("does not match the certificate: {e}"),
             )
         })?;
-        config.alpn_protocols = vec![b"h2".to_vec()];
+        // h2 for gRPC; http/1.1 too for gRPC-Web clients and proxies that speak only it.
+        config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
         Ok(Arc::new(config))
     }
 

@@ -9,7 +9,9 @@
 //! What a browser may call: `token.Token` (a backend hands a page a disposable token, or the
 //! page mints one with its SDK key) and `auth.Auth` (a page refreshes its SDK key), the two
 //! services the official web SDK (`@gomomento/sdk-web`) uses for credentials. Every other
-//! service answers a gRPC-Web request with UNIMPLEMENTED ([`BrowserGate`]): administration
+//! service answers a call from a browser (gRPC-Web, or any call with an `Origin` header) with
+//! UNIMPLEMENTED ([`BrowserGate`]), and CORS allows origins for the browser services' paths
+//! only, so no page can read another service's answer: administration
 //! belongs to operators' tools, and the Verifier is for data-plane nodes (under mTLS it
 //! requires their client certificate, which a browser does not have).
 //!
@@ -76,6 +78,19 @@ pub fn parse_origin(text: &str) -> Result<HeaderValue, String> {
     if !matches!(scheme, "http" | "https") || !host_ok {
         return Err(format!("{text:?}: {rule}"));
     }
+    // Browsers send the host in lower case and leave out a default port: an origin written
+    // otherwise would never match.
+    if rest.chars().any(|c| c.is_ascii_uppercase()) {
+        return Err(format!(
+            "{text:?}: write the origin in lower case, as browsers send it"
+        ));
+    }
+    let default_port = if scheme == "https" { ":443" } else { ":80" };
+    if rest.ends_with(default_port) {
+        return Err(format!(
+            "{text:?}: leave out the default port {default_port}, as browsers do"
+        ));
+    }
     HeaderValue::from_str(text).map_err(|_| format!("{text:?}: {rule}"))
 }
 
@@ -85,24 +100,39 @@ pub fn cors(origins: &[HeaderValue]) -> CorsLayer {
     let names = |list: &[&'static str]| -> Vec<HeaderName> {
         list.iter().map(|h| HeaderName::from_static(h)).collect()
     };
+    let origins = origins.to_vec();
     CorsLayer::new()
-        .allow_origin(AllowOrigin::list(origins.iter().cloned()))
+        // An origin is allowed only for the browser services: a page (or a script injected into
+        // one) never gets to read an answer from any other service.
+        .allow_origin(AllowOrigin::predicate(
+            move |origin: &HeaderValue, request: &http::request::Parts| {
+                origins.contains(origin) && is_browser_path(request.uri.path())
+            },
+        ))
         .allow_methods([http::Method::POST])
         .allow_headers(names(&ALLOWED_HEADERS))
         .expose_headers(names(&EXPOSED_HEADERS))
         .max_age(PREFLIGHT_MAX_AGE)
 }
 
-fn is_grpc_web(request: &http::Request<impl Sized>) -> bool {
-    request
+fn is_browser_path(path: &str) -> bool {
+    BROWSER_SERVICES.iter().any(|p| path.starts_with(p))
+}
+
+/// A call a browser made: gRPC-Web (whatever the case or parameters of its content type), or
+/// anything that carries an `Origin` header (browsers send one on every cross-origin call;
+/// gRPC clients never do). Over HTTP/2 a page could otherwise send plain `application/grpc`.
+fn from_browser(request: &http::Request<impl Sized>) -> bool {
+    let grpc_web = request
         .headers()
         .get(CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|ct| ct.starts_with("application/grpc-web"))
+        .is_some_and(|ct| ct.to_ascii_lowercase().starts_with("application/grpc-web"));
+    grpc_web || request.headers().contains_key(http::header::ORIGIN)
 }
 
-/// Answers gRPC-Web calls to services that are not for browsers with UNIMPLEMENTED (a
-/// trailers-only gRPC-Web response); passes everything else on.
+/// Answers calls from browsers (gRPC-Web, or with an `Origin` header) to services that are not
+/// for browsers with UNIMPLEMENTED (a trailers-only response); passes everything else on.
 #[derive(Clone, Copy, Default)]
 pub struct BrowserGate;
 
@@ -134,15 +164,19 @@ where
     }
 
     fn call(&mut self, request: http::Request<B>) -> Self::Future {
-        let path = request.uri().path();
-        if !is_grpc_web(&request) || BROWSER_SERVICES.iter().any(|p| path.starts_with(p)) {
+        if !from_browser(&request) || is_browser_path(request.uri().path()) {
             return Box::pin(self.inner.call(request));
         }
-        let content_type = request
+        let grpc_web = request
             .headers()
             .get(CONTENT_TYPE)
-            .cloned()
-            .unwrap_or_else(|| HeaderValue::from_static("application/grpc-web+proto"));
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|ct| ct.to_ascii_lowercase().starts_with("application/grpc-web"));
+        let content_type = HeaderValue::from_static(if grpc_web {
+            "application/grpc-web+proto"
+        } else {
+            "application/grpc"
+        });
         let mut response = http::Response::new(RB::default());
         let headers = response.headers_mut();
         headers.insert(CONTENT_TYPE, content_type);
@@ -175,6 +209,9 @@ mod tests {
             "ftp://x",
             "https://",
             "https://user@host",
+            "https://App.example.com",
+            "https://app.example.com:443",
+            "http://app.example.com:80",
         ] {
             assert!(parse_origin(bad).is_err(), "{bad} accepted");
         }

@@ -192,14 +192,14 @@ fn unwrap_key(wrapped: &serde_json::Value) -> String {
     doc["api_key"].as_str().expect("api_key").to_owned()
 }
 
+/// Calls of `method` the server handled, whatever their status.
 fn handled(server: &TestServer, method: &str) -> usize {
     let text = server.served.node().metrics().render();
-    let prefix =
-        format!(r#"authcell_grpc_server_handled_total{{grpc_method="{method}",grpc_code="OK"}} "#);
+    let prefix = format!(r#"authcell_grpc_server_handled_total{{grpc_method="{method}","#);
     text.lines()
-        .find_map(|l| l.strip_prefix(&prefix))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0)
+        .filter(|l| l.starts_with(&prefix))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<usize>().ok())
+        .sum()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -305,3 +305,47 @@ async fn preflights_succeed_only_for_configured_origins() {
     let none = preflight(closed.addr, "/token.Token/GenerateDisposableToken", ALLOWED).await;
     assert_eq!(none.header("access-control-allow-origin"), None);
 }
+
+/// Over HTTP/2 a page could send plain `application/grpc` (or a content type in another case):
+/// any call that carries an `Origin` header to a service that is not for browsers is refused,
+/// and CORS never allows an origin for such a path. gRPC clients (no `Origin`) are unaffected.
+#[tokio::test]
+async fn a_page_cannot_reach_other_services_by_any_content_type() {
+    let server = TestServer::start_with_origins(&[ALLOWED]).await;
+    let mut request = with_key(pb::ListApiKeysRequest::default(), &server.owner_key);
+    request
+        .metadata_mut()
+        .insert("origin", ALLOWED.parse().expect("ascii"));
+    let refused = pb::admin_client::AdminClient::new(server.channel().await)
+        .list_api_keys(request)
+        .await
+        .expect_err("a call from a page to the Admin service");
+    assert_eq!(refused.code(), tonic::Code::Unimplemented, "{refused:?}");
+    pb::admin_client::AdminClient::new(server.channel().await)
+        .list_api_keys(with_key(
+            pb::ListApiKeysRequest::default(),
+            &server.owner_key,
+        ))
+        .await
+        .expect("the same call from a gRPC client");
+    // A preflight from the allowed origin for another service is not allowed.
+    let other = preflight(server.addr, "/authcell.v1.Admin/ListApiKeys", ALLOWED).await;
+    assert_eq!(other.header("access-control-allow-origin"), None);
+    // gRPC-Web in another case is still gRPC-Web.
+    let encoded = pb::ListApiKeysRequest::default().encode_to_vec();
+    let mut framed = vec![0u8];
+    framed.extend_from_slice(&(encoded.len() as u32).to_be_bytes());
+    framed.extend_from_slice(&encoded);
+    let answer = exchange(
+        server.addr,
+        http::Request::post("/authcell.v1.Admin/ListApiKeys")
+            .header("host", server.addr.to_string())
+            .header("content-type", "Application/GRPC-Web+proto; charset=utf-8")
+            .header("authorization", server.owner_key.as_str())
+            .body(Full::new(Bytes::from(framed)))
+            .expect("request"),
+    )
+    .await;
+    assert_eq!(answer.grpc().1, "12", "refused");
+    assert_eq!(answer.header("access-control-allow-origin"), None);
+}

@@ -614,6 +614,11 @@ pub(crate) async fn issued_before(shared: Arc<Shared>, mut rng: Rng) {
             r
         };
         let started = Instant::now();
+        // Whether an attempt failed in a way that may have applied the cut (UNAVAILABLE, a
+        // timeout): the cut revokes the owner key too, so every later attempt is refused as
+        // UNAUTHENTICATED and can never succeed; the round is then uncertain, and the next
+        // round (a fresh owner) tries again.
+        let mut maybe_applied = false;
         loop {
             let result = pb::admin_client::AdminClient::new(shared.cell(&mut rng).ops.clone())
                 .revoke_issued_before(with_key(pb::RevokeIssuedBeforeRequest::default(), &owner))
@@ -631,12 +636,18 @@ pub(crate) async fn issued_before(shared: Arc<Shared>, mut rng: Rng) {
                     // that refuses may have read an earlier attempt that was never acknowledged
                     // (its WAIT fell short) and that a failover then discards, so retry until a
                     // call succeeds or give up (uncertain), like every other revocation here.
-                    Err(_) if started.elapsed() > RETRY_BOUND => {
+                    Err(status)
+                        if started.elapsed() > RETRY_BOUND
+                            || (maybe_applied && status.code() == tonic::Code::Unauthenticated) =>
+                    {
                         state.revocations[r].gave_up = true;
                         state.report.uncertain += 1;
                         break;
                     }
-                    Err(_) => None,
+                    Err(status) => {
+                        maybe_applied |= status.code() != tonic::Code::Unauthenticated;
+                        None
+                    }
                 }
             };
             match outcome {
