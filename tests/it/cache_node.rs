@@ -334,3 +334,69 @@ async fn a_revocation_in_one_cell_refuses_the_next_call_to_a_cache_node_in_the_o
     );
     sync.stop().await;
 }
+
+/// One token for a key prefix and a topic (the official SDK's scope builders make one or the
+/// other; the wire protocol, and authcell, take both in one GenerateDisposableToken), used with
+/// both `CacheClient` and `TopicClient`, then revoked: both are refused on their next call.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_token_for_a_key_prefix_and_a_topic_serves_both_clients_until_revoked() {
+    use authcell::proto::permission_messages as pm;
+    use authcell::proto::token;
+    let server = TestServer::start().await;
+    let node = start_node(server.authority.verifier().clone()).await;
+    use pm::permissions_type as pt;
+    let prefix = statements::cache(
+        pm::CacheRole::CacheReadWrite,
+        Some("sessions"),
+        Some(pt::cache_item_selector::Kind::KeyPrefix(b"user:".to_vec())),
+    );
+    let topic = statements::topic(
+        pm::TopicRole::TopicReadWrite,
+        Some("sessions"),
+        Some(pt::topic_selector::Kind::TopicName("events".into())),
+    );
+    let minted = token::token_client::TokenClient::new(server.channel().await)
+        .generate_disposable_token(token::GenerateDisposableTokenRequest {
+            expires: Some(token::generate_disposable_token_request::Expires {
+                valid_for_seconds: 600,
+            }),
+            auth_token: server.owner_key.clone(),
+            permissions: Some(explicit(vec![prefix, topic])),
+            token_id: String::new(),
+        })
+        .await
+        .expect("mint")
+        .into_inner();
+    // What the SDK hands an application: its envelope around the token.
+    let envelope = base64::Engine::encode(
+        &base64::engine::general_purpose::URL_SAFE,
+        serde_json::json!({"endpoint": minted.endpoint, "api_key": minted.api_key}).to_string(),
+    );
+    let cache = cache_client(&envelope, &node);
+    let topics = topic_client(&envelope, &node);
+    cache
+        .set("sessions", "user:9", "v")
+        .await
+        .expect("set in scope");
+    topics
+        .publish("sessions", "events", "hi")
+        .await
+        .expect("publish in scope");
+    assert_eq!(
+        code(cache.set("sessions", "admin:9", "v").await),
+        MomentoErrorCode::PermissionError
+    );
+    assert_eq!(
+        code(topics.publish("sessions", "other", "hi").await),
+        MomentoErrorCode::PermissionError
+    );
+    revoke_token(&server, &envelope).await;
+    assert_eq!(
+        code(cache.get("sessions", "user:9").await),
+        MomentoErrorCode::AuthenticationError
+    );
+    assert_eq!(
+        code(topics.publish("sessions", "events", "hi").await),
+        MomentoErrorCode::AuthenticationError
+    );
+}
