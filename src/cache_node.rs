@@ -75,6 +75,16 @@ impl Items {
         }
     }
 
+    /// Whether an item of `size` bytes at (cache, key) fits, counting the one it replaces.
+    fn fits(&self, cache: &str, key: &[u8], size: usize) -> bool {
+        let replaced = self
+            .map
+            .get(&(cache.to_owned(), key.to_vec()))
+            .map(|(value, _)| Items::size(cache, key, value));
+        let count = self.map.len() - usize::from(replaced.is_some());
+        count < MAX_ITEMS && self.bytes - replaced.unwrap_or(0) + size <= MAX_BYTES
+    }
+
     fn drop_expired(&mut self, now: Instant) {
         let mut freed = 0;
         self.map.retain(|(cache, key), (value, at)| {
@@ -109,6 +119,20 @@ impl CacheNode {
             items: Mutex::new(Items::default()),
             topics: Mutex::new(HashMap::new()),
         })
+    }
+
+    /// The cache a call names (its `cache` header), once the call's credential may do
+    /// `action` on `key` there.
+    fn admit<T>(&self, request: &Request<T>, key: &[u8], action: Action) -> Result<String, Status> {
+        let (token, cache) = (credential(request)?, cache_header(request)?);
+        checked_key(key)?;
+        let resource = Resource {
+            cache: Some(&cache),
+            key: Some(key),
+            ..Resource::default()
+        };
+        self.check(&token, action, &resource, peer(request))?;
+        Ok(cache)
     }
 
     /// Checks the call's credential for `action` on `resource`.
@@ -185,19 +209,10 @@ impl scs_server::Scs for Cache {
         &self,
         request: Request<pb::GetRequest>,
     ) -> Result<Response<pb::GetResponse>, Status> {
-        let (token, cache, peer) = (
-            credential(&request)?,
-            cache_header(&request)?,
-            peer(&request),
-        );
+        let cache = self
+            .0
+            .admit(&request, &request.get_ref().cache_key, Action::CacheRead)?;
         let key = request.into_inner().cache_key;
-        checked_key(&key)?;
-        let resource = Resource {
-            cache: Some(&cache),
-            key: Some(&key),
-            ..Resource::default()
-        };
-        self.0.check(&token, Action::CacheRead, &resource, peer)?;
         let now = Instant::now();
         let items = self.0.items.lock().unwrap_or_else(|e| e.into_inner());
         let hit = items
@@ -222,42 +237,37 @@ impl scs_server::Scs for Cache {
         &self,
         request: Request<pb::SetRequest>,
     ) -> Result<Response<pb::SetResponse>, Status> {
-        let (token, cache, peer) = (
-            credential(&request)?,
-            cache_header(&request)?,
-            peer(&request),
-        );
+        {
+            let set = request.get_ref();
+            if set.cache_body.len() > MAX_VALUE_BYTES {
+                return Err(Status::invalid_argument(format!(
+                    "cache_body: at most {MAX_VALUE_BYTES} bytes"
+                )));
+            }
+            if set.ttl_milliseconds == 0 {
+                return Err(Status::invalid_argument(
+                    "ttl_milliseconds: must be positive",
+                ));
+            }
+        }
+        let cache = self
+            .0
+            .admit(&request, &request.get_ref().cache_key, Action::CacheWrite)?;
         let set = request.into_inner();
-        checked_key(&set.cache_key)?;
-        if set.cache_body.len() > MAX_VALUE_BYTES {
-            return Err(Status::invalid_argument(format!(
-                "cache_body: at most {MAX_VALUE_BYTES} bytes"
-            )));
-        }
-        if set.ttl_milliseconds == 0 {
-            return Err(Status::invalid_argument(
-                "ttl_milliseconds: must be positive",
-            ));
-        }
-        let resource = Resource {
-            cache: Some(&cache),
-            key: Some(&set.cache_key),
-            ..Resource::default()
-        };
-        self.0.check(&token, Action::CacheWrite, &resource, peer)?;
         let now = Instant::now();
         let expiry = now + Duration::from_millis(set.ttl_milliseconds.min(u64::from(u32::MAX)));
         let mut items = self.0.items.lock().unwrap_or_else(|e| e.into_inner());
-        items.remove(cache.clone(), set.cache_key.clone());
         let size = Items::size(&cache, &set.cache_key, &set.cache_body);
-        if items.map.len() >= MAX_ITEMS || items.bytes + size > MAX_BYTES {
+        // Refused at capacity, a Set changes nothing (the item it would replace stays).
+        if !items.fits(&cache, &set.cache_key, size) {
             items.drop_expired(now);
-            if items.map.len() >= MAX_ITEMS || items.bytes + size > MAX_BYTES {
+            if !items.fits(&cache, &set.cache_key, size) {
                 return Err(Status::resource_exhausted(format!(
                     "this example node holds at most {MAX_ITEMS} items and {MAX_BYTES} bytes"
                 )));
             }
         }
+        items.remove(cache.clone(), set.cache_key.clone());
         items.bytes += size;
         items
             .map
@@ -272,19 +282,10 @@ impl scs_server::Scs for Cache {
         &self,
         request: Request<pb::DeleteRequest>,
     ) -> Result<Response<pb::DeleteResponse>, Status> {
-        let (token, cache, peer) = (
-            credential(&request)?,
-            cache_header(&request)?,
-            peer(&request),
-        );
+        let cache = self
+            .0
+            .admit(&request, &request.get_ref().cache_key, Action::CacheWrite)?;
         let key = request.into_inner().cache_key;
-        checked_key(&key)?;
-        let resource = Resource {
-            cache: Some(&cache),
-            key: Some(&key),
-            ..Resource::default()
-        };
-        self.0.check(&token, Action::CacheWrite, &resource, peer)?;
         self.0
             .items
             .lock()

@@ -33,16 +33,21 @@ fn scrape(addr: std::net::SocketAddr, path: &str) -> (String, String) {
     (head.to_owned(), body.to_owned())
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn requests_decisions_and_issuance_are_counted() {
+/// An embedded node with `options` (its endpoint set to where it listens), serving on
+/// loopback; its address, an owner key of account `acme`, and its metrics.
+async fn start(
+    options: NodeOptions,
+) -> (
+    std::net::SocketAddr,
+    String,
+    Arc<authcell::metrics::Metrics>,
+    Served,
+) {
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("addr");
     let options = NodeOptions {
-        cell: "m".into(),
         endpoint: addr.to_string(),
-        vend_rate_per_second: 1,
-        vend_burst: 2,
-        ..Default::default()
+        ..options
     };
     let node = Node::embedded(
         KeyRing::ephemeral().expect("ring"),
@@ -55,7 +60,19 @@ async fn requests_decisions_and_issuance_are_counted() {
         .await
         .expect("bootstrap");
     let metrics = node.metrics().clone();
-    let _served = Served::start(node, listener, server::Serving::default()).await;
+    let served = Served::start(node, listener, server::Serving::default()).await;
+    (addr, owner, metrics, served)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_decisions_and_issuance_are_counted() {
+    let (addr, owner, metrics, _served) = start(NodeOptions {
+        cell: "m".into(),
+        vend_rate_per_second: 1,
+        vend_burst: 2,
+        ..Default::default()
+    })
+    .await;
     let metrics_listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let metrics_addr = metrics_listener.local_addr().expect("addr");
     tokio::spawn(server::serve_metrics(
@@ -185,29 +202,12 @@ async fn requests_decisions_and_issuance_are_counted() {
 async fn keys_expiring_soon_are_counted_per_account_and_window() {
     use authcell::proto::global_admin as ga;
     const DAY: u64 = 86_400;
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    let options = NodeOptions {
-        endpoint: addr.to_string(),
-        ..Default::default()
-    };
-    let node = Node::embedded(
-        KeyRing::ephemeral().expect("ring"),
-        Arc::new(authcell::clock::SystemClock),
-        &options,
-    );
-    let (owner, _) = node
-        .authority()
-        .bootstrap("acme", false)
-        .await
-        .expect("bootstrap");
-    let (other_owner, _) = node
+    let (addr, owner, metrics, served) = start(NodeOptions::default()).await;
+    let (other_owner, _) = served
         .authority()
         .bootstrap("globex", false)
         .await
         .expect("bootstrap");
-    let metrics = node.metrics().clone();
-    let _served = Served::start(node, listener, server::Serving::default()).await;
     let channel = tonic::transport::Channel::from_shared(format!("http://{addr}"))
         .expect("url")
         .connect()
