@@ -267,12 +267,9 @@ async fn the_next_call_after_a_revocation_is_an_authentication_error() {
     );
 }
 
-/// Two cells: a token minted in cell a is used against the cache node of cell b (which follows
-/// its cell's Redis replica); revoked in cell a, the SDK's next call to the node in cell b,
-/// once the revocation reached that replica, is an authentication error.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_revocation_in_one_cell_refuses_the_next_call_to_a_cache_node_in_the_other() {
-    let cells = Cells::start(false).await;
+/// A cache node in cell b, like a production node: keys from cell b's authcell, revocations
+/// tailed from cell b's replica. Its URL and its sync task.
+async fn cell_b_node(cells: &Cells) -> (String, authcell::store::redis::sync::SyncHandle) {
     let ring = authcell::dataplane::fetch_jwks(authcell::dataplane::JwksSource::new(format!(
         "http://{}",
         cells.b.addr
@@ -292,24 +289,16 @@ async fn a_revocation_in_one_cell_refuses_the_next_call_to_a_cache_node_in_the_o
         );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    let node = start_node(verifier).await;
-    let auth = auth_client(&format!("http://{}", cells.a.addr), &cells.owner);
-    let token = mint(
-        &auth,
-        DisposableTokenScopes::cache_key_prefix_read_write("sessions", "user:"),
-    )
-    .await;
-    let cache = cache_client(&token, &node);
-    cache
-        .set("sessions", "user:1", "v")
-        .await
-        .expect("set in cell b");
+    (start_node(verifier).await, sync)
+}
 
+/// Revokes `token` in cell a; the revocation's id.
+async fn revoke_in_a(cells: &Cells, token: &str) -> StreamId {
     let revocation = pb::admin_client::AdminClient::new(cells.a.channel().await)
         .revoke_token(with_key(
             pb::RevokeTokenRequest {
                 token: Some(pb::revoke_token_request::Token::Id(key_id_of(&inner(
-                    &token,
+                    token,
                 )))),
                 expires_at_epoch_seconds: 0,
             },
@@ -319,15 +308,69 @@ async fn a_revocation_in_one_cell_refuses_the_next_call_to_a_cache_node_in_the_o
         .expect("revoke in cell a")
         .into_inner()
         .revocation_id;
-    let wanted = StreamId::parse(&revocation);
+    StreamId::parse(&revocation)
+}
+
+/// Waits until the node's view has applied `wanted`.
+async fn until_applied(sync: &authcell::store::redis::sync::SyncHandle, wanted: StreamId) {
     let started = Instant::now();
     while StreamId::parse(&sync.position()) < wanted {
         assert!(
-            started.elapsed() < Duration::from_secs(5),
+            started.elapsed() < Duration::from_secs(10),
             "cell b's replica never had the revocation"
         );
         tokio::time::sleep(Duration::from_millis(2)).await;
     }
+}
+
+/// A token minted in cell a, in use against the cache node of cell b.
+async fn token_in_use(cells: &Cells, node: &str) -> (String, CacheClient) {
+    let auth = auth_client(&format!("http://{}", cells.a.addr), &cells.owner);
+    let token = mint(
+        &auth,
+        DisposableTokenScopes::cache_key_prefix_read_write("sessions", "user:"),
+    )
+    .await;
+    let cache = cache_client(&token, node);
+    cache
+        .set("sessions", "user:1", "v")
+        .await
+        .expect("set in cell b");
+    (token, cache)
+}
+
+/// Two cells: a token minted in cell a is used against the cache node of cell b (which follows
+/// its cell's Redis replica); revoked in cell a, the SDK's next call to the node in cell b,
+/// once the revocation reached that replica, is an authentication error.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revocation_in_one_cell_refuses_the_next_call_to_a_cache_node_in_the_other() {
+    let cells = Cells::start(false).await;
+    let (node, sync) = cell_b_node(&cells).await;
+    let (token, cache) = token_in_use(&cells, &node).await;
+    until_applied(&sync, revoke_in_a(&cells, &token).await).await;
+    assert_eq!(
+        code(cache.get("sessions", "user:1").await),
+        MomentoErrorCode::AuthenticationError
+    );
+    sync.stop().await;
+}
+
+/// The same with cell b's replica paused while the revocation is made: once the replica is back
+/// and the node has applied the revocation, the SDK's next call is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revocation_made_while_the_far_replica_is_paused_refuses_the_next_call_once_it_resumes() {
+    let cells = Cells::start(false).await;
+    let (node, sync) = cell_b_node(&cells).await;
+    let (token, cache) = token_in_use(&cells, &node).await;
+    cells.topology.replica_b.pause();
+    let wanted = revoke_in_a(&cells, &token).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        StreamId::parse(&sync.position()) < wanted,
+        "the paused replica cannot have passed the revocation on"
+    );
+    cells.topology.replica_b.resume();
+    until_applied(&sync, wanted).await;
     assert_eq!(
         code(cache.get("sessions", "user:1").await),
         MomentoErrorCode::AuthenticationError
