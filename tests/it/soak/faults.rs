@@ -255,8 +255,10 @@ pub(crate) fn failover(redis: &mut Redis) {
             if want.is_some() && offset(&redis.topology.primary, "slave_repl_offset") == want {
                 break;
             }
+            // Within the 15 s write pause (on a loaded 2-core machine a catch-up after a
+            // restart has taken more than 8 s).
             assert!(
-                started.elapsed() < Duration::from_secs(8),
+                started.elapsed() < Duration::from_secs(14),
                 "the old primary did not catch up with the paused primary"
             );
             std::thread::sleep(Duration::from_millis(20));
