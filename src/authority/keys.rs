@@ -1,6 +1,7 @@
 //! Keys: minting role-bound v2 API keys, listing, describing, and an account's first key.
 
 use super::key_policy::kind_of;
+use super::vending::earliest;
 use super::*;
 use crate::policy::lifetime::CredentialKind;
 
@@ -252,7 +253,7 @@ impl Authority {
                 self.check_requested_lifetime(
                     account,
                     kind_of(&old),
-                    earliest_of(Some(secs), bound),
+                    earliest(Some(secs), bound),
                     "lifetime_seconds",
                 )?;
                 Some(secs)
@@ -260,7 +261,7 @@ impl Authority {
             None => {
                 self.check_carried_lifetime(
                     &old,
-                    earliest_of(old_lifetime, bound),
+                    earliest(old_lifetime, bound),
                     "name a lifetime within the policy (lifetime_seconds; authcell keys rotate --expires-in)",
                 )?;
                 old_lifetime
@@ -591,14 +592,6 @@ fn rotation_request(caller: &Caller, request: &KeyRotation, request_id: &str) ->
         request.overlap_secs,
         request.lifetime_secs.unwrap_or(0)
     )
-}
-
-/// The earlier of two optional times or lifetimes (`None`: never).
-fn earliest_of(a: Option<u64>, b: Option<u64>) -> Option<u64> {
-    match (a, b) {
-        (Some(a), Some(b)) => Some(a.min(b)),
-        (a, b) => a.or(b),
-    }
 }
 
 /// A rotation's outcome: the new key's secret (and refresh token, for an SDK-made key), its

@@ -62,8 +62,8 @@ struct InlineKey {
     description: String,
 }
 
-/// The earlier of two optional expiries (`None`: never).
-fn earliest(a: Option<u64>, b: Option<u64>) -> Option<u64> {
+/// The earlier of two optional expiries or lifetimes (`None`: never).
+pub(super) fn earliest(a: Option<u64>, b: Option<u64>) -> Option<u64> {
     match (a, b) {
         (Some(a), Some(b)) => Some(a.min(b)),
         (a, b) => a.or(b),

@@ -123,12 +123,16 @@ fn is_browser_path(path: &str) -> bool {
 /// anything that carries an `Origin` header (browsers send one on every cross-origin call;
 /// gRPC clients never do). Over HTTP/2 a page could otherwise send plain `application/grpc`.
 fn from_browser(request: &http::Request<impl Sized>) -> bool {
-    let grpc_web = request
+    is_grpc_web(request) || request.headers().contains_key(http::header::ORIGIN)
+}
+
+/// A gRPC-Web content type, whatever its case or parameters.
+fn is_grpc_web(request: &http::Request<impl Sized>) -> bool {
+    request
         .headers()
         .get(CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|ct| ct.to_ascii_lowercase().starts_with("application/grpc-web"));
-    grpc_web || request.headers().contains_key(http::header::ORIGIN)
+        .is_some_and(|ct| ct.to_ascii_lowercase().starts_with("application/grpc-web"))
 }
 
 /// Answers calls from browsers (gRPC-Web, or with an `Origin` header) to services that are not
@@ -167,12 +171,7 @@ where
         if !from_browser(&request) || is_browser_path(request.uri().path()) {
             return Box::pin(self.inner.call(request));
         }
-        let grpc_web = request
-            .headers()
-            .get(CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|ct| ct.to_ascii_lowercase().starts_with("application/grpc-web"));
-        let content_type = HeaderValue::from_static(if grpc_web {
+        let content_type = HeaderValue::from_static(if is_grpc_web(&request) {
             "application/grpc-web+proto"
         } else {
             "application/grpc"
